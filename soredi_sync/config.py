@@ -1,0 +1,152 @@
+"""Typed settings: defaults from ``config/soredi-sync.toml``, overridden by ``SOREDI_*`` variables.
+
+Construct :class:`Settings` only in an entrypoint (CLI, tests); nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from soredi_sync.domain.message_types import MessageTypeRegistry
+
+
+def config_dir() -> Path:
+    """Where the TOML defaults and data files live.
+
+    ``SOREDI_CONFIG_DIR`` wins; otherwise the ``config/`` folder beside the package (a checkout
+    or an editable install).
+    """
+    override = os.environ.get("SOREDI_CONFIG_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+class SourceSettings(BaseModel):
+    base_url: str = "https://sor-filer.sundhedsdata.dk/"
+    sor_xml_path: str = "sor.zip"
+    sor_csv_path: str = "Sor_complete.zip"
+    sor_xml_member: str = "Sor.xml"
+    edi_types_member: str = "EDITypes.csv"
+    gln_edi_types_member: str = "LocationsCodeEDITypeMap.csv"
+    glns_member: str = "LocationsCodes.csv"
+
+    @field_validator("base_url")
+    @classmethod
+    def _end_with_slash(cls, value: str) -> str:
+        # Relative file paths are joined onto the base URL, which needs its trailing slash.
+        return value if value.endswith("/") else value + "/"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path.lstrip("/")
+
+
+class HttpSettings(BaseModel):
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    write_timeout: float = 30.0
+    pool_timeout: float = 10.0
+    user_agent: str = "soredi-sync"
+
+
+class RetrySettings(BaseModel):
+    attempts: int = Field(default=4, ge=1)
+    initial_wait: float = Field(default=1.0, ge=0)
+    max_wait: float = Field(default=30.0, ge=0)
+
+
+class GuardSettings(BaseModel):
+    max_gln_removal_ratio: float = Field(default=0.05, ge=0, le=1)
+    max_capability_removal_ratio: float = Field(default=0.10, ge=0, le=1)
+    max_unpacked_bytes: int = Field(default=4 * 1024**3, gt=0)
+    max_compression_ratio: float = Field(default=200.0, gt=1)
+
+
+class CsvColumns(BaseModel):
+    """Header names of the SOR2 CSV files, from ``config/csv-columns.toml`` ([assumed])."""
+
+    delimiter: str = ";"
+    encoding: str = "utf-8-sig"
+    edi_types: dict[str, str]
+    gln_edi_types: dict[str, str]
+    glns: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> CsvColumns:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        dialect = data.pop("dialect", {})
+        return cls(**dialect, **data)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SOREDI_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite:///soredi-sync.db"
+    config_dir: Path = Field(default_factory=config_dir)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    guards: GuardSettings = Field(default_factory=GuardSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg_driver(cls, value: str) -> str:
+        # Plain postgres URLs would pick psycopg2, which we do not install.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("SOREDI_CONFIG_FILE") or config_dir() / "soredi-sync.toml"
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    @cached_property
+    def csv_columns(self) -> CsvColumns:
+        return CsvColumns.load(self.config_dir / "csv-columns.toml")
+
+    @cached_property
+    def message_types(self) -> MessageTypeRegistry:
+        path = self.config_dir / "message-types.tsv"
+        with path.open(encoding="utf-8") as fh:
+            return MessageTypeRegistry.from_tsv_lines(fh)
+
+    def safe_database_url(self) -> str:
+        """The database URL with any password masked, for logs and status output."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def settings_overrides(**values: Any) -> dict[str, Any]:
+    """Drop ``None`` values so CLI options only override what the user actually passed."""
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,230 @@
+"""Tables. Units, GLNs and capabilities are stored as versions (slowly changing, type 2).
+
+A version row is valid from the snapshot that introduced it (``valid_from``, inclusive) until the
+snapshot that replaced or removed it (``valid_to``, exclusive; NULL while current). Every read
+names a snapshot id, so a reader that started before a sync committed keeps seeing one whole
+snapshot even on PostgreSQL's READ COMMITTED: rows written by the new snapshot all carry a larger
+``valid_from``, and rows it closed are still valid at the older id.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every engine.
+
+    PostgreSQL keeps the zone (timestamptz); SQLite has no zone type, so values are normalised to
+    UTC on the way in and tagged as UTC on the way out. Naive datetimes are refused: they are
+    always a bug here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+utc_datetime = Annotated[datetime, mapped_column(UTCDateTime())]
+sor_id_str = Annotated[str, mapped_column(String(20))]
+gln_str = Annotated[str, mapped_column(String(13))]
+code_str = Annotated[str, mapped_column(String(40))]
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # a new snapshot was stored
+    UNCHANGED = "unchanged"  # the source was the same as the last accepted pull
+    FAILED = "failed"  # download, parse or validation failed; nothing stored
+    REFUSED = "refused"  # implausible (mass removal); nothing stored
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        date: Date(),
+        dict[str, Any]: JSON(),
+        RunStatus: Enum(
+            RunStatus,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+            validate_strings=True,
+        ),
+    }
+
+
+class SyncRun(Base):
+    """One attempt to pull a source: what was fetched, what came of it, and why."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    location: Mapped[str] = mapped_column(Text)  # base URL or directory; never credentials
+    trigger: Mapped[str] = mapped_column(String(20))
+    status: Mapped[RunStatus]
+    started_at: Mapped[utc_datetime]
+    finished_at: Mapped[datetime | None]
+    duration_seconds: Mapped[float | None]
+    etags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_modified: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content_hashes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    accepted_mass_change: Mapped[bool] = mapped_column(default=False)
+    snapshot_id: Mapped[int | None] = mapped_column(BigId)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_sync_runs_source_status_id", "source", "status", "id"),)
+
+
+class Snapshot(Base):
+    """One accepted, complete state of the registry."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    taken_at: Mapped[utc_datetime]
+    source_date: Mapped[date | None]
+    run_id: Mapped[int] = mapped_column(BigId, ForeignKey("sync_runs.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    unit_count: Mapped[int]
+    gln_count: Mapped[int]
+    capability_count: Mapped[int]
+    change_count: Mapped[int]
+    baseline: Mapped[bool] = mapped_column(default=False)  # the first snapshot: no change events
+
+
+def _versioned(key_columns: tuple[str, ...], table: str) -> tuple[Index, ...]:
+    """Indexes every version table needs: one current row per key, look-ups by key and snapshot."""
+    current = text("valid_to IS NULL")
+    return (
+        Index(
+            f"uq_{table}_current",
+            *key_columns,
+            unique=True,
+            sqlite_where=current,
+            postgresql_where=current,
+        ),
+        Index(f"ix_{table}_key_valid_from", *key_columns, "valid_from"),
+        Index(f"ix_{table}_valid_to", "valid_to"),
+    )
+
+
+class UnitVersion(Base):
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sor_id: Mapped[sor_id_str]
+    valid_from: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    valid_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(30))
+    parent_sor_id: Mapped[str | None] = mapped_column(String(20), index=True)
+    owner_sor_id: Mapped[sor_id_str]
+    type_code: Mapped[str | None] = mapped_column(String(20))
+    gln_mode: Mapped[str] = mapped_column(String(10))
+    gln: Mapped[str | None] = mapped_column(String(13), index=True)
+    from_date: Mapped[date | None]
+    to_date: Mapped[date | None]
+    shak: Mapped[str | None] = mapped_column(String(20))
+    provider_number: Mapped[str | None] = mapped_column(String(20))
+    pharmacy_number: Mapped[str | None] = mapped_column(String(20))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+
+    __table_args__ = _versioned(("sor_id",), "units")
+
+
+class GlnVersion(Base):
+    __tablename__ = "glns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gln: Mapped[gln_str]
+    valid_from: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    valid_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    active: Mapped[bool]
+    only_internal: Mapped[bool]
+    system_supplier: Mapped[str | None] = mapped_column(String(20))
+    system_type: Mapped[str | None] = mapped_column(String(20))
+    vans: Mapped[str | None] = mapped_column(String(20))
+    region_code: Mapped[str | None] = mapped_column(String(10))
+    edi_administrator: Mapped[str | None] = mapped_column(String(20))
+    owner_sor_id: Mapped[str | None] = mapped_column(String(20))
+    from_date: Mapped[date | None]
+    to_date: Mapped[date | None]
+
+    __table_args__ = _versioned(("gln",), "glns")
+
+
+class CapabilityVersion(Base):
+    """A GLN × message type row of SOR-EDI."""
+
+    __tablename__ = "capabilities"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gln: Mapped[gln_str]
+    message_type: Mapped[code_str]
+    valid_from: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    valid_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    version_code: Mapped[str | None] = mapped_column(String(20))
+
+    __table_args__ = _versioned(("gln", "message_type"), "capabilities")
+
+
+class ChangeEvent(Base):
+    """One change between consecutive snapshots. ``id`` is the monotonic cursor of the feed."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"), index=True)
+    entity: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(60))
+    gln: Mapped[str | None] = mapped_column(String(13), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
