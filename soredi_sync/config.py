@@ -140,6 +140,18 @@ class Settings(BaseSettings):
         with path.open(encoding="utf-8") as fh:
             return MessageTypeRegistry.from_tsv_lines(fh)
 
+    @cached_property
+    def vans_names(self) -> dict[str, str]:
+        """VANS (communication supplier) code → name, from ``config/vans.tsv``."""
+        names = {}
+        with (self.config_dir / "vans.tsv").open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("#") or line.startswith("code\t") or not line.strip():
+                    continue
+                code, name = line.rstrip("\n").split("\t")[:2]
+                names[code] = name
+        return names
+
     def safe_database_url(self) -> str:
         """The database URL with any password masked, for logs and status output."""
         from sqlalchemy.engine import make_url

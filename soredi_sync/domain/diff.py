@@ -33,7 +33,9 @@ class Changed(Generic[R]):
     fields: tuple[str, ...]
 
     def field_changes(self) -> dict[str, tuple[object, object]]:
-        return {name: (getattr(self.before, name), getattr(self.after, name)) for name in self.fields}
+        return {
+            name: (getattr(self.before, name), getattr(self.after, name)) for name in self.fields
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,4 +181,3 @@ def implausible_removals(
             f"({ratios['capabilities']:.1%}) would be removed, limit {max_capability_ratio:.0%}"
         )
     return reasons
-

@@ -42,8 +42,7 @@ class MessageTypeRegistry:
                 raise ValueError(f"message type {message_type.code!r} is listed twice")
             if message_type.syntax not in SYNTAXES:
                 raise ValueError(
-                    f"message type {message_type.code!r} has unknown syntax "
-                    f"{message_type.syntax!r}"
+                    f"message type {message_type.code!r} has unknown syntax {message_type.syntax!r}"
                 )
             self._by_code[message_type.code] = message_type
         for message_type in self._by_code.values():

@@ -1,0 +1,75 @@
+"""The composition root: builds engine, sessions, clients and use-case configs from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from soredi_sync.clients.sor_files import (
+    DirectorySorFilesClient,
+    HttpxSorFilesClient,
+    SorFilesClient,
+    make_http_client,
+)
+from soredi_sync.config import Settings
+from soredi_sync.db.engine import make_engine, make_session_factory
+from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
+from soredi_sync.services.sync import SyncConfig
+
+
+@dataclass
+class App:
+    """Everything an entrypoint needs, built once from one Settings object."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    _http: httpx.Client | None = field(default=None, repr=False)
+
+    def uow(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self.session_factory)
+
+    @property
+    def uow_factory(self) -> Callable[[], SqlAlchemyUnitOfWork]:
+        return self.uow
+
+    def sync_config(self) -> SyncConfig:
+        return SyncConfig(
+            sources=self.settings.sources,
+            columns=self.settings.csv_columns,
+            guards=self.settings.guards,
+            message_types=self.settings.message_types,
+        )
+
+    def files_client(
+        self, base_url: str | None = None, from_dir: Path | None = None
+    ) -> SorFilesClient:
+        if from_dir is not None:
+            return DirectorySorFilesClient(from_dir)
+        if self._http is None:
+            self._http = make_http_client(self.settings.http)
+        return HttpxSorFilesClient(
+            self._http, base_url or self.settings.sources.base_url, self.settings.retry
+        )
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        self.engine.dispose()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def bootstrap(settings: Settings) -> App:
+    engine = make_engine(settings.database_url)
+    return App(settings=settings, engine=engine, session_factory=make_session_factory(engine))

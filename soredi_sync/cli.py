@@ -1,0 +1,566 @@
+"""The ``soredi-sync`` command line: one click group, settings loaded lazily.
+
+Exit codes: 0 success, 1 a sync failed, 2 usage error, 3 a sync was refused as implausible,
+4 not found, 5 the database schema needs ``soredi-sync db upgrade``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from soredi_sync.config import Settings
+from soredi_sync.errors import NoSnapshot, NotFound, SorediError
+
+logger = logging.getLogger(__name__)
+
+EXIT_SYNC_FAILED = 1
+EXIT_REFUSED = 3
+EXIT_NOT_FOUND = 4
+EXIT_SCHEMA = 5
+
+
+class LazySettings:
+    """Settings built on first use, so ``--help`` works with no configuration at all."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self._overrides = overrides
+        self._settings: Settings | None = None
+
+    def get(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings(**self._overrides)
+        return self._settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    lazy: LazySettings = ctx.find_object(LazySettings)  # type: ignore[assignment]
+    return lazy.get()
+
+
+@contextmanager
+def _app(ctx: click.Context, *, migrate_empty: bool = False) -> Iterator[Any]:
+    from soredi_sync.bootstrap import bootstrap
+    from soredi_sync.services.schema import SchemaState, schema_state, upgrade
+
+    settings = _settings(ctx)
+    app = bootstrap(settings)
+    try:
+        state = schema_state(app.engine, settings.database_url)
+        if state is SchemaState.EMPTY and migrate_empty:
+            upgrade(settings.database_url)
+        elif state is not SchemaState.CURRENT:
+            click.echo(
+                f"The database {settings.safe_database_url()} is {state.value}: "
+                "run `soredi-sync db upgrade` first.",
+                err=True,
+            )
+            ctx.exit(EXIT_SCHEMA)
+        yield app
+    finally:
+        app.close()
+
+
+def _emit_json(data: Any) -> None:
+    from soredi_sync.services.queries import jsonable
+
+    click.echo(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _fail(ctx: click.Context, error: SorediError) -> None:
+    click.echo(f"error: {error}", err=True)
+    code = EXIT_NOT_FOUND if isinstance(error, NotFound | NoSnapshot) else 1
+    ctx.exit(code)
+
+
+def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+at_option = click.option(
+    "--at", "at", callback=_parse_day, metavar="DATE", help="As it was on this date."
+)
+
+
+@click.group()
+@click.option(
+    "--database-url",
+    envvar="SOREDI_DATABASE_URL",
+    help="SQLAlchemy URL (default from config: a SQLite file).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="soredi-sync")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, verbose: int) -> None:
+    """Keep a versioned local copy of SOR and SOR-EDI, and answer questions about it."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {"database_url": database_url} if database_url else {}
+    ctx.obj = LazySettings(overrides)
+
+
+# -- db ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    from soredi_sync.services.schema import upgrade
+
+    settings = _settings(ctx)
+    upgrade(settings.database_url, revision)
+    click.echo(f"{settings.safe_database_url()} is at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. base)."""
+    from soredi_sync.services.schema import downgrade
+
+    downgrade(_settings(ctx).database_url, revision)
+    click.echo(f"downgraded to {revision}")
+
+
+@db.command("current")
+@json_option
+@click.pass_context
+def db_current(ctx: click.Context, as_json: bool) -> None:
+    """Show the database's schema revision and the code's head revision."""
+    from soredi_sync.services.schema import revisions
+
+    settings = _settings(ctx)
+    current, head = revisions(settings.database_url)
+    if as_json:
+        _emit_json({"current": current, "head": head, "up_to_date": current == head})
+    else:
+        click.echo(f"current: {current or '(empty)'}\nhead:    {head}")
+
+
+@db.command("check")
+@click.pass_context
+def db_check(ctx: click.Context) -> None:
+    """Fail if the models and the migrations disagree (alembic check)."""
+    from soredi_sync.services.schema import check
+
+    problem = check(_settings(ctx).database_url)
+    if problem:
+        click.echo(f"error: {problem}", err=True)
+        ctx.exit(1)
+    click.echo("models and migrations agree")
+
+
+# -- sync ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--base-url", help="Pull from this sor-filer style base URL instead of config.")
+@click.option(
+    "--from-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Read sor.zip and Sor_complete.zip from a directory.",
+)
+@click.option(
+    "--accept-mass-change",
+    is_flag=True,
+    help="Store the pull even if it removes more than the configured share of the registry.",
+)
+@click.option("--force", is_flag=True, help="Download and compare even if nothing changed.")
+@json_option
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    base_url: str | None,
+    from_dir: Path | None,
+    accept_mass_change: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Pull the sources, validate, diff and store a new snapshot (fail closed)."""
+    if base_url and from_dir:
+        raise click.UsageError("give --base-url or --from-dir, not both")
+    with _app(ctx, migrate_empty=True) as app:
+        outcome = _run_sync(
+            app,
+            base_url=base_url,
+            from_dir=from_dir,
+            accept_mass_change=accept_mass_change,
+            force=force,
+            show_progress=not as_json,
+        )
+    if as_json:
+        _emit_json(_outcome_json(outcome))
+    else:
+        _print_outcome(outcome)
+    _exit_for(ctx, outcome)
+
+
+def _run_sync(app: Any, *, show_progress: bool, **kwargs: Any) -> Any:
+    from soredi_sync.services.sync import sync_source
+
+    client = app.files_client(base_url=kwargs.pop("base_url"), from_dir=kwargs.pop("from_dir"))
+    with _progress(show_progress and sys.stderr.isatty()) as (on_stage, on_download):
+        return sync_source(
+            app.uow_factory,
+            client,
+            app.sync_config(),
+            on_stage=on_stage,
+            on_download=on_download,
+            **kwargs,
+        )
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[tuple[Callable[[str], None] | None, Any]]:
+    """A rich progress display on a terminal; silent callbacks otherwise."""
+    if not enabled:
+        yield None, None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+    current: list[Any] = []
+
+    def on_stage(name: str) -> None:
+        if current:
+            progress.update(current[-1], completed=1, total=1)
+        if not name.startswith("download"):
+            current.append(progress.add_task(name, total=None))
+
+    def on_download(name: str, done: int, total: int | None) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(f"download {name}", total=total)
+            current.append(tasks[name])
+        progress.update(tasks[name], completed=done, total=total)
+
+    with progress:
+        yield on_stage, on_download
+
+
+def _outcome_json(outcome: Any) -> dict[str, Any]:
+    return {
+        "run_id": outcome.run_id,
+        "status": outcome.status.value,
+        "snapshot": outcome.snapshot,
+        "error": outcome.error,
+        "counts": outcome.counts,
+        "duration_seconds": round(outcome.duration_seconds, 3),
+    }
+
+
+def _print_outcome(outcome: Any) -> None:
+    status = outcome.status.value
+    if outcome.ok:
+        snap = outcome.snapshot
+        click.echo(
+            f"run {outcome.run_id}: {status}"
+            + (f" ({outcome.counts.get('reason')})" if outcome.counts.get("reason") else "")
+            + (
+                f"; snapshot {snap.id} of {snap.effective_date}: {snap.unit_count} units, "
+                f"{snap.gln_count} GLNs, {snap.capability_count} GLN message types"
+                if snap
+                else ""
+            )
+            + f" [{outcome.duration_seconds:.1f} s]"
+        )
+        if outcome.changes is not None and outcome.snapshot and not outcome.snapshot.baseline:
+            _print_change_counts(outcome.changes.counts())
+    else:
+        click.echo(f"run {outcome.run_id}: {status}: {outcome.error}", err=True)
+        if outcome.snapshot:
+            click.echo(
+                f"kept snapshot {outcome.snapshot.id} of {outcome.snapshot.effective_date}",
+                err=True,
+            )
+
+
+def _print_change_counts(counts: dict[str, dict[str, int]]) -> None:
+    for entity, by_kind in counts.items():
+        parts = ", ".join(f"{n} {kind}" for kind, n in by_kind.items() if n)
+        click.echo(f"  {entity}: {parts or 'no changes'}")
+
+
+def _exit_for(ctx: click.Context, outcome: Any) -> None:
+    from soredi_sync.db.models import RunStatus
+
+    if outcome.status is RunStatus.REFUSED:
+        ctx.exit(EXIT_REFUSED)
+    if not outcome.ok:
+        ctx.exit(EXIT_SYNC_FAILED)
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--runs", default=10, show_default=True, help="How many recent runs to list.")
+@json_option
+@click.pass_context
+def status(ctx: click.Context, runs: int, as_json: bool) -> None:
+    """Recent sync runs, the current snapshot and the age of the data."""
+    from soredi_sync.services import queries
+
+    with _app(ctx) as app, app.uow() as uow:
+        result = queries.status(uow, runs)
+    if as_json:
+        _emit_json(result)
+        return
+    from rich.table import Table
+
+    console = _console()
+    if result.current is None:
+        console.print("No snapshot yet: run `soredi-sync sync`.")
+    else:
+        snap = result.current
+        console.print(
+            f"Current snapshot {snap.id} of {snap.effective_date} "
+            f"(taken {snap.taken_at:%Y-%m-%d %H:%M} UTC, {_age(result.data_age_seconds)} old): "
+            f"{snap.unit_count} units, "
+            f"{snap.gln_count} GLNs, {snap.capability_count} GLN message types; "
+            f"change cursor {result.last_change_cursor}"
+        )
+    table = Table("run", "started (UTC)", "status", "seconds", "snapshot", "detail")
+    for run in result.runs:
+        detail = run.error or str(run.counts.get("reason") or "")
+        table.add_row(
+            str(run.id),
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+            run.status.value,
+            f"{run.duration_seconds:.1f}" if run.duration_seconds is not None else "",
+            str(run.snapshot_id or ""),
+            detail[:120],
+        )
+    console.print(table)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+@cli.group()
+def show() -> None:
+    """Show a unit or a GLN, now or on an earlier date."""
+
+
+@show.command("unit")
+@click.argument("sor_id")
+@at_option
+@json_option
+@click.pass_context
+def show_unit(ctx: click.Context, sor_id: str, at: date | None, as_json: bool) -> None:
+    """A SOR unit: attributes, its place in the tree and its effective GLN."""
+    from soredi_sync.services import queries
+
+    with _app(ctx) as app, app.uow() as uow:
+        try:
+            view = queries.show_unit(uow, sor_id, at)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(view)
+        return
+    from soredi_sync.cli_render import render_unit
+
+    render_unit(_console(), view, _settings(ctx))
+
+
+@show.command("gln")
+@click.argument("gln")
+@at_option
+@json_option
+@click.pass_context
+def show_gln(ctx: click.Context, gln: str, at: date | None, as_json: bool) -> None:
+    """A GLN: attributes, VANS, message types, units using it and how."""
+    from soredi_sync.services import queries
+
+    with _app(ctx) as app, app.uow() as uow:
+        try:
+            view = queries.show_gln(uow, gln, at)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(view)
+        return
+    from soredi_sync.cli_render import render_gln
+
+    render_gln(_console(), view, _settings(ctx))
+
+
+@cli.group()
+def history() -> None:
+    """How a record changed across snapshots."""
+
+
+@history.command("gln")
+@click.argument("gln")
+@json_option
+@click.pass_context
+def history_gln(ctx: click.Context, gln: str, as_json: bool) -> None:
+    """Every version of a GLN and when each message type came and went."""
+    from soredi_sync.services import queries
+
+    with _app(ctx) as app, app.uow() as uow:
+        try:
+            result = queries.gln_history(uow, gln)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(result)
+        return
+    from soredi_sync.cli_render import render_gln_history
+
+    render_gln_history(_console(), result)
+
+
+@cli.command()
+@click.option("--since", "cursor", type=int, default=0, show_default=True, help="Cursor.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@json_option
+@click.pass_context
+def changes(ctx: click.Context, cursor: int, limit: int, as_json: bool) -> None:
+    """Change events after a cursor; the last cursor printed is where to continue."""
+    from soredi_sync.services import queries
+
+    with _app(ctx) as app, app.uow() as uow:
+        events = queries.changes_since(uow, cursor, limit)
+    next_cursor = events[-1].cursor if events else cursor
+    if as_json:
+        _emit_json({"changes": events, "next_cursor": next_cursor})
+        return
+    from soredi_sync.cli_render import render_changes
+
+    render_changes(_console(), events, next_cursor)
+
+
+# -- sandbox and demo ------------------------------------------------------------------------
+
+
+@cli.group()
+def sandbox() -> None:
+    """A synthetic SOR served on loopback, for trying soredi-sync and for tests."""
+
+
+@sandbox.command("generate")
+@click.option(
+    "--profile",
+    type=click.Choice(["tiny", "small", "national"]),
+    default="small",
+    show_default=True,
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--days", type=click.IntRange(0, 365), default=3, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_context
+def sandbox_generate(ctx: click.Context, profile: str, seed: int, days: int, out: Path) -> None:
+    """Write day 0..DAYS of a synthetic SOR (sor.zip + Sor_complete.zip per day)."""
+    from soredi_sync.sandbox.generate import generate
+
+    settings = _settings(ctx)
+    manifest = generate(out, profile=profile, seed=seed, days=days, columns=settings.csv_columns)
+    click.echo(f"wrote {out} ({_manifest_summary(manifest)})")
+
+
+def _manifest_summary(manifest: Any) -> str:
+    data = manifest if isinstance(manifest, dict) else getattr(manifest, "__dict__", {})
+    days = data.get("days_data") or data.get("day_list") or data.get("per_day") or []
+    if isinstance(days, list) and days and isinstance(days[0], dict) and "counts" in days[0]:
+        counts = days[0]["counts"]
+        return ", ".join(f"{v} {k}" for k, v in counts.items()) + " on day 0"
+    return "see manifest.json"
+
+
+@sandbox.command("serve")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--day", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only.")
+def sandbox_serve(directory: Path, port: int, day: int, host: str) -> None:
+    """Serve a generated sandbox in the sor-filer URL layout until interrupted."""
+    from soredi_sync.sandbox.server import serve_forever
+
+    serve_forever(directory, host=host, port=port, day=day)
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".soredi-demo"),
+    show_default=True,
+    help="Where the demo keeps its files.",
+)
+@click.option("--profile", type=click.Choice(["tiny", "small"]), default="small", show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, directory: Path, profile: str) -> None:
+    """Offline tour: generate a sandbox, serve it on loopback, sync day 0 then day 1."""
+    from soredi_sync.demo import run_demo
+
+    ctx.exit(run_demo(directory, profile=profile, console=_console()))
+
+
+def main() -> None:
+    cli(prog_name="soredi-sync")
+
+
+if __name__ == "__main__":
+    main()

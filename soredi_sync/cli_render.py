@@ -1,0 +1,143 @@
+"""Human-readable rendering of query results for the CLI (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from soredi_sync.config import Settings
+from soredi_sync.db.repository import ChangeRecord
+from soredi_sync.domain.model import Gln
+from soredi_sync.services.queries import GlnHistory, GlnView, UnitView
+
+
+def _vans(settings: Settings, code: str | None) -> str:
+    if not code:
+        return "(none)"
+    name = settings.vans_names.get(code)
+    return f"{code} {name}" if name else code
+
+
+def _gln_lines(gln: Gln, settings: Settings) -> list[str]:
+    return [
+        f"active: {'yes' if gln.active else 'NO (NonActiveIndicator)'}"
+        + ("; only internal" if gln.only_internal else ""),
+        f"VANS: {_vans(settings, gln.vans)}",
+        f"system: supplier {gln.system_supplier or '-'}, type {gln.system_type or '-'}",
+        f"region code: {gln.region_code or '-'}; EDI administrator: {gln.edi_administrator or '-'}",
+        f"valid: {gln.from_date or '?'} .. {gln.to_date or 'open'}",
+    ]
+
+
+def render_unit(console: Console, view: UnitView, settings: Settings) -> None:
+    unit = view.unit
+    console.print(f"[bold]{unit.name}[/bold]  SOR {unit.sor_id}  ({unit.kind.value})")
+    console.print(f"snapshot {view.snapshot.id} of {view.snapshot.effective_date}")
+    details = [
+        f"type code: {unit.type_code or '-'}",
+        f"valid: {unit.from_date or '?'} .. {unit.to_date or 'open'}",
+    ]
+    for label, value in (
+        ("SHAK", unit.shak),
+        ("ydernummer", unit.provider_number),
+        ("pharmacy", unit.pharmacy_number),
+        ("postal code", unit.postal_code),
+    ):
+        if value:
+            details.append(f"{label}: {value}")
+    for line in details:
+        console.print(f"  {line}")
+    path = " <- ".join([a.name + f" ({a.sor_id})" for a in reversed(view.ancestors)] + [unit.name])
+    console.print(f"  tree: {path}")
+    eff = view.effective
+    if eff.gln is None:
+        console.print(
+            f"  GLN: none (gln mode {unit.gln_mode.value}; walked {' -> '.join(eff.path)})"
+        )
+    else:
+        how = (
+            "own"
+            if eff.inherited_from is None
+            else f"inherited from {eff.inherited_from} via {' -> '.join(eff.path)}"
+        )
+        console.print(f"  GLN: {eff.gln} ({how})")
+        if view.gln:
+            for line in _gln_lines(view.gln, settings):
+                console.print(f"    {line}")
+        console.print(
+            "    message types: " + (", ".join(c.message_type for c in view.message_types) or "-")
+        )
+    if view.children:
+        console.print(f"  children: {len(view.children)}")
+        for child in view.children[:20]:
+            console.print(f"    {child.sor_id} {child.name}")
+
+
+def render_gln(console: Console, view: GlnView, settings: Settings) -> None:
+    console.print(
+        f"[bold]GLN {view.gln.gln}[/bold]  snapshot {view.snapshot.id} of "
+        f"{view.snapshot.effective_date}"
+    )
+    for line in _gln_lines(view.gln, settings):
+        console.print(f"  {line}")
+    table = Table("message type", "version")
+    for cap in view.message_types:
+        table.add_row(cap.message_type, cap.version_code or "")
+    console.print(table)
+    console.print(f"  owned by: {', '.join(f'{u.sor_id} {u.name}' for u in view.owners) or '-'}")
+    if view.inheritors:
+        console.print(f"  inherited by {len(view.inheritors)} units:")
+        for unit in view.inheritors[:20]:
+            console.print(f"    {unit.sor_id} {unit.name} (parent {unit.parent_sor_id})")
+        if len(view.inheritors) > 20:
+            console.print(f"    ... and {len(view.inheritors) - 20} more")
+
+
+def _snap_label(result: GlnHistory, snapshot_id: int | None) -> str:
+    if snapshot_id is None:
+        return "now"
+    snap = result.snapshots.get(snapshot_id)
+    return f"#{snapshot_id} ({snap.effective_date})" if snap else f"#{snapshot_id}"
+
+
+def render_gln_history(console: Console, result: GlnHistory) -> None:
+    console.print(f"[bold]History of GLN {result.gln}[/bold]")
+    table = Table("from", "until", "what")
+    for span in result.versions:
+        gln: Any = span.record
+        table.add_row(
+            _snap_label(result, span.valid_from),
+            _snap_label(result, span.valid_to),
+            f"active={gln.active} VANS={gln.vans} system={gln.system_type}",
+        )
+    for span in result.capabilities:
+        cap: Any = span.record
+        table.add_row(
+            _snap_label(result, span.valid_from),
+            _snap_label(result, span.valid_to),
+            f"{cap.message_type} {cap.version_code or ''}".strip(),
+        )
+    console.print(table)
+
+
+def render_changes(console: Console, events: list[ChangeRecord], next_cursor: int) -> None:
+    table = Table("cursor", "snapshot", "entity", "kind", "key", "detail")
+    for event in events:
+        if event.kind == "changed":
+            fields = event.details.get("fields", {})
+            detail = ", ".join(f"{k}: {v[0]!s} -> {v[1]!s}" for k, v in fields.items())
+        else:
+            record = event.details.get("after") or event.details.get("before") or {}
+            detail = str(record.get("name") or record.get("version_code") or "")
+        table.add_row(
+            str(event.cursor),
+            str(event.snapshot_id),
+            event.entity,
+            event.kind,
+            event.key,
+            detail[:100],
+        )
+    console.print(table)
+    console.print(f"next cursor: {next_cursor}")

@@ -1,0 +1,249 @@
+"""Fetching the sor-filer files: over HTTPS with httpx, or from a local directory.
+
+Both clients return :class:`FetchedFile` records; neither leaks httpx objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from soredi_sync.config import HttpSettings, RetrySettings
+from soredi_sync.errors import SourceError, TransientUpstreamError
+from soredi_sync.retry import retrying
+
+logger = logging.getLogger(__name__)
+
+# 500 is included: sor-filer is a static file host, and a 500 there is a hiccup, not a verdict.
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    httpx.TransportError,
+    TransientUpstreamError,
+)
+CHUNK = 1024 * 1024
+
+ProgressCallback = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedFile:
+    """One file as fetched. ``path`` is None when the server said it was not modified."""
+
+    name: str
+    path: Path | None
+    sha256: str | None
+    size: int
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.path is None
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What we last saw of a file, for a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class SorFilesClient(Protocol):
+    """Gets one sor-filer file into ``dest_dir``.
+
+    :param name: the file's path relative to the source (e.g. ``sor.zip``)
+    :param validators: ETag/Last-Modified of the last accepted copy; pass None to force a download
+    :raises SourceError: the file could not be fetched (after retries for transient failures)
+    """
+
+    location: str
+
+    def fetch(
+        self,
+        name: str,
+        dest_dir: Path,
+        validators: Validators | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FetchedFile: ...
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def make_http_client(settings: HttpSettings) -> httpx.Client:
+    """An httpx client with explicit timeouts on every phase."""
+    return httpx.Client(
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.write_timeout,
+            pool=settings.pool_timeout,
+        ),
+        headers={"User-Agent": settings.user_agent},
+        follow_redirects=True,
+    )
+
+
+class HttpxSorFilesClient:
+    """Conditional, streamed, retried GETs against a sor-filer style base URL."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        base_url: str,
+        retry: RetrySettings,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._http = http
+        self.location = base_url if base_url.endswith("/") else base_url + "/"
+        self._retry = retry
+        self._sleep = sleep
+
+    def fetch(
+        self,
+        name: str,
+        dest_dir: Path,
+        validators: Validators | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FetchedFile:
+        url = self.location + name.lstrip("/")
+        headers = {}
+        if validators and validators.etag:
+            headers["If-None-Match"] = validators.etag
+        if validators and validators.last_modified:
+            headers["If-Modified-Since"] = validators.last_modified
+        kwargs = {"sleep": self._sleep} if self._sleep else {}
+        try:
+            for attempt in retrying(self._retry, TRANSIENT_EXCEPTIONS, **kwargs):
+                with attempt:
+                    return self._get_once(url, name, headers, dest_dir, progress)
+        except TransientUpstreamError as exc:
+            raise SourceError(f"{url} kept failing: HTTP {exc.status_code}") from exc
+        except httpx.TransportError as exc:
+            raise SourceError(f"{url} kept failing: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _get_once(
+        self,
+        url: str,
+        name: str,
+        headers: dict[str, str],
+        dest_dir: Path,
+        progress: ProgressCallback | None,
+    ) -> FetchedFile:
+        with self._http.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304:
+                logger.info("%s not modified", url)
+                return FetchedFile(
+                    name=name,
+                    path=None,
+                    sha256=None,
+                    size=0,
+                    etag=response.headers.get("ETag") or headers.get("If-None-Match"),
+                    last_modified=response.headers.get("Last-Modified")
+                    or headers.get("If-Modified-Since"),
+                )
+            if response.status_code in TRANSIENT_STATUS:
+                raise TransientUpstreamError(
+                    url, response.status_code, _retry_after(response.headers.get("Retry-After"))
+                )
+            if response.status_code != 200:
+                raise SourceError(f"{url} answered HTTP {response.status_code}")
+            total = response.headers.get("Content-Length")
+            expected = int(total) if total and total.isdigit() else None
+            digest = hashlib.sha256()
+            size = 0
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            # Stream to a temporary file beside the destination; a partial file never
+            # survives under the final name.
+            with tempfile.NamedTemporaryFile(
+                dir=dest_dir, prefix=f".{Path(name).name}.", delete=False
+            ) as tmp:
+                tmp_path = Path(tmp.name)
+                try:
+                    for chunk in response.iter_bytes(CHUNK):
+                        tmp.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                        if progress:
+                            progress(name, size, expected)
+                except BaseException:
+                    tmp.close()
+                    tmp_path.unlink(missing_ok=True)
+                    raise
+            if expected is not None and size != expected:
+                tmp_path.unlink(missing_ok=True)
+                raise httpx.RemoteProtocolError(
+                    f"{url}: got {size} of {expected} bytes (connection cut short)"
+                )
+            final = dest_dir / Path(name).name
+            tmp_path.replace(final)
+            logger.info("Fetched %s (%d bytes)", url, size)
+            return FetchedFile(
+                name=name,
+                path=final,
+                sha256=digest.hexdigest(),
+                size=size,
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+            )
+
+
+class DirectorySorFilesClient:
+    """The same files from a local directory (``sync --from-dir``, tests, air-gapped sites)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self.location = str(directory)
+
+    def fetch(
+        self,
+        name: str,
+        dest_dir: Path,
+        validators: Validators | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FetchedFile:
+        source = self._directory / name
+        if not source.is_file():
+            raise SourceError(f"{source} does not exist")
+        # Read in place: nothing is downloaded, so there is no partial file to guard against.
+        size = source.stat().st_size
+        if progress:
+            progress(name, size, size)
+        return FetchedFile(
+            name=name,
+            path=source,
+            sha256=sha256_of(source),
+            size=size,
+            etag=None,
+            last_modified=None,
+        )

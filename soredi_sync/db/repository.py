@@ -1,0 +1,594 @@
+"""Repositories: the registry's versions, snapshots, the change feed and sync runs.
+
+They speak the domain's language and never commit: the use case owns the transaction
+(:mod:`soredi_sync.db.unit_of_work`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from soredi_sync.db.models import (
+    CapabilityVersion,
+    ChangeEvent,
+    GlnVersion,
+    RunStatus,
+    Snapshot,
+    SyncRun,
+    UnitVersion,
+)
+from soredi_sync.domain.diff import ChangeKind, ChangeSet, EntityKind
+from soredi_sync.domain.model import (
+    Capability,
+    Gln,
+    GlnMode,
+    Registry,
+    Unit,
+    UnitKind,
+    record_fields,
+)
+
+# Rows per executemany batch: large enough to amortise round trips, small enough to keep
+# PostgreSQL's parameter limit and our memory far away.
+BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    id: int
+    source: str
+    taken_at: datetime
+    source_date: date | None
+    run_id: int
+    content_hash: str
+    unit_count: int
+    gln_count: int
+    capability_count: int
+    change_count: int
+    baseline: bool
+
+    @property
+    def effective_date(self) -> date:
+        """The day the snapshot describes: the source's SnapshotDate, else the day it was taken."""
+        return self.source_date or self.taken_at.date()
+
+    def age_seconds(self, now: datetime | None = None) -> float:
+        return ((now or datetime.now(UTC)) - self.taken_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    cursor: int
+    snapshot_id: int
+    entity: str
+    key: str
+    gln: str | None
+    kind: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSpan:
+    """One stored version of a record and the snapshots it was valid for."""
+
+    record: Unit | Gln | Capability
+    valid_from: int
+    valid_to: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRunInfo:
+    id: int
+    source: str
+    location: str
+    trigger: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    etags: dict[str, Any]
+    last_modified: dict[str, Any]
+    content_hashes: dict[str, Any]
+    counts: dict[str, Any]
+    accepted_mass_change: bool
+    snapshot_id: int | None
+    error: str | None
+
+
+def _snapshot_info(row: Snapshot) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=row.id,
+        source=row.source,
+        taken_at=row.taken_at,
+        source_date=row.source_date,
+        run_id=row.run_id,
+        content_hash=row.content_hash,
+        unit_count=row.unit_count,
+        gln_count=row.gln_count,
+        capability_count=row.capability_count,
+        change_count=row.change_count,
+        baseline=row.baseline,
+    )
+
+
+def _run_info(row: SyncRun) -> SyncRunInfo:
+    return SyncRunInfo(
+        id=row.id,
+        source=row.source,
+        location=row.location,
+        trigger=row.trigger,
+        status=RunStatus(row.status),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_seconds=row.duration_seconds,
+        etags=dict(row.etags or {}),
+        last_modified=dict(row.last_modified or {}),
+        content_hashes=dict(row.content_hashes or {}),
+        counts=dict(row.counts or {}),
+        accepted_mass_change=row.accepted_mass_change,
+        snapshot_id=row.snapshot_id,
+        error=row.error,
+    )
+
+
+_UNIT_COLUMNS = (
+    "sor_id",
+    "name",
+    "kind",
+    "parent_sor_id",
+    "owner_sor_id",
+    "type_code",
+    "gln_mode",
+    "gln",
+    "from_date",
+    "to_date",
+    "shak",
+    "provider_number",
+    "pharmacy_number",
+    "postal_code",
+)
+_GLN_COLUMNS = (
+    "gln",
+    "active",
+    "only_internal",
+    "system_supplier",
+    "system_type",
+    "vans",
+    "region_code",
+    "edi_administrator",
+    "owner_sor_id",
+    "from_date",
+    "to_date",
+)
+_CAP_COLUMNS = ("gln", "message_type", "version_code")
+
+
+def _unit_from_row(row: Any) -> Unit:
+    return Unit(
+        sor_id=row.sor_id,
+        name=row.name,
+        kind=UnitKind(row.kind),
+        parent_sor_id=row.parent_sor_id,
+        owner_sor_id=row.owner_sor_id,
+        type_code=row.type_code,
+        gln_mode=GlnMode(row.gln_mode),
+        gln=row.gln,
+        from_date=row.from_date,
+        to_date=row.to_date,
+        shak=row.shak,
+        provider_number=row.provider_number,
+        pharmacy_number=row.pharmacy_number,
+        postal_code=row.postal_code,
+    )
+
+
+def _gln_from_row(row: Any) -> Gln:
+    return Gln(**{name: getattr(row, name) for name in _GLN_COLUMNS})
+
+
+def _cap_from_row(row: Any) -> Capability:
+    return Capability(row.gln, row.message_type, row.version_code)
+
+
+def _as_of(model: type[UnitVersion | GlnVersion | CapabilityVersion], snapshot_id: int) -> Any:
+    """Rows valid at ``snapshot_id``: introduced at or before it, not closed at or before it."""
+    return and_(
+        model.valid_from <= snapshot_id,
+        or_(model.valid_to.is_(None), model.valid_to > snapshot_id),
+    )
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _record_json(record: object) -> dict[str, object]:
+    return {k: _jsonable(v) for k, v in record_fields(record).items()}
+
+
+def _batched(rows: Iterable[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class SqlAlchemyRegistryRepository:
+    """Snapshots and the versioned registry in the database."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def current_snapshot(self) -> SnapshotInfo | None:
+        row = self.session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(1)).first()
+        return _snapshot_info(row) if row else None
+
+    def get_snapshot(self, snapshot_id: int) -> SnapshotInfo | None:
+        row = self.session.get(Snapshot, snapshot_id)
+        return _snapshot_info(row) if row else None
+
+    def snapshot_on(self, day: date) -> SnapshotInfo | None:
+        """The last snapshot describing ``day`` or earlier (by its source date)."""
+        effective = func.coalesce(Snapshot.source_date, func.date(Snapshot.taken_at))
+        row = self.session.scalars(
+            select(Snapshot).where(effective <= day).order_by(Snapshot.id.desc()).limit(1)
+        ).first()
+        return _snapshot_info(row) if row else None
+
+    def list_snapshots(self, limit: int = 20) -> list[SnapshotInfo]:
+        rows = self.session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(limit))
+        return [_snapshot_info(r) for r in rows]
+
+    # -- reads as of a snapshot --------------------------------------------------------------
+
+    def load_registry(self, snapshot_id: int) -> Registry:
+        """The whole registry as it was at ``snapshot_id``."""
+        unit_table = UnitVersion.__table__
+        gln_table = GlnVersion.__table__
+        cap_table = CapabilityVersion.__table__
+        units = [
+            _unit_from_row(r)
+            for r in self.session.execute(
+                select(*(unit_table.c[n] for n in _UNIT_COLUMNS)).where(
+                    _as_of(UnitVersion, snapshot_id)
+                )
+            )
+        ]
+        glns = [
+            _gln_from_row(r)
+            for r in self.session.execute(
+                select(*(gln_table.c[n] for n in _GLN_COLUMNS)).where(
+                    _as_of(GlnVersion, snapshot_id)
+                )
+            )
+        ]
+        caps = (
+            Capability(gln, message_type, version_code)
+            for gln, message_type, version_code in self.session.execute(
+                select(*(cap_table.c[n] for n in _CAP_COLUMNS)).where(
+                    _as_of(CapabilityVersion, snapshot_id)
+                )
+            )
+        )
+        info = self.get_snapshot(snapshot_id)
+        return Registry.build(units, glns, caps, source_date=info.source_date if info else None)
+
+    def get_unit(self, sor_id: str, snapshot_id: int) -> Unit | None:
+        row = self.session.scalars(
+            select(UnitVersion).where(
+                UnitVersion.sor_id == sor_id, _as_of(UnitVersion, snapshot_id)
+            )
+        ).first()
+        return _unit_from_row(row) if row else None
+
+    def get_gln(self, gln: str, snapshot_id: int) -> Gln | None:
+        row = self.session.scalars(
+            select(GlnVersion).where(GlnVersion.gln == gln, _as_of(GlnVersion, snapshot_id))
+        ).first()
+        return _gln_from_row(row) if row else None
+
+    def capabilities_of(self, gln: str, snapshot_id: int) -> list[Capability]:
+        rows = self.session.scalars(
+            select(CapabilityVersion)
+            .where(CapabilityVersion.gln == gln, _as_of(CapabilityVersion, snapshot_id))
+            .order_by(CapabilityVersion.message_type)
+        )
+        return [_cap_from_row(r) for r in rows]
+
+    def children_of(self, sor_id: str, snapshot_id: int) -> list[Unit]:
+        rows = self.session.scalars(
+            select(UnitVersion)
+            .where(UnitVersion.parent_sor_id == sor_id, _as_of(UnitVersion, snapshot_id))
+            .order_by(UnitVersion.sor_id)
+        )
+        return [_unit_from_row(r) for r in rows]
+
+    def units_owning(self, gln: str, snapshot_id: int) -> list[Unit]:
+        rows = self.session.scalars(
+            select(UnitVersion)
+            .where(UnitVersion.gln == gln, _as_of(UnitVersion, snapshot_id))
+            .order_by(UnitVersion.sor_id)
+        )
+        return [_unit_from_row(r) for r in rows]
+
+    # -- history ----------------------------------------------------------------------------
+
+    def gln_history(self, gln: str) -> tuple[list[VersionSpan], list[VersionSpan]]:
+        """Every stored version of a GLN and of its capabilities, oldest first."""
+        gln_rows = self.session.scalars(
+            select(GlnVersion).where(GlnVersion.gln == gln).order_by(GlnVersion.valid_from)
+        )
+        cap_rows = self.session.scalars(
+            select(CapabilityVersion)
+            .where(CapabilityVersion.gln == gln)
+            .order_by(CapabilityVersion.valid_from, CapabilityVersion.message_type)
+        )
+        return (
+            [VersionSpan(_gln_from_row(r), r.valid_from, r.valid_to) for r in gln_rows],
+            [VersionSpan(_cap_from_row(r), r.valid_from, r.valid_to) for r in cap_rows],
+        )
+
+    def unit_history(self, sor_id: str) -> list[VersionSpan]:
+        rows = self.session.scalars(
+            select(UnitVersion).where(UnitVersion.sor_id == sor_id).order_by(UnitVersion.valid_from)
+        )
+        return [VersionSpan(_unit_from_row(r), r.valid_from, r.valid_to) for r in rows]
+
+    # -- change feed --------------------------------------------------------------------------
+
+    def changes_since(
+        self, cursor: int, limit: int = 1000, up_to_snapshot: int | None = None
+    ) -> list[ChangeRecord]:
+        """Change events after ``cursor`` in cursor order (the feed's contract)."""
+        query: Select[tuple[ChangeEvent]] = select(ChangeEvent).where(ChangeEvent.id > cursor)
+        if up_to_snapshot is not None:
+            query = query.where(ChangeEvent.snapshot_id <= up_to_snapshot)
+        rows = self.session.scalars(query.order_by(ChangeEvent.id).limit(limit))
+        return [
+            ChangeRecord(r.id, r.snapshot_id, r.entity, r.key, r.gln, r.kind, dict(r.details))
+            for r in rows
+        ]
+
+    def last_cursor(self) -> int:
+        return self.session.scalar(select(func.coalesce(func.max(ChangeEvent.id), 0))) or 0
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def add_snapshot(
+        self,
+        registry: Registry,
+        changes: ChangeSet,
+        *,
+        run_id: int,
+        source: str,
+        content_hash: str,
+        baseline: bool,
+        taken_at: datetime | None = None,
+    ) -> SnapshotInfo:
+        """Store ``changes`` as the next snapshot: close replaced versions, insert new ones.
+
+        ``changes`` must be the diff from the current snapshot to ``registry``; callers get
+        that from :func:`soredi_sync.domain.diff.diff`. Nothing is committed here.
+        """
+        snapshot = Snapshot(
+            source=source,
+            taken_at=taken_at or datetime.now(UTC),
+            source_date=registry.source_date,
+            run_id=run_id,
+            content_hash=content_hash,
+            unit_count=len(registry.units),
+            gln_count=len(registry.glns),
+            capability_count=registry.capability_count,
+            change_count=0 if baseline else len(changes),
+            baseline=baseline,
+        )
+        self.session.add(snapshot)
+        self.session.flush()
+        sid = snapshot.id
+
+        self._close(
+            UnitVersion,
+            (UnitVersion.sor_id == bindparam("k0"),),
+            [(u.sor_id,) for u in changes.units.removed]
+            + [(c.before.sor_id,) for c in changes.units.changed],
+            sid,
+        )
+        self._close(
+            GlnVersion,
+            (GlnVersion.gln == bindparam("k0"),),
+            [(g.gln,) for g in changes.glns.removed]
+            + [(c.before.gln,) for c in changes.glns.changed],
+            sid,
+        )
+        self._close(
+            CapabilityVersion,
+            (
+                CapabilityVersion.gln == bindparam("k0"),
+                CapabilityVersion.message_type == bindparam("k1"),
+            ),
+            [c.key for c in changes.capabilities.removed]
+            + [c.before.key for c in changes.capabilities.changed],
+            sid,
+        )
+
+        self._insert(
+            UnitVersion,
+            _UNIT_COLUMNS,
+            [*changes.units.added, *(c.after for c in changes.units.changed)],
+            sid,
+        )
+        self._insert(
+            GlnVersion,
+            _GLN_COLUMNS,
+            [*changes.glns.added, *(c.after for c in changes.glns.changed)],
+            sid,
+        )
+        self._insert(
+            CapabilityVersion,
+            _CAP_COLUMNS,
+            [*changes.capabilities.added, *(c.after for c in changes.capabilities.changed)],
+            sid,
+        )
+        if not baseline:
+            self._insert_change_events(changes, sid)
+        return _snapshot_info(snapshot)
+
+    def _close(
+        self,
+        model: type[UnitVersion | GlnVersion | CapabilityVersion],
+        key_clauses: Sequence[ColumnElement[bool]],
+        keys: list[tuple[str, ...]],
+        snapshot_id: int,
+    ) -> None:
+        if not keys:
+            return
+        stmt = (
+            update(model.__table__)
+            .where(*key_clauses, model.__table__.c.valid_to.is_(None))
+            .values(valid_to=snapshot_id)
+        )
+        rows = ({f"k{i}": part for i, part in enumerate(key)} for key in keys)
+        for batch in _batched(rows):
+            self.session.execute(stmt, batch)
+
+    def _insert(
+        self,
+        model: type[UnitVersion | GlnVersion | CapabilityVersion],
+        columns: tuple[str, ...],
+        records: Sequence[Unit | Gln | Capability],
+        snapshot_id: int,
+    ) -> None:
+        if not records:
+            return
+        stmt = insert(model.__table__)
+        rows = ({"valid_from": snapshot_id, **{c: getattr(r, c) for c in columns}} for r in records)
+        for batch in _batched(rows):
+            self.session.execute(stmt, batch)
+
+    def _insert_change_events(self, changes: ChangeSet, snapshot_id: int) -> None:
+        def events() -> Iterator[dict[str, Any]]:
+            for entity, records, key_of, gln_of in (
+                (EntityKind.UNIT, changes.units, lambda u: u.sor_id, lambda u: u.gln),
+                (EntityKind.GLN, changes.glns, lambda g: g.gln, lambda g: g.gln),
+                (
+                    EntityKind.CAPABILITY,
+                    changes.capabilities,
+                    lambda c: f"{c.gln}:{c.message_type}",
+                    lambda c: c.gln,
+                ),
+            ):
+                for rec in records.added:
+                    yield self._event(
+                        snapshot_id,
+                        entity,
+                        key_of(rec),
+                        gln_of(rec),
+                        ChangeKind.ADDED,
+                        {"after": _record_json(rec)},
+                    )
+                for rec in records.removed:
+                    yield self._event(
+                        snapshot_id,
+                        entity,
+                        key_of(rec),
+                        gln_of(rec),
+                        ChangeKind.REMOVED,
+                        {"before": _record_json(rec)},
+                    )
+                for ch in records.changed:
+                    fields = {
+                        name: [_jsonable(old), _jsonable(new)]
+                        for name, (old, new) in ch.field_changes().items()
+                    }
+                    yield self._event(
+                        snapshot_id,
+                        entity,
+                        key_of(ch.after),
+                        gln_of(ch.after),
+                        ChangeKind.CHANGED,
+                        {"fields": fields},
+                    )
+
+        stmt = insert(ChangeEvent.__table__)
+        for batch in _batched(events()):
+            self.session.execute(stmt, batch)
+
+    @staticmethod
+    def _event(
+        snapshot_id: int,
+        entity: EntityKind,
+        key: str,
+        gln: str | None,
+        kind: ChangeKind,
+        details: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "snapshot_id": snapshot_id,
+            "entity": entity.value,
+            "key": key,
+            "gln": gln,
+            "kind": kind.value,
+            "details": details,
+        }
+
+
+class SqlAlchemySyncRunRepository:
+    """The record of every sync attempt."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def start(self, source: str, location: str, trigger: str) -> int:
+        run = SyncRun(
+            source=source,
+            location=location,
+            trigger=trigger,
+            status=RunStatus.RUNNING,
+            started_at=datetime.now(UTC),
+        )
+        self.session.add(run)
+        self.session.flush()
+        return run.id
+
+    def finish(self, run_id: int, status: RunStatus, **values: Any) -> None:
+        run = self.session.get_one(SyncRun, run_id)
+        run.status = status
+        run.finished_at = datetime.now(UTC)
+        run.duration_seconds = (run.finished_at - run.started_at).total_seconds()
+        for name, value in values.items():
+            setattr(run, name, value)
+
+    def get(self, run_id: int) -> SyncRunInfo | None:
+        row = self.session.get(SyncRun, run_id)
+        return _run_info(row) if row else None
+
+    def last_accepted(self, source: str) -> SyncRunInfo | None:
+        """The latest run that stored a snapshot or confirmed the source unchanged."""
+        row = self.session.scalars(
+            select(SyncRun)
+            .where(
+                SyncRun.source == source,
+                SyncRun.status.in_([RunStatus.SUCCEEDED, RunStatus.UNCHANGED]),
+            )
+            .order_by(SyncRun.id.desc())
+            .limit(1)
+        ).first()
+        return _run_info(row) if row else None
+
+    def recent(self, limit: int = 10) -> list[SyncRunInfo]:
+        rows = self.session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit))
+        return [_run_info(r) for r in rows]

@@ -1,0 +1,286 @@
+"""Use case: pull the sor-filer files, validate, diff and store them as the next snapshot.
+
+Fail closed at every step: whatever goes wrong before the final commit leaves the current
+snapshot exactly as it was, and the run is recorded as failed or refused with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from soredi_sync.clients.sor_files import FetchedFile, ProgressCallback, SorFilesClient, Validators
+from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings
+from soredi_sync.db.models import RunStatus
+from soredi_sync.db.repository import SnapshotInfo
+from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.domain.diff import ChangeSet, diff, implausible_removals
+from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.errors import MassChangeRefused, SorediError
+from soredi_sync.parsing.load import load_registry
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "sor-filer"
+
+
+class ConcurrentSync(SorediError):
+    def __init__(self, expected: int | None, found: int | None) -> None:
+        super().__init__(
+            f"another sync stored snapshot {found!r} while this one worked from {expected!r}; "
+            "nothing was stored, run again"
+        )
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Everything the use case needs to know besides where the files come from."""
+
+    sources: SourceSettings
+    columns: CsvColumns
+    guards: GuardSettings
+    message_types: MessageTypeRegistry
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    run_id: int
+    status: RunStatus
+    snapshot: SnapshotInfo | None
+    changes: ChangeSet | None = None
+    error: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.UNCHANGED)
+
+
+StageCallback = Callable[[str], None]
+
+
+def _combined_hash(files: list[FetchedFile]) -> str:
+    digest = hashlib.sha256()
+    for fetched in sorted(files, key=lambda f: f.name):
+        digest.update(f"{fetched.name}={fetched.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+def sync_source(
+    uow_factory: Callable[[], UnitOfWork],
+    client: SorFilesClient,
+    config: SyncConfig,
+    *,
+    trigger: str = "cli",
+    accept_mass_change: bool = False,
+    force: bool = False,
+    on_stage: StageCallback | None = None,
+    on_download: ProgressCallback | None = None,
+) -> SyncOutcome:
+    """Run one sync of the sor-filer files and record it.
+
+    :param force: download even if the server says nothing changed (skips conditional GET)
+    :param accept_mass_change: store a pull that removes more than the guards allow
+    :returns: the outcome; failures are recorded and returned, not raised, except for
+        programming errors, which are recorded and then re-raised
+    """
+    stage = on_stage or (lambda _name: None)
+    started = time.monotonic()
+    with uow_factory() as uow:
+        run_id = uow.runs.start(SOURCE, client.location, trigger)
+        last = uow.runs.last_accepted(SOURCE)
+        current = uow.registry.current_snapshot()
+        uow.commit()
+    logger.info("Sync run %d started from %s", run_id, client.location)
+
+    names = (config.sources.sor_xml_path, config.sources.sor_csv_path)
+    # Conditional GET only makes sense when the last accepted copy is the one we hold.
+    use_validators = not force and last is not None and current is not None
+    try:
+        with tempfile.TemporaryDirectory(prefix="soredi-sync-") as workdir:
+            fetched = []
+            for name in names:
+                stage(f"download {name}")
+                validators = (
+                    Validators(last.etags.get(name), last.last_modified.get(name))
+                    if use_validators and last is not None
+                    else None
+                )
+                fetched.append(client.fetch(name, Path(workdir), validators, on_download))
+            etags = {f.name: f.etag for f in fetched if f.etag}
+            modified = {f.name: f.last_modified for f in fetched if f.last_modified}
+
+            if current is not None and all(f.not_modified for f in fetched):
+                return _finish_unchanged(
+                    uow_factory, run_id, started, current, etags, modified, "not modified"
+                )
+            if current is not None and any(f.not_modified for f in fetched):
+                # One file changed and the other did not: fetch both for a consistent pair.
+                fetched = [client.fetch(name, Path(workdir), None, on_download) for name in names]
+            content_hash = _combined_hash(fetched)
+            hashes = {f.name: f.sha256 for f in fetched} | {"combined": content_hash}
+            seen_before = {current.content_hash if current else None}
+            if last is not None:
+                seen_before.add(last.content_hashes.get("combined"))
+            if current is not None and not force and content_hash in seen_before:
+                return _finish_unchanged(
+                    uow_factory,
+                    run_id,
+                    started,
+                    current,
+                    etags,
+                    modified,
+                    "same content",
+                    hashes,
+                )
+
+            stage("parse and validate")
+            xml_file, csv_file = (f.path for f in fetched)
+            assert xml_file is not None and csv_file is not None
+            registry = load_registry(
+                xml_file,
+                csv_file,
+                config.sources,
+                config.columns,
+                config.guards,
+                config.message_types,
+            )
+
+        stage("compare with the current snapshot")
+        with uow_factory() as uow:
+            current = uow.registry.current_snapshot()
+            previous = uow.registry.load_registry(current.id) if current else None
+        changes = diff(previous, registry)
+        counts: dict[str, Any] = {
+            "units": len(registry.units),
+            "glns": len(registry.glns),
+            "capabilities": registry.capability_count,
+            "changes": changes.counts(),
+        }
+        if previous is not None and changes.is_empty:
+            return _finish_unchanged(
+                uow_factory,
+                run_id,
+                started,
+                current,
+                etags,
+                modified,
+                "no data changes",
+                hashes,
+            )
+        reasons = implausible_removals(
+            previous,
+            changes,
+            config.guards.max_gln_removal_ratio,
+            config.guards.max_capability_removal_ratio,
+        )
+        if reasons and not accept_mass_change:
+            raise MassChangeRefused(reasons)
+
+        stage("store snapshot")
+        with uow_factory() as uow:
+            now_current = uow.registry.current_snapshot()
+            if (now_current.id if now_current else None) != (current.id if current else None):
+                raise ConcurrentSync(
+                    current.id if current else None, now_current.id if now_current else None
+                )
+            snapshot = uow.registry.add_snapshot(
+                registry,
+                changes,
+                run_id=run_id,
+                source=SOURCE,
+                content_hash=content_hash,
+                baseline=previous is None,
+            )
+            duration = time.monotonic() - started
+            uow.runs.finish(
+                run_id,
+                RunStatus.SUCCEEDED,
+                etags=etags,
+                last_modified=modified,
+                content_hashes=hashes,
+                counts=counts,
+                snapshot_id=snapshot.id,
+                accepted_mass_change=bool(reasons),
+            )
+            uow.commit()
+        logger.info(
+            "Sync run %d stored snapshot %d: %d units, %d GLNs, %d capabilities, %d changes",
+            run_id,
+            snapshot.id,
+            counts["units"],
+            counts["glns"],
+            counts["capabilities"],
+            len(changes),
+        )
+        return SyncOutcome(run_id, RunStatus.SUCCEEDED, snapshot, changes, None, counts, duration)
+    except MassChangeRefused as exc:
+        return _finish_failed(uow_factory, run_id, started, RunStatus.REFUSED, exc)
+    except SorediError as exc:
+        return _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
+    except BaseException as exc:
+        # Not an expected failure (a bug, an interrupt): record it, keep the data, re-raise.
+        _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
+        raise
+
+
+def _finish_unchanged(
+    uow_factory: Callable[[], UnitOfWork],
+    run_id: int,
+    started: float,
+    current: SnapshotInfo | None,
+    etags: dict[str, str],
+    modified: dict[str, str],
+    why: str,
+    hashes: dict[str, str | None] | None = None,
+) -> SyncOutcome:
+    with uow_factory() as uow:
+        uow.runs.finish(
+            run_id,
+            RunStatus.UNCHANGED,
+            etags=etags,
+            last_modified=modified,
+            content_hashes=hashes or {},
+            counts={"reason": why},
+            snapshot_id=current.id if current else None,
+        )
+        uow.commit()
+    logger.info("Sync run %d: source unchanged (%s)", run_id, why)
+    return SyncOutcome(
+        run_id,
+        RunStatus.UNCHANGED,
+        current,
+        None,
+        None,
+        {"reason": why},
+        time.monotonic() - started,
+    )
+
+
+def _finish_failed(
+    uow_factory: Callable[[], UnitOfWork],
+    run_id: int,
+    started: float,
+    status: RunStatus,
+    exc: BaseException,
+) -> SyncOutcome:
+    message = str(exc) or type(exc).__name__
+    if not isinstance(exc, SorediError):
+        message = f"{type(exc).__name__}: {message}"
+    try:
+        with uow_factory() as uow:
+            uow.runs.finish(run_id, status, error=message)
+            current = uow.registry.current_snapshot()
+            uow.commit()
+    except Exception:  # the database itself may be what failed; the error still goes to the log
+        logger.exception("Could not record the failure of sync run %d", run_id)
+        current = None
+    logger.error("Sync run %d %s: %s", run_id, status.value, message)
+    return SyncOutcome(run_id, status, current, None, message, {}, time.monotonic() - started)
