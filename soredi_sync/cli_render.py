@@ -82,10 +82,11 @@ def render_gln(console: Console, view: GlnView, settings: Settings) -> None:
     )
     for line in _gln_lines(view.gln, settings):
         console.print(f"  {line}")
-    table = Table("message type", "version")
-    for cap in view.message_types:
-        table.add_row(cap.message_type, cap.version_code or "")
-    console.print(table)
+    types = ", ".join(
+        f"{c.message_type}" + (f" ({c.version_code})" if c.version_code else "")
+        for c in view.message_types
+    )
+    console.print(f"  message types ({len(view.message_types)}): {types or '-'}")
     console.print(f"  owned by: {', '.join(f'{u.sor_id} {u.name}' for u in view.owners) or '-'}")
     if view.inheritors:
         console.print(f"  inherited by {len(view.inheritors)} units:")
@@ -124,6 +125,7 @@ def render_gln_history(console: Console, result: GlnHistory) -> None:
 
 def render_changes(console: Console, events: list[ChangeRecord], next_cursor: int) -> None:
     table = Table("cursor", "snapshot", "entity", "kind", "key", "detail")
+    table.columns[4].no_wrap = True
     for event in events:
         if event.kind == "changed":
             fields = event.details.get("fields", {})

@@ -103,34 +103,42 @@ def run_demo(directory: Path, *, profile: str = "small", console: Console | None
             parts = ", ".join(f"{n} {kind}" for kind, n in by_kind.items() if n) or "none"
             console.print(f"   {entity}: {parts}")
         with app.uow() as uow:
-            events = queries.changes_since(uow, 0, limit=8)
-        render_changes(console, events, events[-1].cursor if events else 0)
+            events = queries.changes_since(uow, 0, limit=100_000)
+        render_changes(console, _one_of_each(events), events[-1].cursor if events else 0)
 
         console.print("[bold]6. Two GLNs[/bold]")
-        for gln in _interesting_glns(second):
+        for gln, why in _interesting_glns(second):
+            console.print(f"   [italic]{why}[/italic]")
             with app.uow() as uow:
                 render_gln(console, queries.show_gln(uow, gln), settings)
-    console.print(
-        f"Done. Explore with: soredi-sync --database-url sqlite:///{database} status"
-    )
+    console.print(f"Done. Explore with: soredi-sync --database-url sqlite:///{database} status")
     return 0
 
 
-def _interesting_glns(outcome: SyncOutcome) -> list[str]:
-    """A GLN that took up FDIS91 today, and one whose attributes changed (or any other)."""
+def _one_of_each(events: list[Any]) -> list[Any]:
+    """A sample of the feed: the first event of each entity and kind."""
+    seen: set[tuple[str, str]] = set()
+    sample = []
+    for event in events:
+        if (event.entity, event.kind) not in seen:
+            seen.add((event.entity, event.kind))
+            sample.append(event)
+    return sample
+
+
+def _interesting_glns(outcome: SyncOutcome) -> list[tuple[str, str]]:
+    """A GLN that took up FDIS91 today, and one whose attributes changed."""
     assert outcome.changes is not None
-    picks: list[str] = []
+    picks: list[tuple[str, str]] = []
     for cap in outcome.changes.capabilities.added:
         if cap.message_type == "FDIS91":
-            picks.append(cap.gln)
+            picks.append((cap.gln, "took up FDIS91 (CareCommunication) on day 1"))
             break
     for changed in outcome.changes.glns.changed:
-        if changed.after.gln not in picks:
-            picks.append(changed.after.gln)
+        if all(changed.after.gln != gln for gln, _ in picks):
+            fields = ", ".join(
+                f"{name} {old} -> {new}" for name, (old, new) in changed.field_changes().items()
+            )
+            picks.append((changed.after.gln, f"changed on day 1: {fields}"))
             break
-    for cap in outcome.changes.capabilities.removed:
-        if len(picks) >= 2:
-            break
-        if cap.gln not in picks:
-            picks.append(cap.gln)
-    return picks[:2]
+    return picks
