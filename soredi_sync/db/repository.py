@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from soredi_sync.db.bulk import bulk_insert
 from soredi_sync.db.models import (
     CapabilityVersion,
     ChangeEvent,
@@ -474,10 +476,13 @@ class SqlAlchemyRegistryRepository:
     ) -> None:
         if not records:
             return
-        stmt = insert(model.__table__)
-        rows = ({"valid_from": snapshot_id, **{c: getattr(r, c) for c in columns}} for r in records)
-        for batch in _batched(rows):
-            self.session.execute(stmt, batch)
+        values = attrgetter(*columns)
+        bulk_insert(
+            self.session,
+            model.__table__,
+            ("valid_from", *columns),
+            ((snapshot_id, *values(r)) for r in records),
+        )
 
     def _insert_change_events(self, changes: ChangeSet, snapshot_id: int) -> None:
         def events() -> Iterator[dict[str, Any]]:

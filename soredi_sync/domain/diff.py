@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Generic, TypeVar
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
 
 from soredi_sync.domain.model import Capability, Gln, Registry, Unit
 
@@ -95,32 +96,29 @@ class ChangeSet:
 
 
 def _diff_records(
-    current: Mapping[object, R], fetched: Mapping[object, R], compared: tuple[str, ...]
+    current: Mapping[Any, R],
+    fetched: Mapping[Any, R],
+    compared: tuple[str, ...],
+    sort_key: Callable[[R], Any],
 ) -> EntityChanges[R]:
+    if not current:
+        return EntityChanges(added=tuple(sorted(fetched.values(), key=sort_key)))
     added = [fetched[key] for key in fetched.keys() - current.keys()]
     removed = [current[key] for key in current.keys() - fetched.keys()]
     changed: list[Changed[R]] = []
-    for key in current.keys() & fetched.keys():
-        before, after = current[key], fetched[key]
-        if before == after:
+    for key, after in fetched.items():
+        before = current.get(key)
+        if before is None or before == after:
             continue
         names = tuple(n for n in compared if getattr(before, n) != getattr(after, n))
         if names:
             changed.append(Changed(before, after, names))
     # Sorted output keeps change events and their cursor order reproducible between runs.
     return EntityChanges(
-        added=tuple(sorted(added, key=_sort_key)),
-        removed=tuple(sorted(removed, key=_sort_key)),
-        changed=tuple(sorted(changed, key=lambda c: _sort_key(c.after))),
+        added=tuple(sorted(added, key=sort_key)),
+        removed=tuple(sorted(removed, key=sort_key)),
+        changed=tuple(sorted(changed, key=lambda c: sort_key(c.after))),
     )
-
-
-def _sort_key(record: Unit | Gln | Capability) -> tuple[str, ...]:
-    if isinstance(record, Unit):
-        return (record.sor_id,)
-    if isinstance(record, Gln):
-        return (record.gln,)
-    return record.key
 
 
 def _names(record_type: type) -> tuple[str, ...]:
@@ -136,10 +134,13 @@ def diff(current: Registry | None, fetched: Registry) -> ChangeSet:
     empty = Registry.build((), (), ())
     base = current if current is not None else empty
     return ChangeSet(
-        units=_diff_records(base.units, fetched.units, _names(Unit)),
-        glns=_diff_records(base.glns, fetched.glns, _names(Gln)),
+        units=_diff_records(base.units, fetched.units, _names(Unit), attrgetter("sor_id")),
+        glns=_diff_records(base.glns, fetched.glns, _names(Gln), attrgetter("gln")),
         capabilities=_diff_records(
-            _flat_capabilities(base), _flat_capabilities(fetched), ("version_code",)
+            _flat_capabilities(base),
+            _flat_capabilities(fetched),
+            ("version_code",),
+            attrgetter("gln", "message_type"),
         ),
     )
 
