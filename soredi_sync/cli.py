@@ -515,12 +515,11 @@ def sandbox_generate(ctx: click.Context, profile: str, seed: int, days: int, out
 
 
 def _manifest_summary(manifest: Any) -> str:
-    data = manifest if isinstance(manifest, dict) else getattr(manifest, "__dict__", {})
-    days = data.get("days_data") or data.get("day_list") or data.get("per_day") or []
-    if isinstance(days, list) and days and isinstance(days[0], dict) and "counts" in days[0]:
-        counts = days[0]["counts"]
-        return ", ".join(f"{v} {k}" for k, v in counts.items()) + " on day 0"
-    return "see manifest.json"
+    counts = manifest.day(0).counts
+    return (
+        f"days 0..{manifest.days}; day 0: {counts['units']} units, {counts['glns']} GLNs, "
+        f"{counts['capabilities']} GLN message types"
+    )
 
 
 @sandbox.command("serve")
@@ -534,10 +533,24 @@ def _manifest_summary(manifest: Any) -> str:
 @click.option("--day", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only.")
 def sandbox_serve(directory: Path, port: int, day: int, host: str) -> None:
-    """Serve a generated sandbox in the sor-filer URL layout until interrupted."""
-    from soredi_sync.sandbox.server import serve_forever
+    """Serve a generated sandbox in the sor-filer URL layout until interrupted.
 
-    serve_forever(directory, host=host, port=port, day=day)
+    Control it while it runs: POST /_sandbox/day/N switches the day, POST /_sandbox/fault
+    injects a fault, GET /_sandbox/state shows both.
+    """
+    from soredi_sync.sandbox.server import is_loopback_host, serve_forever
+
+    if not is_loopback_host(host):
+        raise click.BadParameter(f"{host!r} is not a loopback address", param_hint="--host")
+    serve_forever(
+        directory,
+        host=host,
+        port=port,
+        day=day,
+        on_ready=lambda server: click.echo(
+            f"serving {directory} day {server.day} on {server.base_url} (Ctrl-C to stop)"
+        ),
+    )
 
 
 @cli.command()

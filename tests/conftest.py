@@ -14,9 +14,6 @@ from sqlalchemy import create_engine, make_url, text
 from soredi_sync.db.models import Base
 from soredi_sync.services.schema import upgrade
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
-
 
 def _postgres_admin_url() -> str | None:
     url = os.environ.get("TEST_DATABASE_URL")

@@ -87,7 +87,7 @@ def upgrade() -> None:
             "valid_from", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("valid_to", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("version_code", sa.String(length=20), nullable=True),
+        sa.Column("version_code", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(
             ["valid_from"], ["snapshots.id"], name=op.f("fk_capabilities_valid_from_snapshots")
         ),

@@ -211,7 +211,7 @@ class CapabilityVersion(Base):
     message_type: Mapped[code_str]
     valid_from: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"))
     valid_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("snapshots.id"))
-    version_code: Mapped[str | None] = mapped_column(String(20))
+    version_code: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = _versioned(("gln", "message_type"), "capabilities")
 

@@ -81,7 +81,8 @@ class Capability:
 
     gln: str
     message_type: str  # standard ID such as FDIS91, XDIS91, DIS91
-    version_code: str | None = None  # e.g. XD9134L; None where the source gives none
+    # e.g. XD9134L; several versions of one type are joined, sorted, with commas
+    version_code: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -111,7 +112,11 @@ class Registry:
     ) -> Registry:
         caps: dict[str, dict[str, Capability]] = {}
         for cap in capabilities:
-            caps.setdefault(cap.gln, {})[cap.message_type] = cap
+            by_type = caps.setdefault(cap.gln, {})
+            seen = by_type.get(cap.message_type)
+            if seen is not None and seen.version_code != cap.version_code:
+                cap = _merge_versions(seen, cap)
+            by_type[cap.message_type] = cap
         return cls(
             units={u.sor_id: u for u in units},
             glns={g.gln: g for g in glns},
@@ -135,6 +140,18 @@ class Registry:
         return sorted(
             sor_id for sor_id in self.units if effective_gln(self.units, sor_id).gln == gln
         )
+
+
+def _merge_versions(first: Capability, second: Capability) -> Capability:
+    """One GLN listing a type in several versions (BIN01 B0130X and B0131X) keeps them all.
+
+    The versions are joined, sorted, with commas, so the row stays one capability per message
+    type and a change in the set of versions shows up as a change of that capability.
+    """
+    versions = {
+        v for cap in (first, second) if cap.version_code for v in cap.version_code.split(",")
+    }
+    return Capability(first.gln, first.message_type, ",".join(sorted(versions)) or None)
 
 
 @dataclass(frozen=True, slots=True)

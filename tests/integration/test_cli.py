@@ -140,3 +140,68 @@ class TestReadCommands:
             cli, ["--database-url", f"sqlite:///{tmp_path}/empty.db", "status"]
         )
         assert result.exit_code == 5 and "db upgrade" in result.output
+
+
+class TestSandboxCommands:
+    def test_generate_writes_the_days_and_a_manifest(self, tmp_path: Path) -> None:
+        result = CliRunner().invoke(
+            cli,
+            [
+                "sandbox",
+                "generate",
+                "--profile",
+                "tiny",
+                "--seed",
+                "2",
+                "--days",
+                "1",
+                "--out",
+                str(tmp_path / "sb"),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert "day 0:" in result.output and "units" in result.output
+        assert Manifest.load(tmp_path / "sb").days == 1
+        assert (tmp_path / "sb" / "day-001" / "sor.zip").is_file()
+
+    def test_serve_answers_on_loopback_until_stopped(self, sandbox_dir: Path) -> None:
+        import subprocess
+        import sys
+
+        import httpx
+
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "soredi_sync",
+                "sandbox",
+                "serve",
+                "--dir",
+                str(sandbox_dir),
+                "--port",
+                "0",
+                "--day",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = proc.stdout.readline()
+            assert "serving" in line, line
+            base_url = line.split(" on ")[1].split()[0]
+            response = httpx.get(base_url + "sor.zip", timeout=10)
+            assert response.status_code == 200 and response.headers["ETag"]
+            state = httpx.get(base_url + "_sandbox/state", timeout=10).json()
+            assert state["day"] == 1
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            proc.stdout.close()
+
+    def test_serve_refuses_a_non_loopback_host(self, sandbox_dir: Path) -> None:
+        result = CliRunner().invoke(
+            cli, ["sandbox", "serve", "--dir", str(sandbox_dir), "--host", "0.0.0.0"]
+        )
+        assert result.exit_code == 2 and "not a loopback address" in result.output

@@ -74,3 +74,20 @@ class TestUnitValidity:
         assert u.is_open_on(date(2020, 1, 1))
         assert u.is_open_on(date(2026, 6, 30))
         assert not u.is_open_on(date(2026, 7, 1))
+
+
+class TestCapabilityVersions:
+    def test_one_type_listed_in_two_versions_keeps_both(self) -> None:
+        from soredi_sync.domain.model import Capability, Registry
+
+        reg = Registry.build(
+            [],
+            [Gln(gln(1))],
+            [
+                Capability(gln(1), "BIN01", "B0131X"),
+                Capability(gln(1), "BIN01", "B0130X"),
+                Capability(gln(1), "BIN01", "B0131X"),
+            ],
+        )
+        assert reg.capabilities[gln(1)]["BIN01"].version_code == "B0130X,B0131X"
+        assert reg.capability_count == 1

@@ -1,0 +1,623 @@
+"""A loopback HTTP server that plays sor-filer from a generated sandbox directory.
+
+It serves the current day's ``sor.zip`` and ``Sor_complete.zip`` with ``ETag`` (quoted sha256)
+and ``Last-Modified``, answers conditional requests with 304, and can be told to misbehave the
+way real downloads do (error statuses with ``Retry-After``, slow answers, bodies cut off
+mid-transfer, connections reset without an answer) so fetch, retry and fail-closed logic can be
+tested end to end. Tests drive it through :class:`SandboxServer`; a person running
+``soredi-sync sandbox serve`` drives it through the ``/_sandbox/`` control endpoints.
+
+It binds to loopback only unless explicitly allowed: it serves whatever directory it is given
+and its control endpoints are unauthenticated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import re
+import socket
+import socketserver
+import struct
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from soredi_sync.sandbox.generate import MANIFEST_NAME, Manifest, day_directory
+
+logger = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/_sandbox/"
+_DAY_DIR = re.compile(r"^day-(\d{3,})$")
+_MAX_CONTROL_BODY = 64 * 1024
+_CHUNK = 256 * 1024
+STATUS_RESET = 0  # recorded in SandboxServer.requests for a connection reset without an answer
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One injected misbehaviour, applied to the next ``times`` matching requests.
+
+    ``path`` None matches every file path (never the control endpoints). Effects combine in
+    this order: ``delay`` first, then ``reset`` (no answer), else ``status`` (an error answer
+    with ``headers``), else ``truncate`` (a 200 whose body stops after that many bytes while
+    ``Content-Length`` promises the whole file).
+    """
+
+    path: str | None
+    status: int | None = None
+    delay: float | None = None
+    truncate: int | None = None
+    times: int = 1
+    headers: Mapping[str, str] = field(default_factory=dict)
+    reset: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status is not None and not 100 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status code, got {self.status!r}")
+        if self.delay is not None and self.delay < 0:
+            raise ValueError(f"delay must be >= 0, got {self.delay!r}")
+        if self.truncate is not None and self.truncate < 0:
+            raise ValueError(f"truncate must be >= 0, got {self.truncate!r}")
+        if self.times < 1:
+            raise ValueError(f"times must be >= 1, got {self.times!r}")
+        if self.status is None and self.delay is None and self.truncate is None and not self.reset:
+            raise ValueError("a fault needs a status, delay, truncate or reset")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["headers"] = dict(self.headers)
+        return data
+
+
+def _normalise_path(path: str) -> str:
+    return "/" + urlsplit(path).path.lstrip("/")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when every address ``host`` names is a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True  # a hung client must not keep the process (or a test run) alive
+    sandbox: SandboxServer
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN, a DNS round trip we neither need
+        # nor want in tests.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or go away mid-answer are expected here (that is what the
+        # faults are for): log, do not print tracebacks to stderr.
+        logger.debug("Sandbox request from %s failed", client_address, exc_info=True)
+
+
+class _HttpServer6(_HttpServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
+    server_version = "soredi-sandbox"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("sandbox %s %s", self.address_string(), format % args)
+
+    # -- dispatch --
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        path = _normalise_path(self.path)
+        sandbox = self.server.sandbox
+        if path.startswith(CONTROL_PREFIX) and sandbox.control:
+            self._control(method, path[len(CONTROL_PREFIX) :])
+            return
+        if method not in ("GET", "HEAD"):
+            self.close_connection = True  # any request body is left unread
+            self._simple(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, HEAD"}, method, head=False)
+            sandbox._record(method, path, HTTPStatus.METHOD_NOT_ALLOWED)
+            return
+        self._serve_file(method, path)
+
+    # -- files --
+
+    def _serve_file(self, method: str, path: str) -> None:
+        sandbox = self.server.sandbox
+        head = method == "HEAD"
+        fault = sandbox._take_fault(path)
+        if fault is not None:
+            if fault.delay:
+                sandbox._stopping.wait(fault.delay)
+            if fault.reset:
+                self._reset()
+                sandbox._record(method, path, STATUS_RESET)
+                return
+            if fault.status is not None:
+                self._simple(fault.status, fault.headers, "sandbox fault", head=head)
+                sandbox._record(method, path, fault.status)
+                return
+        target = sandbox._file_for(path)
+        if target is None or not target.is_file():
+            self._simple(HTTPStatus.NOT_FOUND, {}, "not found", head=head)
+            sandbox._record(method, path, HTTPStatus.NOT_FOUND)
+            return
+        etag = sandbox._etag(target)
+        last_modified = sandbox._last_modified(target)
+        validators = {
+            "ETag": etag,
+            "Last-Modified": format_datetime(last_modified, usegmt=True),
+        }
+        if self._not_modified(etag, last_modified):
+            self.send_response(HTTPStatus.NOT_MODIFIED)
+            for name, value in validators.items():
+                self.send_header(name, value)
+            self.end_headers()
+            sandbox._record(method, path, HTTPStatus.NOT_MODIFIED)
+            return
+        size = target.stat().st_size
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(size))
+        for name, value in validators.items():
+            self.send_header(name, value)
+        if fault is not None:
+            for name, value in fault.headers.items():
+                self.send_header(name, value)
+        self.end_headers()
+        sandbox._record(method, path, HTTPStatus.OK)
+        if head:
+            return
+        limit = fault.truncate if fault is not None and fault.truncate is not None else None
+        with target.open("rb") as fh:
+            remaining = size if limit is None else min(limit, size)
+            while remaining > 0:
+                chunk = fh.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+        if limit is not None and limit < size:
+            # Content-Length promised the whole file: closing now is what a dropped transfer
+            # looks like to the client.
+            self.wfile.flush()
+            self.close_connection = True
+
+    def _not_modified(self, etag: str, last_modified: datetime) -> bool:
+        # RFC 9110 13.2.2: If-None-Match wins over If-Modified-Since when both are present.
+        if_none_match = self.headers.get("If-None-Match")
+        if if_none_match is not None:
+            tags = [t.strip() for t in if_none_match.split(",")]
+            return "*" in tags or etag in tags or f"W/{etag}" in tags
+        if_modified_since = self.headers.get("If-Modified-Since")
+        if if_modified_since:
+            try:
+                since = parsedate_to_datetime(if_modified_since)
+            except (TypeError, ValueError):
+                return False
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            return last_modified <= since
+        return False
+
+    def _simple(self, status: int, headers: Mapping[str, str], text: str, *, head: bool) -> None:
+        body = f"{int(status)} {text}\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload, indent=2).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout turns the close into a TCP RST: the client sees
+        # "connection reset" rather than an orderly end of stream.
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close_connection = True
+        self.connection.close()
+
+    # -- control --
+
+    def _control(self, method: str, route: str) -> None:
+        sandbox = self.server.sandbox
+        try:
+            body = self._read_body()
+            if method == "GET" and route == "state":
+                self._json(HTTPStatus.OK, sandbox.state())
+            elif method == "POST" and route.startswith("day/"):
+                try:
+                    day = int(route[len("day/") :])
+                except ValueError:
+                    self._json(HTTPStatus.BAD_REQUEST, {"error": "day must be an integer"})
+                    return
+                try:
+                    sandbox.set_day(day)
+                except ValueError as exc:
+                    self._json(HTTPStatus.NOT_FOUND, {"error": str(exc)})
+                    return
+                self._json(HTTPStatus.OK, sandbox.state())
+            elif method == "POST" and route == "fault":
+                try:
+                    spec = json.loads(body or b"{}")
+                    if not isinstance(spec, dict):
+                        raise ValueError("the fault must be a JSON object")
+                    allowed = {"path", "status", "delay", "truncate", "times", "headers", "reset"}
+                    unknown = sorted(set(spec) - allowed)
+                    if unknown:
+                        raise ValueError(f"unknown fault fields {unknown}")
+                    sandbox.inject(spec.pop("path", None), **spec)
+                except (ValueError, TypeError) as exc:
+                    self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                    return
+                self._json(HTTPStatus.CREATED, sandbox.state())
+            elif method in ("DELETE", "POST") and route in ("fault", "faults/clear"):
+                sandbox.clear_faults()
+                self._json(HTTPStatus.OK, sandbox.state())
+            else:
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"no control endpoint {route!r}"})
+        except _BodyTooLarge:
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_CONTROL_BODY:
+            self.close_connection = True
+            raise _BodyTooLarge
+        return self.rfile.read(length) if length else b""
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class SandboxServer:
+    """Serve a generated sandbox directory over HTTP on loopback.
+
+    :param directory: output of :func:`soredi_sync.sandbox.generate.generate`.
+    :param host: address to bind; loopback only unless ``allow_non_loopback``.
+    :param port: 0 picks a free port (see :attr:`base_url` after :meth:`start`).
+    :param day: the day whose files are served first.
+    :param xml_path: URL path of the XML zip (``sources.sor_xml_path``).
+    :param csv_path: URL path of the CSV zip (``sources.sor_csv_path``).
+    :param control: serve the ``/_sandbox/`` control endpoints.
+    :raises ValueError: for a non-loopback host without ``allow_non_loopback``, or a day the
+        directory does not have.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        day: int = 0,
+        xml_path: str = "sor.zip",
+        csv_path: str = "Sor_complete.zip",
+        *,
+        allow_non_loopback: bool = False,
+        control: bool = True,
+    ) -> None:
+        if not allow_non_loopback and not is_loopback_host(host):
+            raise ValueError(
+                f"refusing to serve the sandbox on non-loopback host {host!r} "
+                "(pass allow_non_loopback=True to do it anyway)"
+            )
+        self.directory = Path(directory)
+        self.host = host
+        self.port = port
+        self.control = control
+        manifest_path = self.directory / MANIFEST_NAME
+        self.manifest: Manifest | None = (
+            Manifest.load(self.directory) if manifest_path.is_file() else None
+        )
+        files = self.manifest.files if self.manifest is not None else {}
+        # URL path -> file name inside a day folder.
+        self._routes = {
+            _normalise_path(xml_path): files.get("sor_xml", "sor.zip"),
+            _normalise_path(csv_path): files.get("sor_csv", "Sor_complete.zip"),
+        }
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._requests: list[tuple[str, str, int]] = []
+        self._etags: dict[tuple[str, int, int], str] = {}
+        self._stopping = threading.Event()
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._day = 0
+        self.set_day(day)
+
+    # -- lifecycle --
+
+    def start(self) -> SandboxServer:
+        """Bind and serve from a background thread; returns self."""
+        if self._httpd is not None:
+            raise RuntimeError("the sandbox server is already running")
+        server_class = _HttpServer6 if ":" in self.host else _HttpServer
+        httpd = server_class((self.host.strip("[]"), self.port), _Handler)
+        httpd.sandbox = self
+        self._stopping.clear()
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox-server-{httpd.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("Sandbox server at %s serving %s", self.base_url, self.directory)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (wakes requests sleeping in a delay fault)."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/``, usable as ``sources.base_url``."""
+        if self._httpd is None:
+            raise RuntimeError("the sandbox server is not running; call start() first")
+        host = self.host.strip("[]")
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self._httpd.server_port}/"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path.lstrip("/")
+
+    # -- days --
+
+    def available_days(self) -> list[int]:
+        """Days with both files; with a manifest, only the days it describes (a folder left
+        over from an earlier, longer generation is not served)."""
+        days = []
+        for child in self.directory.iterdir() if self.directory.is_dir() else ():
+            match = _DAY_DIR.match(child.name)
+            if match and all((child / name).is_file() for name in self._routes.values()):
+                days.append(int(match.group(1)))
+        if self.manifest is not None:
+            days = [day for day in days if day <= self.manifest.days]
+        return sorted(days)
+
+    @property
+    def day(self) -> int:
+        return self._day
+
+    def set_day(self, day: int) -> None:
+        """Serve ``day``'s files from now on.
+
+        :raises ValueError: when the directory has no complete ``day-NNN`` folder for it.
+        """
+        if day not in self.available_days():
+            raise ValueError(f"the sandbox directory {self.directory} has no day {day}")
+        with self._lock:
+            self._day = day
+        logger.info("Sandbox server now serves day %d", day)
+
+    # -- faults --
+
+    def inject(
+        self,
+        path: str | None = None,
+        status: int | None = None,
+        delay: float | None = None,
+        truncate: int | None = None,
+        times: int = 1,
+        headers: Mapping[str, str] | None = None,
+        reset: bool = False,
+    ) -> Fault:
+        """Make the next ``times`` requests to ``path`` (or any file path) misbehave.
+
+        :param status: answer with this status (and ``headers``, e.g. ``Retry-After``).
+        :param delay: wait this many seconds before answering (or misbehaving).
+        :param truncate: answer 200 with the full ``Content-Length`` but close the connection
+            after this many body bytes.
+        :param reset: close the connection with a TCP reset and no answer at all.
+        :raises ValueError: for an impossible fault (no effect, negative numbers, bad status).
+        """
+        fault = Fault(
+            path=_normalise_path(path) if path else None,
+            status=status,
+            delay=delay,
+            truncate=truncate,
+            times=times,
+            headers=dict(headers or {}),
+            reset=reset,
+        )
+        with self._lock:
+            self._faults.append(fault)
+        logger.info("Sandbox fault injected: %s", fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.path is None or fault.path == path:
+                    if fault.times <= 1:
+                        del self._faults[index]
+                    else:
+                        self._faults[index] = replace(fault, times=fault.times - 1)
+                    return fault
+        return None
+
+    # -- bookkeeping --
+
+    @property
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every file request so far; control calls excluded.
+
+        A reset connection is recorded with status 0 (:data:`STATUS_RESET`).
+        """
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _record(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self._requests.append((method, path, int(status)))
+
+    def _file_for(self, path: str) -> Path | None:
+        name = self._routes.get(path)
+        if name is None:
+            return None
+        with self._lock:
+            day = self._day
+        return self.directory / day_directory(day) / name
+
+    def _etag(self, target: Path) -> str:
+        stat = target.stat()
+        key = (str(target), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._etags.get(key)
+        if cached is None:
+            digest = hashlib.sha256()
+            with target.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            cached = f'"{digest.hexdigest()}"'
+            with self._lock:
+                self._etags[key] = cached
+        return cached
+
+    def _last_modified(self, target: Path) -> datetime:
+        """The day's extract time from the manifest, else the file's mtime (whole seconds)."""
+        day = int(_DAY_DIR.match(target.parent.name).group(1))  # type: ignore[union-attr]
+        if self.manifest is not None and day < len(self.manifest.snapshots):
+            stamp = datetime.fromisoformat(self.manifest.snapshots[day].created_at)
+        else:
+            stamp = datetime.fromtimestamp(target.stat().st_mtime, tz=UTC)
+        return stamp.astimezone(UTC).replace(microsecond=0)
+
+    def state(self) -> dict[str, Any]:
+        """What ``GET /_sandbox/state`` answers."""
+        with self._lock:
+            faults = [f.to_dict() for f in self._faults]
+            requests = len(self._requests)
+            day = self._day
+        return {
+            "directory": str(self.directory),
+            "day": day,
+            "days": self.available_days(),
+            "paths": dict(self._routes),
+            "faults": faults,
+            "requests": requests,
+            "base_url": self.base_url if self._httpd is not None else None,
+        }
+
+
+def serve_forever(
+    directory: Path | str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    day: int = 0,
+    xml_path: str = "sor.zip",
+    csv_path: str = "Sor_complete.zip",
+    *,
+    allow_non_loopback: bool = False,
+    on_ready: Callable[[SandboxServer], None] | None = None,
+) -> None:
+    """Serve ``directory`` until interrupted (Ctrl-C); for ``soredi-sync sandbox serve``.
+
+    :param on_ready: called once the server listens, e.g. to print :attr:`~SandboxServer.base_url`.
+    :raises ValueError: as :class:`SandboxServer`.
+    """
+    server = SandboxServer(
+        directory,
+        host=host,
+        port=port,
+        day=day,
+        xml_path=xml_path,
+        csv_path=csv_path,
+        allow_non_loopback=allow_non_loopback,
+    )
+    with server:
+        if on_ready is not None:
+            on_ready(server)
+        try:
+            while not server._stopping.wait(3600):
+                pass
+        except KeyboardInterrupt:
+            logger.info("Sandbox server interrupted; stopping")
+
+
+__all__ = ["STATUS_RESET", "Fault", "SandboxServer", "is_loopback_host", "serve_forever"]

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pytest
+
+from soredi_sync.config import CsvColumns
+from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.domain.model import Capability, Gln
+from soredi_sync.errors import InvalidSourceData
+from soredi_sync.parsing.problems import Problems
+from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns
+
+EDI_TYPES = "\ufeffEDITypeId;StandardId;VersionCode;Name\r\n"
+MAP = "LocationCode;EDITypeId;FromDate;ToDate\r\n"
+GLNS = (
+    "LocationCode;SorIdentifier;NonActiveIndicator;OnlyInternalIndicator;SystemSupplier;"
+    "SystemType;CommunicationSupplier;RegionCode;EdiAdministrator;FromDate;ToDate\r\n"
+)
+KNOWN = {"1": ("XDIS91", "XD9134L"), "2": ("FDIS91", None)}
+
+
+def stream(text: str, encoding: str = "utf-8") -> io.BytesIO:
+    return io.BytesIO(text.encode(encoding))
+
+
+class TestEdiTypes:
+    def test_header_names_come_from_the_config(self, columns: CsvColumns) -> None:
+        text = EDI_TYPES + "1;XDIS91;XD9134L;Korrespondance\r\n2;FDIS91;;CareCommunication\r\n"
+        assert parse_edi_types(stream(text), columns) == KNOWN
+
+    def test_other_header_names_follow_a_different_mapping(self, columns: CsvColumns) -> None:
+        renamed = columns.model_copy(
+            update={
+                "delimiter": ",",
+                "edi_types": {"id": "Id", "message_type": "Standard", "version_code": "Version"},
+            }
+        )
+        text = "Version,Standard,Id\nXD9134L,XDIS91,7\n"
+        assert parse_edi_types(stream(text), renamed) == {"7": ("XDIS91", "XD9134L")}
+
+    def test_headers_match_whatever_their_case_and_spacing(self, columns: CsvColumns) -> None:
+        text = " editypeid ;STANDARDID;versioncode\r\n1;XDIS91;XD9134L\r\n"
+        assert parse_edi_types(stream(text), columns) == {"1": ("XDIS91", "XD9134L")}
+
+    def test_missing_header_lists_expected_and_found(self, columns: CsvColumns) -> None:
+        text = "EDITypeId;Standard;VersionCode\r\n1;XDIS91;XD9134L\r\n"
+        with pytest.raises(InvalidSourceData) as caught:
+            parse_edi_types(stream(text), columns)
+        message = str(caught.value)
+        assert "lacks required column(s) 'StandardId'" in message
+        assert "expected headers: EDITypeId, StandardId, VersionCode" in message
+        assert "found headers: EDITypeId, Standard, VersionCode" in message
+
+    def test_empty_file_is_refused(self, columns: CsvColumns) -> None:
+        with pytest.raises(InvalidSourceData, match="no header"):
+            parse_edi_types(stream(""), columns)
+
+    def test_message_type_is_found_from_a_known_version_code(
+        self, columns: CsvColumns, message_types: MessageTypeRegistry
+    ) -> None:
+        text = EDI_TYPES + "1;;XD9134L;\r\n"
+        assert parse_edi_types(stream(text), columns, message_types) == {"1": ("XDIS91", "XD9134L")}
+
+    def test_no_message_type_and_no_registry_is_a_problem(self, columns: CsvColumns) -> None:
+        with pytest.raises(InvalidSourceData, match="EDI type '1' has no message type"):
+            parse_edi_types(stream(EDI_TYPES + "1;;XD9134L;\r\n"), columns)
+
+    def test_an_id_listed_twice_is_a_problem(self, columns: CsvColumns) -> None:
+        text = EDI_TYPES + "1;XDIS91;XD9134L;\r\n1;DIS91;D9134L;\r\n"
+        with pytest.raises(InvalidSourceData, match="'1' is listed again"):
+            parse_edi_types(stream(text), columns)
+
+    def test_text_in_another_encoding_is_refused(self, columns: CsvColumns) -> None:
+        text = EDI_TYPES.lstrip("\ufeff") + "1;XDIS91;XD9134L;Sundhedsvæsen\r\n"
+        with pytest.raises(InvalidSourceData, match="not valid utf-8-sig text"):
+            parse_edi_types(stream(text, "latin-1"), columns)
+
+    def test_the_callers_stream_is_left_open(self, columns: CsvColumns) -> None:
+        source = stream(EDI_TYPES + "1;XDIS91;XD9134L;\r\n")
+        parse_edi_types(source, columns)
+        assert not source.closed
+
+
+class TestGlnEdiTypes:
+    def read(
+        self, text: str, columns: CsvColumns, as_of: date | None = date(2025, 6, 1)
+    ) -> list[Capability]:
+        return list(parse_gln_edi_types(stream(text), columns, KNOWN, as_of))
+
+    def test_rows_join_to_the_edi_types(self, columns: CsvColumns) -> None:
+        text = MAP + "5790000121441;1;2010-01-01;\r\n5790000121441;2;;\r\n"
+        assert self.read(text, columns) == [
+            Capability("5790000121441", "XDIS91", "XD9134L"),
+            Capability("5790000121441", "FDIS91", None),
+        ]
+
+    def test_rows_closed_before_the_snapshot_date_are_dropped(self, columns: CsvColumns) -> None:
+        text = (
+            MAP + "5790000121441;1;2010-01-01;2025-05-31\r\n"
+            "5790000121441;2;2010-01-01;2025-06-01\r\n"
+        )
+        assert [c.message_type for c in self.read(text, columns)] == ["FDIS91"]
+
+    def test_without_a_snapshot_date_closed_rows_are_kept(self, columns: CsvColumns) -> None:
+        text = MAP + "5790000121441;1;2010-01-01;2012-01-01\r\n"
+        assert len(self.read(text, columns, as_of=None)) == 1
+
+    def test_date_columns_are_optional(self, columns: CsvColumns) -> None:
+        text = "LocationCode;EDITypeId\r\n5790000121441;1\r\n"
+        assert self.read(text, columns) == [Capability("5790000121441", "XDIS91", "XD9134L")]
+
+    def test_unknown_edi_type_is_collected_with_its_row_count(self, columns: CsvColumns) -> None:
+        text = MAP + "5790000121441;99;;\r\n5790000121442;99;;\r\n5790000121441;1;;\r\n"
+        problems = Problems()
+        capabilities = list(
+            parse_gln_edi_types(stream(text), columns, KNOWN, None, problems=problems)
+        )
+        assert len(capabilities) == 1
+        assert list(problems) == [
+            "LocationsCodeEDITypeMap.csv: EDI type id '99' is not in EDITypes.csv "
+            "(2 row(s), first at line 2)"
+        ]
+
+    def test_unknown_edi_type_raises_after_the_last_row_without_a_collector(
+        self, columns: CsvColumns
+    ) -> None:
+        with pytest.raises(InvalidSourceData, match="'99' is not in EDITypes.csv"):
+            self.read(MAP + "5790000121441;99;;\r\n", columns)
+
+    def test_a_closed_row_naming_a_retired_edi_type_is_history_not_an_error(
+        self, columns: CsvColumns
+    ) -> None:
+        text = MAP + "5790000121441;99;2001-01-01;2002-01-01\r\n5790000121441;1;;\r\n"
+        assert [c.message_type for c in self.read(text, columns)] == ["XDIS91"]
+
+    def test_bad_date_names_line_and_gln(self, columns: CsvColumns) -> None:
+        with pytest.raises(InvalidSourceData, match="line 2: GLN 5790000121441: to_date"):
+            self.read(MAP + "5790000121441;1;;31-12-2024\r\n", columns)
+
+    def test_short_row_is_a_problem(self, columns: CsvColumns) -> None:
+        with pytest.raises(InvalidSourceData, match="line 2: 1 field"):
+            self.read(MAP + "5790000121441\r\n", columns)
+
+    def test_blank_lines_are_skipped(self, columns: CsvColumns) -> None:
+        text = MAP + "\r\n5790000121441;1;;\r\n\r\n"
+        assert len(self.read(text, columns)) == 1
+
+    def test_quoted_fields_with_the_delimiter_are_read(self, columns: CsvColumns) -> None:
+        text = 'LocationCode;EDITypeId\r\n"5790000121441";"1"\r\n'
+        assert len(self.read(text, columns)) == 1
+
+
+class TestGlns:
+    def test_rows_become_gln_records(self, columns: CsvColumns) -> None:
+        text = GLNS + (
+            "5790000121786;328051000016008;false;true;641000055002;1611000045003;41000035001;"
+            "1084;116;2001-01-01;\r\n"
+        )
+        assert list(parse_glns(stream(text), columns)) == [
+            Gln(
+                gln="5790000121786",
+                active=True,
+                only_internal=True,
+                system_supplier="641000055002",
+                system_type="1611000045003",
+                vans="41000035001",
+                region_code="1084",
+                edi_administrator="116",
+                owner_sor_id="328051000016008",
+                from_date=date(2001, 1, 1),
+                to_date=None,
+            )
+        ]
+
+    @pytest.mark.parametrize(
+        ("value", "active"),
+        [("true", False), ("FALSE", True), ("1", False), ("0", True), ("Ja", False), ("nej", True)],
+    )
+    def test_booleans_in_every_accepted_spelling(
+        self, columns: CsvColumns, value: str, active: bool
+    ) -> None:
+        text = GLNS + f"5790000121786;;{value};false;;;;;;;\r\n"
+        [gln] = parse_glns(stream(text), columns)
+        assert gln.active is active
+
+    def test_bad_boolean_names_line_gln_and_column(self, columns: CsvColumns) -> None:
+        text = GLNS + "5790000121786;;maybe;false;;;;;;;\r\n"
+        with pytest.raises(InvalidSourceData) as caught:
+            list(parse_glns(stream(text), columns))
+        assert caught.value.problems == [
+            "LocationsCodes.csv line 2: GLN 5790000121786: non_active 'maybe' is not a boolean"
+        ]
+
+    def test_sor_id_and_date_columns_are_optional(self, columns: CsvColumns) -> None:
+        text = (
+            "LocationCode;NonActiveIndicator;OnlyInternalIndicator;SystemSupplier;SystemType;"
+            "CommunicationSupplier;RegionCode;EdiAdministrator\r\n"
+            "5790000121786;true;false;;;81000035007;;\r\n"
+        )
+        [gln] = parse_glns(stream(text), columns)
+        assert (gln.owner_sor_id, gln.vans, gln.active, gln.from_date) == (
+            None,
+            "81000035007",
+            False,
+            None,
+        )
+
+    def test_missing_required_header_is_refused(self, columns: CsvColumns) -> None:
+        text = "LocationCode;SorIdentifier\r\n5790000121786;1\r\n"
+        with pytest.raises(InvalidSourceData, match="'NonActiveIndicator'"):
+            list(parse_glns(stream(text), columns))
+
+    def test_empty_values_are_none(self, columns: CsvColumns) -> None:
+        [gln] = parse_glns(stream(GLNS + "5790000121786;;;;;;;;;;\r\n"), columns)
+        assert gln == Gln(gln="5790000121786")

@@ -1,0 +1,122 @@
+"""The HTTP client: conditional GET, streaming to disk, and the retry policy."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from soredi_sync.clients.sor_files import HttpxSorFilesClient, Validators
+from soredi_sync.config import RetrySettings
+from soredi_sync.errors import SourceError
+
+BASE = "http://127.0.0.1:9/"
+BODY = b"PK\x03\x04" + b"x" * 5000
+
+
+def _client(handler, attempts: int = 3) -> tuple[HttpxSorFilesClient, list[float]]:
+    sleeps: list[float] = []
+    http = httpx.Client(transport=httpx.MockTransport(handler), timeout=5)
+    client = HttpxSorFilesClient(
+        http, BASE, RetrySettings(attempts=attempts, initial_wait=0.5, max_wait=4), sleeps.append
+    )
+    return client, sleeps
+
+
+class TestFetch:
+    def test_a_file_is_streamed_to_disk_with_its_hash_and_validators(self, tmp_path: Path) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(
+                200,
+                content=BODY,
+                headers={"ETag": '"abc"', "Last-Modified": "Mon, 02 Nov 2026 03:00:00 GMT"},
+            )
+
+        client, _ = _client(handler)
+        fetched = client.fetch("sor.zip", tmp_path)
+        assert fetched.path is not None and fetched.path.read_bytes() == BODY
+        assert fetched.etag == '"abc"' and fetched.size == len(BODY)
+        assert fetched.sha256 is not None and len(fetched.sha256) == 64
+        assert [p.name for p in tmp_path.iterdir()] == ["sor.zip"]
+
+    def test_known_validators_are_sent_and_304_means_not_modified(self, tmp_path: Path) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(304)
+
+        client, _ = _client(handler)
+        fetched = client.fetch(
+            "sor.zip", tmp_path, Validators('"abc"', "Mon, 02 Nov 2026 03:00:00 GMT")
+        )
+        assert fetched.not_modified
+        assert seen[0].headers["If-None-Match"] == '"abc"'
+        assert seen[0].headers["If-Modified-Since"] == "Mon, 02 Nov 2026 03:00:00 GMT"
+        assert list(tmp_path.iterdir()) == []
+
+
+class TestRetryPolicy:
+    @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+    def test_transient_statuses_are_retried_until_success(
+        self, tmp_path: Path, status: int
+    ) -> None:
+        answers = iter([httpx.Response(status), httpx.Response(200, content=BODY)])
+        client, sleeps = _client(lambda request: next(answers))
+        assert client.fetch("sor.zip", tmp_path).size == len(BODY)
+        assert len(sleeps) == 1
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 410])
+    def test_other_client_errors_fail_at_once(self, tmp_path: Path, status: int) -> None:
+        calls: list[int] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            calls.append(1)
+            return httpx.Response(status)
+
+        client, sleeps = _client(handler)
+        with pytest.raises(SourceError, match=f"HTTP {status}"):
+            client.fetch("sor.zip", tmp_path)
+        assert calls == [1] and sleeps == []
+
+    def test_connection_errors_are_retried_then_reported(self, tmp_path: Path, caplog) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("connection refused", request=request)
+
+        client, sleeps = _client(handler, attempts=3)
+        with caplog.at_level(logging.WARNING), pytest.raises(SourceError, match="kept failing"):
+            client.fetch("sor.zip", tmp_path)
+        assert len(sleeps) == 2
+        assert sum("Attempt" in r.getMessage() for r in caplog.records) == 2
+
+    def test_retry_after_is_respected_within_the_cap(self, tmp_path: Path) -> None:
+        answers = iter(
+            [
+                httpx.Response(429, headers={"Retry-After": "3"}),
+                httpx.Response(503, headers={"Retry-After": "120"}),
+                httpx.Response(200, content=BODY),
+            ]
+        )
+        client, sleeps = _client(lambda request: next(answers))
+        client.fetch("sor.zip", tmp_path)
+        assert sleeps == [3.0, 4.0]
+
+    def test_a_body_shorter_than_its_content_length_is_retried_and_never_kept(
+        self, tmp_path: Path
+    ) -> None:
+        class Short(httpx.SyncByteStream):
+            def __iter__(self):
+                yield BODY[:100]
+
+        answers = iter(
+            [
+                httpx.Response(200, headers={"Content-Length": str(len(BODY))}, stream=Short()),
+                httpx.Response(200, content=BODY),
+            ]
+        )
+        client, sleeps = _client(lambda request: next(answers))
+        fetched = client.fetch("sor.zip", tmp_path)
+        assert fetched.size == len(BODY) and len(sleeps) == 1
+        assert [p.name for p in tmp_path.iterdir()] == ["sor.zip"]
