@@ -39,6 +39,8 @@ from soredi_sync.domain.model import (
 # Rows per executemany batch: large enough to amortise round trips, small enough to keep
 # PostgreSQL's parameter limit and our memory far away.
 BATCH = 5000
+# Rows fetched at a time when reading a whole snapshot.
+STREAM_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,13 +260,17 @@ class SqlAlchemyRegistryRepository:
     # -- reads as of a snapshot --------------------------------------------------------------
 
     def load_registry(self, snapshot_id: int) -> Registry:
-        """The whole registry as it was at ``snapshot_id``."""
+        """The whole registry as it was at ``snapshot_id``.
+
+        Rows are streamed (a national registry is half a million of them) and repeated strings
+        are shared, so the result costs about what a freshly parsed registry costs.
+        """
         unit_table = UnitVersion.__table__
         gln_table = GlnVersion.__table__
         cap_table = CapabilityVersion.__table__
         units = [
             _unit_from_row(r)
-            for r in self.session.execute(
+            for r in self._stream(
                 select(*(unit_table.c[n] for n in _UNIT_COLUMNS)).where(
                     _as_of(UnitVersion, snapshot_id)
                 )
@@ -272,15 +278,20 @@ class SqlAlchemyRegistryRepository:
         ]
         glns = [
             _gln_from_row(r)
-            for r in self.session.execute(
+            for r in self._stream(
                 select(*(gln_table.c[n] for n in _GLN_COLUMNS)).where(
                     _as_of(GlnVersion, snapshot_id)
                 )
             )
         ]
+        shared: dict[str | None, str | None] = {None: None}
         caps = (
-            Capability(gln, message_type, version_code)
-            for gln, message_type, version_code in self.session.execute(
+            Capability(
+                shared.setdefault(gln, gln),  # type: ignore[arg-type]
+                shared.setdefault(message_type, message_type),  # type: ignore[arg-type]
+                shared.setdefault(version_code, version_code),
+            )
+            for gln, message_type, version_code in self._stream(
                 select(*(cap_table.c[n] for n in _CAP_COLUMNS)).where(
                     _as_of(CapabilityVersion, snapshot_id)
                 )
@@ -288,6 +299,10 @@ class SqlAlchemyRegistryRepository:
         )
         info = self.get_snapshot(snapshot_id)
         return Registry.build(units, glns, caps, source_date=info.source_date if info else None)
+
+    def _stream(self, query: Select[Any]) -> Iterator[Any]:
+        result = self.session.execute(query.execution_options(yield_per=STREAM_ROWS))
+        yield from result
 
     def get_unit(self, sor_id: str, snapshot_id: int) -> Unit | None:
         row = self.session.scalars(

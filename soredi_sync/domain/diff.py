@@ -125,8 +125,36 @@ def _names(record_type: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(record_type))
 
 
-def _flat_capabilities(registry: Registry) -> dict[tuple[str, str], Capability]:
-    return {cap.key: cap for cap in registry.iter_capabilities()}
+def _diff_capabilities(current: Registry, fetched: Registry) -> EntityChanges[Capability]:
+    """Capabilities compared GLN by GLN, without flattening half a million rows into new dicts."""
+    added: list[Capability] = []
+    removed: list[Capability] = []
+    changed: list[Changed[Capability]] = []
+    old_by_gln = current.capabilities
+    new_by_gln = fetched.capabilities
+    for gln, new_types in new_by_gln.items():
+        old_types = old_by_gln.get(gln)
+        if old_types is None:
+            added.extend(new_types.values())
+            continue
+        if old_types == new_types:
+            continue
+        for message_type, cap in new_types.items():
+            old = old_types.get(message_type)
+            if old is None:
+                added.append(cap)
+            elif old.version_code != cap.version_code:
+                changed.append(Changed(old, cap, ("version_code",)))
+        removed.extend(cap for t, cap in old_types.items() if t not in new_types)
+    for gln, old_types in old_by_gln.items():
+        if gln not in new_by_gln:
+            removed.extend(old_types.values())
+    key = attrgetter("gln", "message_type")
+    return EntityChanges(
+        added=tuple(sorted(added, key=key)),
+        removed=tuple(sorted(removed, key=key)),
+        changed=tuple(sorted(changed, key=lambda c: key(c.after))),
+    )
 
 
 def diff(current: Registry | None, fetched: Registry) -> ChangeSet:
@@ -136,12 +164,7 @@ def diff(current: Registry | None, fetched: Registry) -> ChangeSet:
     return ChangeSet(
         units=_diff_records(base.units, fetched.units, _names(Unit), attrgetter("sor_id")),
         glns=_diff_records(base.glns, fetched.glns, _names(Gln), attrgetter("gln")),
-        capabilities=_diff_records(
-            _flat_capabilities(base),
-            _flat_capabilities(fetched),
-            ("version_code",),
-            attrgetter("gln", "message_type"),
-        ),
+        capabilities=_diff_capabilities(base, fetched),
     )
 
 

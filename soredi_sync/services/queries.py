@@ -5,6 +5,8 @@ Every answer is read as of one snapshot id, so it never mixes two snapshots.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -16,7 +18,14 @@ from soredi_sync.db.repository import (
     VersionSpan,
 )
 from soredi_sync.db.unit_of_work import UnitOfWork
-from soredi_sync.domain.model import Capability, EffectiveGln, Gln, GlnMode, Unit
+from soredi_sync.domain.model import (
+    Capability,
+    EffectiveGln,
+    Gln,
+    GlnMode,
+    Unit,
+    effective_gln,
+)
 from soredi_sync.errors import NoSnapshot, NotFound
 
 
@@ -93,8 +102,6 @@ def show_unit(uow: UnitOfWork, sor_id: str, at: date | None = None) -> UnitView:
         ancestors.append(parent)
         seen.add(parent_id)
         parent_id = parent.parent_sor_id
-    from soredi_sync.domain.model import effective_gln
-
     chain = {u.sor_id: u for u in [unit, *ancestors]}
     effective = effective_gln(chain, unit.sor_id)
     gln = uow.registry.get_gln(effective.gln, snapshot.id) if effective.gln else None
@@ -156,9 +163,6 @@ def changes_since(uow: UnitOfWork, cursor: int, limit: int = 1000) -> list[Chang
 
 def jsonable(value: Any) -> Any:
     """Dataclasses, dates and enums as JSON-ready values, for ``--json`` output."""
-    import dataclasses
-    import enum
-
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):

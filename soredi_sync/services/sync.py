@@ -183,6 +183,9 @@ def sync_source(
         )
         if reasons and not accept_mass_change:
             raise MassChangeRefused(reasons)
+        baseline = previous is None
+        # The change set holds what the store needs; the old registry can go before the write.
+        del previous
 
         stage("store snapshot")
         with uow_factory() as uow:
@@ -197,7 +200,7 @@ def sync_source(
                 run_id=run_id,
                 source=SOURCE,
                 content_hash=content_hash,
-                baseline=previous is None,
+                baseline=baseline,
             )
             duration = time.monotonic() - started
             uow.runs.finish(
