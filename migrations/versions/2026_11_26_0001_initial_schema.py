@@ -102,7 +102,6 @@ def upgrade() -> None:
         ["gln", "message_type", "valid_from"],
         unique=False,
     )
-    op.create_index("ix_capabilities_valid_to", "capabilities", ["valid_to"], unique=False)
     op.create_index(
         "uq_capabilities_current",
         "capabilities",
@@ -156,7 +155,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_glns")),
     )
     op.create_index("ix_glns_key_valid_from", "glns", ["gln", "valid_from"], unique=False)
-    op.create_index("ix_glns_valid_to", "glns", ["valid_to"], unique=False)
     op.create_index(
         "uq_glns_current",
         "glns",
@@ -197,7 +195,6 @@ def upgrade() -> None:
     op.create_index(op.f("ix_units_gln"), "units", ["gln"], unique=False)
     op.create_index("ix_units_key_valid_from", "units", ["sor_id", "valid_from"], unique=False)
     op.create_index(op.f("ix_units_parent_sor_id"), "units", ["parent_sor_id"], unique=False)
-    op.create_index("ix_units_valid_to", "units", ["valid_to"], unique=False)
     op.create_index(
         "uq_units_current",
         "units",
@@ -215,7 +212,6 @@ def downgrade() -> None:
         sqlite_where=sa.text("valid_to IS NULL"),
         postgresql_where=sa.text("valid_to IS NULL"),
     )
-    op.drop_index("ix_units_valid_to", table_name="units")
     op.drop_index(op.f("ix_units_parent_sor_id"), table_name="units")
     op.drop_index("ix_units_key_valid_from", table_name="units")
     op.drop_index(op.f("ix_units_gln"), table_name="units")
@@ -226,7 +222,6 @@ def downgrade() -> None:
         sqlite_where=sa.text("valid_to IS NULL"),
         postgresql_where=sa.text("valid_to IS NULL"),
     )
-    op.drop_index("ix_glns_valid_to", table_name="glns")
     op.drop_index("ix_glns_key_valid_from", table_name="glns")
     op.drop_table("glns")
     op.drop_index(op.f("ix_changes_snapshot_id"), table_name="changes")
@@ -238,7 +233,6 @@ def downgrade() -> None:
         sqlite_where=sa.text("valid_to IS NULL"),
         postgresql_where=sa.text("valid_to IS NULL"),
     )
-    op.drop_index("ix_capabilities_valid_to", table_name="capabilities")
     op.drop_index("ix_capabilities_key_valid_from", table_name="capabilities")
     op.drop_table("capabilities")
     op.drop_table("snapshots")

@@ -40,6 +40,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # 64 MB of page cache (default 2 MB): index upkeep during a national first load stays in
+    # memory instead of re-reading B-tree pages.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

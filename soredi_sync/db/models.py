@@ -152,7 +152,6 @@ def _versioned(key_columns: tuple[str, ...], table: str) -> tuple[Index, ...]:
             postgresql_where=current,
         ),
         Index(f"ix_{table}_key_valid_from", *key_columns, "valid_from"),
-        Index(f"ix_{table}_valid_to", "valid_to"),
     )
 
 

@@ -185,3 +185,20 @@ class TestHistoryAndFeed:
         assert [(e.kind, e.details) for e in events] == [
             ("changed", {"fields": {"version_code": ["XD9133L", "XD9134L"]}})
         ]
+
+
+class TestBulkWrites:
+    def test_awkward_text_and_dates_round_trip_exactly(self, uow_factory) -> None:
+        awkward = unit(
+            "100",
+            own_gln=gln(1),
+            name='Tab\there, newline\nthere, back\\slash, "quotes", æøå',
+            from_date=date(1995, 2, 20),
+            to_date=date(2030, 12, 31),
+        )
+        reg = registry([awkward], [Gln(gln(1), from_date=date(2001, 1, 1))], {gln(1): ["FDIS91"]})
+        snap = _store(uow_factory, reg)
+        with uow_factory() as uow:
+            loaded = uow.registry.load_registry(snap.id)
+        assert loaded.units["100"] == awkward
+        assert loaded.glns[gln(1)].from_date == date(2001, 1, 1)
