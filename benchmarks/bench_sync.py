@@ -120,11 +120,16 @@ def _child(*args: str) -> dict[str, Any]:
 
 
 def _fresh_database(url: str | None, workdir: Path) -> str:
-    if url is None:
-        return f"sqlite:///{workdir / 'bench.db'}"
     from sqlalchemy import create_engine, text
 
     from soredi_sync.db.models import Base
+    from soredi_sync.services.schema import upgrade
+
+    if url is None:
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        upgrade(url)
+        return url
+    upgrade(url)
 
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -153,8 +158,6 @@ def main() -> None:
 
     from soredi_sync.sandbox.generate import generate
     from soredi_sync.sandbox.server import SandboxServer
-    from soredi_sync.services.schema import upgrade
-
     sandbox = DATA / f"{args.profile}-seed{args.seed}"
     if not (sandbox / "manifest.json").exists():
         started = time.perf_counter()
@@ -165,7 +168,6 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="soredi-bench-") as tmp:
         url = _fresh_database(args.database_url, Path(tmp))
-        upgrade(url)
         bare = _child("--step", "bare_parse", "--dir", str(sandbox / "day-000"))
         with SandboxServer(sandbox, day=0) as server:
             full = _child("--step", "sync", "--database-url", url, "--base-url", server.base_url)

@@ -88,12 +88,6 @@ def upgrade() -> None:
         ),
         sa.Column("valid_to", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("version_code", sa.String(length=100), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["valid_from"], ["snapshots.id"], name=op.f("fk_capabilities_valid_from_snapshots")
-        ),
-        sa.ForeignKeyConstraint(
-            ["valid_to"], ["snapshots.id"], name=op.f("fk_capabilities_valid_to_snapshots")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_capabilities")),
     )
     op.create_index(
@@ -146,12 +140,6 @@ def upgrade() -> None:
         sa.Column("owner_sor_id", sa.String(length=20), nullable=True),
         sa.Column("from_date", sa.Date(), nullable=True),
         sa.Column("to_date", sa.Date(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["valid_from"], ["snapshots.id"], name=op.f("fk_glns_valid_from_snapshots")
-        ),
-        sa.ForeignKeyConstraint(
-            ["valid_to"], ["snapshots.id"], name=op.f("fk_glns_valid_to_snapshots")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_glns")),
     )
     op.create_index("ix_glns_key_valid_from", "glns", ["gln", "valid_from"], unique=False)
@@ -184,12 +172,6 @@ def upgrade() -> None:
         sa.Column("provider_number", sa.String(length=20), nullable=True),
         sa.Column("pharmacy_number", sa.String(length=20), nullable=True),
         sa.Column("postal_code", sa.String(length=10), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["valid_from"], ["snapshots.id"], name=op.f("fk_units_valid_from_snapshots")
-        ),
-        sa.ForeignKeyConstraint(
-            ["valid_to"], ["snapshots.id"], name=op.f("fk_units_valid_to_snapshots")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_units")),
     )
     op.create_index(op.f("ix_units_gln"), "units", ["gln"], unique=False)

@@ -5,6 +5,11 @@ snapshot that replaced or removed it (``valid_to``, exclusive; NULL while curren
 names a snapshot id, so a reader that started before a sync committed keeps seeing one whole
 snapshot even on PostgreSQL's READ COMMITTED: rows written by the new snapshot all carry a larger
 ``valid_from``, and rows it closed are still valid at the older id.
+
+The version tables have no foreign keys to ``snapshots``: their one writer
+(:meth:`SqlAlchemyRegistryRepository.add_snapshot`) inserts the snapshot and its rows in one
+transaction, and per-row foreign-key checks doubled the time of a national first load on
+PostgreSQL (3.7 s against 1.9 s for the capabilities COPY alone).
 """
 
 from __future__ import annotations
@@ -160,8 +165,8 @@ class UnitVersion(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     sor_id: Mapped[sor_id_str]
-    valid_from: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"))
-    valid_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    valid_from: Mapped[int] = mapped_column(BigId)
+    valid_to: Mapped[int | None] = mapped_column(BigId)
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(30))
     parent_sor_id: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -184,8 +189,8 @@ class GlnVersion(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     gln: Mapped[gln_str]
-    valid_from: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"))
-    valid_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    valid_from: Mapped[int] = mapped_column(BigId)
+    valid_to: Mapped[int | None] = mapped_column(BigId)
     active: Mapped[bool]
     only_internal: Mapped[bool]
     system_supplier: Mapped[str | None] = mapped_column(String(20))
@@ -208,8 +213,8 @@ class CapabilityVersion(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     gln: Mapped[gln_str]
     message_type: Mapped[code_str]
-    valid_from: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"))
-    valid_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("snapshots.id"))
+    valid_from: Mapped[int] = mapped_column(BigId)
+    valid_to: Mapped[int | None] = mapped_column(BigId)
     version_code: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = _versioned(("gln", "message_type"), "capabilities")
