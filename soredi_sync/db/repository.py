@@ -35,6 +35,7 @@ from soredi_sync.domain.model import (
     UnitKind,
     record_fields,
 )
+from soredi_sync.memory import cyclic_gc_paused
 
 # Rows per executemany batch: large enough to amortise round trips, small enough to keep
 # PostgreSQL's parameter limit and our memory far away.
@@ -265,6 +266,10 @@ class SqlAlchemyRegistryRepository:
         Rows are streamed (a national registry is half a million of them) and repeated strings
         are shared, so the result costs about what a freshly parsed registry costs.
         """
+        with cyclic_gc_paused():
+            return self._load_registry(snapshot_id)
+
+    def _load_registry(self, snapshot_id: int) -> Registry:
         unit_table = UnitVersion.__table__
         gln_table = GlnVersion.__table__
         cap_table = CapabilityVersion.__table__

@@ -8,17 +8,15 @@ problems found are raised together, once (fail closed: nothing partial leaves th
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings, config_dir
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Registry
 from soredi_sync.errors import InvalidSourceData
+from soredi_sync.memory import cyclic_gc_paused
 from soredi_sync.parsing.archive import open_member
 from soredi_sync.parsing.problems import Problems
 from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns
@@ -26,24 +24,6 @@ from soredi_sync.parsing.sor_xml import parse_sor_xml
 from soredi_sync.parsing.validate import merge_glns, validate_records
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the duration of a load.
-
-    A national load creates ~500,000 long-lived records (units, GLNs, capabilities) that cannot
-    form reference cycles; the generational collector would rescan them again and again while
-    they pile up, which measured as a third of the CSV time. Reference counting still frees
-    everything transient; whatever the collector would have found waits until the end.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def load_registry(
@@ -63,7 +43,7 @@ def load_registry(
     :raises InvalidSourceData: any archive, XML or CSV fault, or any failed check; the
         exception's ``problems`` lists them all (capped)
     """
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         return _load(xml_zip, csv_zip, sources, columns, guards, message_types)
 
 
