@@ -31,10 +31,14 @@ def bulk_insert(
     assert dbapi is not None
     count = 0
     if dialect == "postgresql":
-        with dbapi.cursor() as cursor, cursor.copy(f"COPY {name} ({quoted}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-                count += 1
+        pg_cursor: Any = dbapi.cursor()  # psycopg 3: COPY is not in the DB-API
+        try:
+            with pg_cursor.copy(f"COPY {name} ({quoted}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        finally:
+            pg_cursor.close()
         return count
     placeholders = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {name} ({quoted}) VALUES ({placeholders})"

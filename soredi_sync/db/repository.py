@@ -10,13 +10,25 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.bulk import bulk_insert
 from soredi_sync.db.models import (
+    Base,
     CapabilityVersion,
     ChangeEvent,
     GlnVersion,
@@ -25,7 +37,7 @@ from soredi_sync.db.models import (
     SyncRun,
     UnitVersion,
 )
-from soredi_sync.domain.diff import ChangeKind, ChangeSet, EntityKind
+from soredi_sync.domain.diff import ChangeKind, ChangeSet, EntityChanges, EntityKind
 from soredi_sync.domain.model import (
     Capability,
     Gln,
@@ -270,9 +282,9 @@ class SqlAlchemyRegistryRepository:
             return self._load_registry(snapshot_id)
 
     def _load_registry(self, snapshot_id: int) -> Registry:
-        unit_table = UnitVersion.__table__
-        gln_table = GlnVersion.__table__
-        cap_table = CapabilityVersion.__table__
+        unit_table = _table(UnitVersion)
+        gln_table = _table(GlnVersion)
+        cap_table = _table(CapabilityVersion)
         units = [
             _unit_from_row(r)
             for r in self._stream(
@@ -376,7 +388,7 @@ class SqlAlchemyRegistryRepository:
         self, cursor: int, limit: int = 1000, up_to_snapshot: int | None = None
     ) -> list[ChangeRecord]:
         """Change events after ``cursor`` in cursor order (the feed's contract)."""
-        query: Select[tuple[ChangeEvent]] = select(ChangeEvent).where(ChangeEvent.id > cursor)
+        query = select(ChangeEvent).where(ChangeEvent.id > cursor)
         if up_to_snapshot is not None:
             query = query.where(ChangeEvent.snapshot_id <= up_to_snapshot)
         rows = self.session.scalars(query.order_by(ChangeEvent.id).limit(limit))
@@ -473,14 +485,14 @@ class SqlAlchemyRegistryRepository:
         self,
         model: type[UnitVersion | GlnVersion | CapabilityVersion],
         key_clauses: Sequence[ColumnElement[bool]],
-        keys: list[tuple[str, ...]],
+        keys: Sequence[tuple[str, ...]],
         snapshot_id: int,
     ) -> None:
         if not keys:
             return
         stmt = (
-            update(model.__table__)
-            .where(*key_clauses, model.__table__.c.valid_to.is_(None))
+            update(_table(model))
+            .where(*key_clauses, _table(model).c.valid_to.is_(None))
             .values(valid_to=snapshot_id)
         )
         rows = ({f"k{i}": part for i, part in enumerate(key)} for key in keys)
@@ -499,76 +511,70 @@ class SqlAlchemyRegistryRepository:
         values = attrgetter(*columns)
         bulk_insert(
             self.session,
-            model.__table__,
+            _table(model),
             ("valid_from", *columns),
             ((snapshot_id, *values(r)) for r in records),
         )
 
     def _insert_change_events(self, changes: ChangeSet, snapshot_id: int) -> None:
         def events() -> Iterator[dict[str, Any]]:
-            for entity, records, key_of, gln_of in (
-                (EntityKind.UNIT, changes.units, lambda u: u.sor_id, lambda u: u.gln),
-                (EntityKind.GLN, changes.glns, lambda g: g.gln, lambda g: g.gln),
-                (
-                    EntityKind.CAPABILITY,
-                    changes.capabilities,
-                    lambda c: f"{c.gln}:{c.message_type}",
-                    lambda c: c.gln,
-                ),
-            ):
+            groups: tuple[tuple[EntityKind, EntityChanges[Any]], ...] = (
+                (EntityKind.UNIT, changes.units),
+                (EntityKind.GLN, changes.glns),
+                (EntityKind.CAPABILITY, changes.capabilities),
+            )
+            for entity, records in groups:
                 for rec in records.added:
-                    yield self._event(
-                        snapshot_id,
-                        entity,
-                        key_of(rec),
-                        gln_of(rec),
-                        ChangeKind.ADDED,
-                        {"after": _record_json(rec)},
+                    yield _event(
+                        snapshot_id, entity, rec, ChangeKind.ADDED, {"after": _record_json(rec)}
                     )
                 for rec in records.removed:
-                    yield self._event(
-                        snapshot_id,
-                        entity,
-                        key_of(rec),
-                        gln_of(rec),
-                        ChangeKind.REMOVED,
-                        {"before": _record_json(rec)},
+                    yield _event(
+                        snapshot_id, entity, rec, ChangeKind.REMOVED, {"before": _record_json(rec)}
                     )
                 for ch in records.changed:
                     fields = {
                         name: [_jsonable(old), _jsonable(new)]
                         for name, (old, new) in ch.field_changes().items()
                     }
-                    yield self._event(
-                        snapshot_id,
-                        entity,
-                        key_of(ch.after),
-                        gln_of(ch.after),
-                        ChangeKind.CHANGED,
-                        {"fields": fields},
+                    yield _event(
+                        snapshot_id, entity, ch.after, ChangeKind.CHANGED, {"fields": fields}
                     )
 
-        stmt = insert(ChangeEvent.__table__)
+        stmt = insert(_table(ChangeEvent))
         for batch in _batched(events()):
             self.session.execute(stmt, batch)
 
-    @staticmethod
-    def _event(
-        snapshot_id: int,
-        entity: EntityKind,
-        key: str,
-        gln: str | None,
-        kind: ChangeKind,
-        details: dict[str, Any],
-    ) -> dict[str, Any]:
-        return {
-            "snapshot_id": snapshot_id,
-            "entity": entity.value,
-            "key": key,
-            "gln": gln,
-            "kind": kind.value,
-            "details": details,
-        }
+
+def _identity(record: Unit | Gln | Capability) -> tuple[str, str | None]:
+    """The feed's key for a record and the GLN it concerns."""
+    if isinstance(record, Unit):
+        return record.sor_id, record.gln
+    if isinstance(record, Gln):
+        return record.gln, record.gln
+    return f"{record.gln}:{record.message_type}", record.gln
+
+
+def _event(
+    snapshot_id: int,
+    entity: EntityKind,
+    record: Unit | Gln | Capability,
+    kind: ChangeKind,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    key, gln = _identity(record)
+    return {
+        "snapshot_id": snapshot_id,
+        "entity": entity.value,
+        "key": key,
+        "gln": gln,
+        "kind": kind.value,
+        "details": details,
+    }
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
 
 
 class SqlAlchemySyncRunRepository:
