@@ -124,7 +124,12 @@ class HttpxSorFilesClient:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._http = http
-        self.location = base_url if base_url.endswith("/") else base_url + "/"
+        parsed = httpx.URL(base_url if base_url.endswith("/") else base_url + "/")
+        # Credentials in a mirror URL travel as an Authorization header, never in the URL:
+        # httpx logs request URLs, and the location is stored in sync_runs.
+        self._auth = httpx.BasicAuth(parsed.username, parsed.password) if parsed.username else None
+        self._base_url = str(parsed.copy_with(username=None, password=None))
+        self.location = self._base_url
         self._retry = retry
         self._sleep = sleep
 
@@ -135,7 +140,7 @@ class HttpxSorFilesClient:
         validators: Validators | None = None,
         progress: ProgressCallback | None = None,
     ) -> FetchedFile:
-        url = self.location + name.lstrip("/")
+        url = self._base_url + name.lstrip("/")
         headers = {}
         if validators and validators.etag:
             headers["If-None-Match"] = validators.etag
@@ -160,7 +165,9 @@ class HttpxSorFilesClient:
         dest_dir: Path,
         progress: ProgressCallback | None,
     ) -> FetchedFile:
-        with self._http.stream("GET", url, headers=headers) as response:
+        with self._http.stream(
+            "GET", url, headers=headers, auth=self._auth or httpx.USE_CLIENT_DEFAULT
+        ) as response:
             if response.status_code == 304:
                 logger.info("%s not modified", url)
                 return FetchedFile(

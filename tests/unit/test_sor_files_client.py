@@ -120,3 +120,40 @@ class TestRetryPolicy:
         fetched = client.fetch("sor.zip", tmp_path)
         assert fetched.size == len(BODY) and len(sleeps) == 1
         assert [p.name for p in tmp_path.iterdir()] == ["sor.zip"]
+
+
+class TestCredentialsStayOut:
+    def test_a_password_in_the_base_url_reaches_neither_errors_logs_nor_location(
+        self, tmp_path: Path, caplog
+    ) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(503)
+
+        http = httpx.Client(transport=httpx.MockTransport(handler), timeout=5)
+        client = HttpxSorFilesClient(
+            http,
+            "http://mirror-user:s3cret-pw@127.0.0.1:9/files",
+            RetrySettings(attempts=2, initial_wait=0, max_wait=0),
+            lambda _s: None,
+        )
+        with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as excinfo:
+            client.fetch("sor.zip", tmp_path)
+        assert "s3cret-pw" not in client.location
+        assert "s3cret-pw" not in str(excinfo.value)
+        assert "s3cret-pw" not in caplog.text
+        assert client.location == "http://127.0.0.1:9/files/"
+
+    def test_credentials_from_the_url_are_sent_as_basic_auth(self, tmp_path: Path) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, content=BODY)
+
+        http = httpx.Client(transport=httpx.MockTransport(handler), timeout=5)
+        client = HttpxSorFilesClient(
+            http, "http://mirror-user:s3cret-pw@127.0.0.1:9/", RetrySettings(), lambda _s: None
+        )
+        client.fetch("sor.zip", tmp_path)
+        assert seen[0].headers["Authorization"].startswith("Basic ")
+        assert "s3cret-pw" not in str(seen[0].url)
