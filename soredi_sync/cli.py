@@ -393,6 +393,22 @@ def show() -> None:
     """Show a unit or a GLN, now or on an earlier date."""
 
 
+def _show(ctx: click.Context, query: Callable[[Any], Any], render: str, as_json: bool) -> None:
+    """Run a read query in one unit of work; print it as JSON or with ``cli_render.<render>``."""
+    from soredi_sync import cli_render
+
+    with _app(ctx) as app, app.uow() as uow:
+        try:
+            result = query(uow)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(result)
+    else:
+        getattr(cli_render, render)(_console(), result, _settings(ctx))
+
+
 @show.command("unit")
 @click.argument("sor_id")
 @at_option
@@ -402,18 +418,7 @@ def show_unit(ctx: click.Context, sor_id: str, at: date | None, as_json: bool) -
     """A SOR unit: attributes, its place in the tree and its effective GLN."""
     from soredi_sync.services import queries
 
-    with _app(ctx) as app, app.uow() as uow:
-        try:
-            view = queries.show_unit(uow, sor_id, at)
-        except SorediError as exc:
-            _fail(ctx, exc)
-            return
-    if as_json:
-        _emit_json(view)
-        return
-    from soredi_sync.cli_render import render_unit
-
-    render_unit(_console(), view, _settings(ctx))
+    _show(ctx, lambda uow: queries.show_unit(uow, sor_id, at), "render_unit", as_json)
 
 
 @show.command("gln")
@@ -425,18 +430,7 @@ def show_gln(ctx: click.Context, gln: str, at: date | None, as_json: bool) -> No
     """A GLN: attributes, VANS, message types, units using it and how."""
     from soredi_sync.services import queries
 
-    with _app(ctx) as app, app.uow() as uow:
-        try:
-            view = queries.show_gln(uow, gln, at)
-        except SorediError as exc:
-            _fail(ctx, exc)
-            return
-    if as_json:
-        _emit_json(view)
-        return
-    from soredi_sync.cli_render import render_gln
-
-    render_gln(_console(), view, _settings(ctx))
+    _show(ctx, lambda uow: queries.show_gln(uow, gln, at), "render_gln", as_json)
 
 
 @cli.group()
@@ -452,18 +446,7 @@ def history_gln(ctx: click.Context, gln: str, as_json: bool) -> None:
     """Every version of a GLN and when each message type came and went."""
     from soredi_sync.services import queries
 
-    with _app(ctx) as app, app.uow() as uow:
-        try:
-            result = queries.gln_history(uow, gln)
-        except SorediError as exc:
-            _fail(ctx, exc)
-            return
-    if as_json:
-        _emit_json(result)
-        return
-    from soredi_sync.cli_render import render_gln_history
-
-    render_gln_history(_console(), result)
+    _show(ctx, lambda uow: queries.gln_history(uow, gln), "render_gln_history", as_json)
 
 
 @cli.command()

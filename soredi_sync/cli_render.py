@@ -103,7 +103,7 @@ def _snap_label(result: GlnHistory, snapshot_id: int | None) -> str:
     return f"#{snapshot_id} ({snap.effective_date})" if snap else f"#{snapshot_id}"
 
 
-def render_gln_history(console: Console, result: GlnHistory) -> None:
+def render_gln_history(console: Console, result: GlnHistory, _settings: Settings) -> None:
     console.print(f"[bold]History of GLN {result.gln}[/bold]")
     table = Table("from", "until", "what")
     for span in result.versions:

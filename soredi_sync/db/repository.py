@@ -7,7 +7,7 @@ They speak the domain's language and never commit: the use case owns the transac
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any, cast
@@ -154,36 +154,10 @@ def _run_info(row: SyncRun) -> SyncRunInfo:
     )
 
 
-_UNIT_COLUMNS = (
-    "sor_id",
-    "name",
-    "kind",
-    "parent_sor_id",
-    "owner_sor_id",
-    "type_code",
-    "gln_mode",
-    "gln",
-    "from_date",
-    "to_date",
-    "shak",
-    "provider_number",
-    "pharmacy_number",
-    "postal_code",
-)
-_GLN_COLUMNS = (
-    "gln",
-    "active",
-    "only_internal",
-    "system_supplier",
-    "system_type",
-    "vans",
-    "region_code",
-    "edi_administrator",
-    "owner_sor_id",
-    "from_date",
-    "to_date",
-)
-_CAP_COLUMNS = ("gln", "message_type", "version_code")
+# Version-table columns carry the record fields under the same names.
+_UNIT_COLUMNS = tuple(f.name for f in fields(Unit))
+_GLN_COLUMNS = tuple(f.name for f in fields(Gln))
+_CAP_COLUMNS = tuple(f.name for f in fields(Capability))
 
 
 def _unit_from_row(row: Any) -> Unit:
