@@ -158,6 +158,7 @@ def main() -> None:
 
     from soredi_sync.sandbox.generate import generate
     from soredi_sync.sandbox.server import SandboxServer
+
     sandbox = DATA / f"{args.profile}-seed{args.seed}"
     if not (sandbox / "manifest.json").exists():
         started = time.perf_counter()
