@@ -19,6 +19,7 @@ from soredi_sync.clients.sor_files import (
 from soredi_sync.config import Settings
 from soredi_sync.db.engine import make_engine, make_session_factory
 from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
+from soredi_sync.services.routing import RoutingService
 from soredi_sync.services.sync import SyncConfig
 
 
@@ -30,6 +31,7 @@ class App:
     engine: Engine
     session_factory: sessionmaker[Session]
     _http: httpx.Client | None = field(default=None, repr=False)
+    _routing: RoutingService | None = field(default=None, repr=False)
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         return SqlAlchemyUnitOfWork(self.session_factory)
@@ -45,6 +47,17 @@ class App:
             guards=self.settings.guards,
             message_types=self.settings.message_types,
         )
+
+    def routing(self) -> RoutingService:
+        """The one routing service of this process (it holds the in-memory index)."""
+        if self._routing is None:
+            self._routing = RoutingService(
+                self.engine,
+                self.uow_factory,
+                self.settings.routing_policy,
+                self.settings.message_types,
+            )
+        return self._routing
 
     def files_client(
         self, base_url: str | None = None, from_dir: Path | None = None

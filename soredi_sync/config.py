@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.domain.routing import ConversionStep, Limits, RoutingPolicy
 
 
 def config_dir() -> Path:
@@ -152,6 +153,10 @@ class Settings(BaseSettings):
                 names[code] = name
         return names
 
+    @cached_property
+    def routing_policy(self) -> RoutingPolicy:
+        return load_routing_policy(self.config_dir / "routing.toml")
+
     def safe_database_url(self) -> str:
         """The database URL with any password masked, for logs and status output."""
         from sqlalchemy.engine import make_url
@@ -162,3 +167,53 @@ class Settings(BaseSettings):
 def settings_overrides(**values: Any) -> dict[str, Any]:
     """Drop ``None`` values so CLI options only override what the user actually passed."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _warn_or_reject(value: str, key: str) -> bool:
+    if value not in ("warn", "reject"):
+        raise ValueError(f"routing.toml: [limits] {key} must be 'warn' or 'reject', not {value!r}")
+    return value == "reject"
+
+
+def load_routing_policy(path: Path) -> RoutingPolicy:
+    """The routing policy from ``config/routing.toml``.
+
+    :raises ValueError: a step, syntax or limit the file gets wrong, named
+    """
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    steps = []
+    for entry in data.get("conversions", []):
+        steps.append(
+            ConversionStep(
+                source=entry["from"],
+                target=entry["to"],
+                valid_from=entry.get("valid_from"),
+                valid_to=entry.get("valid_to"),
+                requires_agreement=bool(entry.get("requires_agreement", False)),
+            )
+        )
+    names = {step.name for step in steps}
+    agreements = {}
+    for vans, agreed in (data.get("agreements") or {}).items():
+        unknown = sorted(set(agreed) - names)
+        if unknown:
+            raise ValueError(f"routing.toml: VANS {vans} agrees to unknown steps {unknown}")
+        agreements[str(vans)] = frozenset(agreed)
+    raw = data.get("limits", {})
+    defaults = Limits()
+    limits = Limits(
+        max_attachments=int(raw.get("max_attachments", defaults.max_attachments)),
+        allowed_mime_types=frozenset(raw.get("allowed_mime_types", defaults.allowed_mime_types)),
+        max_total_bytes=int(raw.get("max_total_bytes", defaults.max_total_bytes)),
+        legacy_subject_max=int(raw.get("legacy_subject_max", defaults.legacy_subject_max)),
+        legacy_text_max=int(raw.get("legacy_text_max", defaults.legacy_text_max)),
+        reject_long_subject=_warn_or_reject(raw.get("on_long_subject", "warn"), "on_long_subject"),
+        reject_long_text=_warn_or_reject(raw.get("on_long_text", "warn"), "on_long_text"),
+    )
+    return RoutingPolicy(
+        conversions=tuple(steps),
+        agreements=agreements,
+        syntax_preference=tuple(data.get("syntax_preference", ("fhir", "oioxml", "edifact"))),
+        limits=limits,
+    )

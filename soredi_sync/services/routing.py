@@ -1,0 +1,116 @@
+"""Use case: answer routing questions on the current snapshot, never on a half-synced one.
+
+The in-memory :class:`RoutingIndex` is keyed by snapshot id. Before each decision the service
+asks the database for the current snapshot id (one primary-key look-up); when a sync has landed
+a newer snapshot, the index is rebuilt and swapped before any further answer, so no decision
+after a sync is made on the old snapshot once the new one is current.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, func, select
+
+from soredi_sync.db.models import Snapshot
+from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.domain.routing import (
+    Resolver,
+    RouteDecision,
+    RouteRequest,
+    RoutingIndex,
+    RoutingPolicy,
+    SnapshotRef,
+)
+from soredi_sync.errors import NoSnapshot
+
+logger = logging.getLogger(__name__)
+
+# Decision dates are Danish calendar days: a message sent at 00:30 local time on 1 January
+# is decided on 1 January, although it is still 31 December in UTC.
+DANISH_TIME = ZoneInfo("Europe/Copenhagen")
+
+
+class RoutingService:
+    """Decisions on the current snapshot, with the index rebuilt when a new snapshot lands.
+
+    :param engine: for the cheap "which snapshot is current" look-up before each decision
+    :param uow_factory: for loading a snapshot when the index must be (re)built
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        uow_factory: Callable[[], UnitOfWork],
+        policy: RoutingPolicy,
+        message_types: MessageTypeRegistry,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._uow_factory = uow_factory
+        self._policy = policy
+        self._message_types = message_types
+        self._clock = clock
+        self._resolver: Resolver | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def policy(self) -> RoutingPolicy:
+        return self._policy
+
+    def current_snapshot_id(self) -> int | None:
+        with self._engine.connect() as conn:
+            return conn.execute(select(func.max(Snapshot.id))).scalar()
+
+    def resolver(self) -> Resolver:
+        """The resolver for the current snapshot, rebuilding the index if a new one landed.
+
+        :raises NoSnapshot: nothing has been synced yet
+        """
+        current_id = self.current_snapshot_id()
+        if current_id is None:
+            raise NoSnapshot()
+        resolver = self._resolver
+        if resolver is not None and resolver.index.snapshot.id == current_id:
+            return resolver
+        with self._lock:
+            # Another thread may have rebuilt it while this one waited.
+            resolver = self._resolver
+            if resolver is None or resolver.index.snapshot.id != current_id:
+                resolver = self._build(current_id)
+                self._resolver = resolver
+        return resolver
+
+    def _build(self, snapshot_id: int) -> Resolver:
+        with self._uow_factory() as uow:
+            info = uow.registry.get_snapshot(snapshot_id)
+            if info is None:
+                raise NoSnapshot()
+            registry = uow.registry.load_registry(snapshot_id)
+        index = RoutingIndex.build(SnapshotRef(info.id, info.taken_at), registry)
+        logger.info(
+            "Routing index built for snapshot %d (%d units, %d GLNs)",
+            snapshot_id,
+            len(registry.units),
+            len(registry.glns),
+        )
+        return Resolver(index, self._policy, self._message_types)
+
+    def today(self) -> date:
+        return self._clock().astimezone(DANISH_TIME).date()
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def route(self, request: RouteRequest) -> RouteDecision:
+        """Decide ``request`` on the current snapshot.
+
+        :raises NoSnapshot: nothing has been synced yet
+        :raises RoutingInputError: the request names an unknown business message or syntax
+        """
+        return self.resolver().resolve(request, self.today())
