@@ -1,7 +1,8 @@
 """The ``soredi-sync`` command line: one click group, settings loaded lazily.
 
 Exit codes: 0 success, 1 a sync failed, 2 usage error, 3 a sync was refused as implausible,
-4 not found, 5 the database schema needs ``soredi-sync db upgrade``.
+4 not found, 5 the database schema needs ``soredi-sync db upgrade``, 6 a routing decision was
+"reject".
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ EXIT_SYNC_FAILED = 1
 EXIT_REFUSED = 3
 EXIT_NOT_FOUND = 4
 EXIT_SCHEMA = 5
+EXIT_REJECTED = 6
 
 
 class LazySettings:
@@ -69,9 +71,13 @@ def _app(ctx: click.Context, *, migrate_empty: bool = False) -> Iterator[Any]:
         app.close()
 
 
-def _emit_json(data: Any) -> None:
-    from soredi_sync.services.queries import jsonable
+def jsonable(value: Any) -> Any:
+    from soredi_sync.services.queries import jsonable as to_json
 
+    return to_json(value)
+
+
+def _emit_json(data: Any) -> None:
     click.echo(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
 
 
@@ -467,6 +473,142 @@ def changes(ctx: click.Context, cursor: int, limit: int, as_json: bool) -> None:
     from soredi_sync.cli_render import render_changes
 
     render_changes(_console(), events, next_cursor)
+
+
+# -- routing ---------------------------------------------------------------------------------
+
+
+def _attachment(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> Any:
+    from soredi_sync.domain.routing import Attachment
+
+    result = []
+    for value in values:
+        mime, sep, size = value.rpartition(":")
+        if not sep or not mime or not size.isdigit():
+            raise click.BadParameter(f"{value!r} is not MIME:BYTES (e.g. application/pdf:20000)")
+        result.append(Attachment(mime, int(size)))
+    return tuple(result)
+
+
+@cli.command()
+@click.option(
+    "--receiver",
+    required=True,
+    metavar="GLN|SOR_ID",
+    help="The receiver's GLN or SOR-ID (prefix gln: or sor: to say which).",
+)
+@click.option("--message", "business_message", default="correspondence", show_default=True)
+@click.option(
+    "--sender-syntax",
+    type=click.Choice(["fhir", "oioxml", "edifact"]),
+    default="fhir",
+    show_default=True,
+)
+@click.option(
+    "--attachment", "attachments", multiple=True, callback=_attachment, metavar="MIME:BYTES"
+)
+@click.option("--text-length", type=click.IntRange(0), help="Characters of message text.")
+@click.option("--subject", help="Subject as a legacy receiver would get it.")
+@click.option("--total-size", type=click.IntRange(0), help="Bytes of the whole message.")
+@at_option
+@json_option
+@click.pass_context
+def route(
+    ctx: click.Context,
+    receiver: str,
+    business_message: str,
+    sender_syntax: str,
+    attachments: tuple[Any, ...],
+    text_length: int | None,
+    subject: str | None,
+    total_size: int | None,
+    at: date | None,
+    as_json: bool,
+) -> None:
+    """Decide how a message to RECEIVER is delivered (deliver natively, convert, or reject)."""
+    from soredi_sync.domain.routing import RouteRequest
+
+    def build(resolver: Any) -> Any:
+        gln, sor_id = _receiver(receiver, resolver.index.registry)
+        return RouteRequest(
+            business_message=business_message,
+            sender_syntax=sender_syntax,
+            receiver_gln=gln,
+            receiver_sor_id=sor_id,
+            text_length=text_length,
+            subject=subject,
+            attachments=attachments,
+            total_size=total_size,
+            at=at,
+        )
+
+    _route_and_print(ctx, build, as_json)
+
+
+@cli.command("route-bundle")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--sender-syntax",
+    type=click.Choice(["fhir", "oioxml", "edifact"]),
+    default="fhir",
+    show_default=True,
+)
+@at_option
+@json_option
+@click.pass_context
+def route_bundle(
+    ctx: click.Context, file: Path, sender_syntax: str, at: date | None, as_json: bool
+) -> None:
+    """Decide for a MedCom CareCommunication Bundle (FHIR XML or JSON) as a gateway holds it."""
+    from soredi_sync.parsing.bundle import parse_bundle
+
+    try:
+        facts = parse_bundle(file.read_bytes(), None)
+    except SorediError as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        ctx.exit(2)
+        return
+    _route_and_print(ctx, lambda _resolver: facts.to_route_request(sender_syntax, at), as_json)
+
+
+def _receiver(value: str, registry: Any) -> tuple[str | None, str | None]:
+    """(GLN, SOR-ID) for a --receiver value: explicit prefix, else whichever the snapshot knows."""
+    kind, sep, rest = value.partition(":")
+    if sep and kind in ("gln", "sor"):
+        return (rest, None) if kind == "gln" else (None, rest)
+    if value in registry.glns:
+        return value, None
+    if value in registry.units:
+        return None, value
+    # Unknown either way: a 13-digit number is read as a GLN (SOR-IDs are mostly longer).
+    return (value, None) if len(value) == 13 and value.isdigit() else (None, value)
+
+
+def _route_and_print(ctx: click.Context, build: Callable[[Any], Any], as_json: bool) -> None:
+    from soredi_sync.domain.routing import RoutingInputError
+
+    with _app(ctx) as app:
+        service = app.routing()
+        try:
+            resolver = service.resolver()
+            request = build(resolver)
+            decision = resolver.resolve(request, service.today())
+        except RoutingInputError as exc:
+            raise click.UsageError(str(exc)) from None
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+        now = service.now()
+    if as_json:
+        data = jsonable(decision)
+        data["snapshot"]["age_seconds"] = round(decision.age_seconds(now), 1)
+        _emit_json(data)
+    else:
+        from soredi_sync.cli_render import render_decision
+
+        render_decision(_console(), decision, now)
+    if decision.decision.value == "reject":
+        ctx.exit(EXIT_REJECTED)
 
 
 # -- sandbox and demo ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 from soredi_sync.config import Settings
 from soredi_sync.db.repository import ChangeRecord
 from soredi_sync.domain.model import Gln
+from soredi_sync.domain.routing import Decision, RouteDecision
 from soredi_sync.services.queries import GlnHistory, GlnView, UnitView
 
 
@@ -143,3 +145,42 @@ def render_changes(console: Console, events: list[ChangeRecord], next_cursor: in
         )
     console.print(table)
     console.print(f"next cursor: {next_cursor}")
+
+
+def render_decision(console: Console, decision: RouteDecision, now: datetime) -> None:
+    colour = "green" if decision.decision is Decision.DELIVER else "red"
+    head = f"[bold {colour}]{decision.decision.value.upper()}[/bold {colour}]"
+    if decision.decision is Decision.DELIVER:
+        head += f" as {decision.message_type} ({decision.syntax})"
+        if len(decision.message_types) > 1:
+            head += f"; also takes {', '.join(decision.message_types[1:])}"
+    else:
+        head += f": {decision.reason.value if decision.reason else '?'}"
+    console.print(head)
+    address = decision.address
+    console.print(
+        f"  address: SOR-ID {address.sor_id or '-'}, GLN {address.gln or '-'}"
+        + (f" (inherited from {address.inherited_from})" if address.inherited_from else "")
+    )
+    if decision.conversion:
+        steps = ", ".join(f"{c.step} by VANS {c.by}" for c in decision.conversion)
+        console.print(f"  conversion: {steps}")
+    elif decision.decision is Decision.DELIVER:
+        console.print("  conversion: none (native)")
+    if decision.attachments:
+        carried = {a.carried_as for a in decision.attachments}
+        console.print(
+            f"  attachments: {len(decision.attachments)}, "
+            + ("inline" if carried == {"inline"} else "one " + "/".join(sorted(carried)) + " each")
+        )
+    for warning in decision.warnings:
+        console.print(f"  [yellow]warning[/yellow]: {warning}")
+    console.print(
+        f"  decided on {decision.decided_on} with snapshot {decision.snapshot.id} "
+        f"({decision.age_seconds(now) / 3600:.1f} h old)"
+    )
+    console.print("  trace:")
+    for entry in decision.trace:
+        console.print(
+            f"    {entry.rule}: {entry.outcome}" + (f" ({entry.detail})" if entry.detail else "")
+        )
