@@ -71,6 +71,9 @@ class App:
         )
 
     def close(self) -> None:
+        if self._routing is not None:
+            self._routing.close()
+            self._routing = None
         if self._http is not None:
             self._http.close()
             self._http = None

@@ -14,9 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, PoolProxiedConnection
 
-from soredi_sync.db.models import Snapshot
 from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import (
@@ -30,6 +29,8 @@ from soredi_sync.domain.routing import (
 from soredi_sync.errors import NoSnapshot
 
 logger = logging.getLogger(__name__)
+
+_CURRENT_SNAPSHOT_SQL = "SELECT max(id) FROM snapshots"
 
 # Decision dates are Danish calendar days: a message sent at 00:30 local time on 1 January
 # is decided on 1 January, although it is still 31 December in UTC.
@@ -58,14 +59,51 @@ class RoutingService:
         self._clock = clock
         self._resolver: Resolver | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[PoolProxiedConnection] = []
 
     @property
     def policy(self) -> RoutingPolicy:
         return self._policy
 
     def current_snapshot_id(self) -> int | None:
-        with self._engine.connect() as conn:
-            return conn.execute(select(func.max(Snapshot.id))).scalar()
+        """The current snapshot's id: one primary-key query on this thread's own connection.
+
+        Asked before every decision, so it bypasses the pool and the ORM: on SQLite it costs
+        about 9 us instead of about 100 us through a pooled SQLAlchemy connection.
+        """
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._engine.raw_connection()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(_CURRENT_SNAPSHOT_SQL)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            # End the read transaction at once: PostgreSQL would otherwise hold it open
+            # ("idle in transaction") between decisions.
+            connection.rollback()
+        except Exception:
+            # A broken connection (database restarted): drop it; the next call opens a new one.
+            self._local.connection = None
+            with self._lock:
+                self._connections.remove(connection)
+            connection.invalidate()
+            raise
+        return None if row is None or row[0] is None else int(row[0])
+
+    def close(self) -> None:
+        """Give back the per-thread connections (at shutdown, when no decision is running)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
 
     def resolver(self) -> Resolver:
         """The resolver for the current snapshot, rebuilding the index if a new one landed.
