@@ -75,6 +75,10 @@ class RoutingService:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._engine.raw_connection()
+            if self._engine.dialect.name == "postgresql":
+                # One round trip per check instead of two (no transaction to end). The
+                # connection never goes back to the pool (close() discards it).
+                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
@@ -85,9 +89,8 @@ class RoutingService:
                 row = cursor.fetchone()
             finally:
                 cursor.close()
-            # End the read transaction at once: PostgreSQL would otherwise hold it open
-            # ("idle in transaction") between decisions.
-            connection.rollback()
+            if self._engine.dialect.name != "postgresql":
+                connection.rollback()  # never leave a read transaction open between decisions
         except Exception:
             # A broken connection (database restarted): drop it; the next call opens a new one.
             self._local.connection = None
@@ -102,7 +105,7 @@ class RoutingService:
         with self._lock:
             connections, self._connections = self._connections, []
         for connection in connections:
-            connection.close()
+            connection.invalidate()  # closed for good, not returned to the pool
         self._local = threading.local()
 
     def resolver(self) -> Resolver:
