@@ -568,7 +568,12 @@ def route_bundle(
         click.echo(f"error: {file}: {exc}", err=True)
         ctx.exit(2)
         return
-    _route_and_print(ctx, lambda _resolver: facts.to_route_request(sender_syntax, at), as_json)
+    names = _settings(ctx).category_names
+    _route_and_print(
+        ctx,
+        lambda _resolver: facts.to_route_request(sender_syntax, at, category_names=names),
+        as_json,
+    )
 
 
 def _receiver(value: str, registry: Any) -> tuple[str | None, str | None]:
@@ -694,6 +699,226 @@ def demo(ctx: click.Context, directory: Path, profile: str) -> None:
     from soredi_sync.demo import run_demo
 
     ctx.exit(run_demo(directory, profile=profile, console=_console()))
+
+
+# -- HTTP API: tokens, decision log, server --------------------------------------------------
+
+
+def _api_uow_factory(app: Any) -> Callable[[], Any]:
+    from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
+
+    return lambda: SqlAlchemyApiUnitOfWork(app.session_factory)
+
+
+def _split_values(values: tuple[str, ...]) -> list[str]:
+    """Repeated and comma-separated option values as one list."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@cli.group()
+def token() -> None:
+    """Bearer tokens of the HTTP API (only their SHA-256 is stored)."""
+
+
+@token.command("create")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    metavar="SCOPE",
+    help="route:read, registry:read, audit:read or plan:write; repeat or comma-separate.",
+)
+@click.option(
+    "--owner",
+    "owners",
+    multiple=True,
+    metavar="SOR_ID",
+    help="Restrict the token to this institution owner's units (a region or municipality); "
+    "repeat or comma-separate.",
+)
+@click.option("--name", help="Name in lists and the decision log (default: token-<fingerprint>).")
+@click.pass_context
+def token_create(
+    ctx: click.Context, scopes: tuple[str, ...], owners: tuple[str, ...], name: str | None
+) -> None:
+    """Create a token and print it once on stdout; it cannot be shown again."""
+    from soredi_sync.services.tokens import (
+        InvalidTokenRequest,
+        create_token,
+        owners_not_in_snapshot,
+    )
+
+    owner_ids = _split_values(owners)
+    with _app(ctx) as app:
+        try:
+            issued = create_token(_api_uow_factory(app), _split_values(scopes), owner_ids, name)
+        except InvalidTokenRequest as exc:
+            raise click.UsageError(str(exc)) from None
+        with app.uow() as uow:
+            unknown = owners_not_in_snapshot(uow, owner_ids)
+    record = issued.record
+    restriction = f", owners {', '.join(sorted(record.owners))}" if record.owners else ""
+    click.echo(
+        f"created token {record.id} {record.name!r} with scopes "
+        f"{', '.join(sorted(record.scopes))}{restriction}. Store it now: it is not shown again.",
+        err=True,
+    )
+    if unknown:
+        click.echo(
+            f"warning: {', '.join(unknown)} are not institution owners in the current snapshot",
+            err=True,
+        )
+    click.echo(issued.token)
+
+
+@token.command("list")
+@json_option
+@click.pass_context
+def token_list(ctx: click.Context, as_json: bool) -> None:
+    """Every token: id, name, scopes, owners, when created, last used and revoked."""
+    from soredi_sync.services.tokens import list_tokens
+
+    with _app(ctx) as app:
+        records = list_tokens(_api_uow_factory(app))
+    if as_json:
+        _emit_json([{**jsonable(r), "revoked": r.revoked} for r in records])
+        return
+    from rich.table import Table
+
+    table = Table("id", "name", "scopes", "owners", "created (UTC)", "last used", "revoked")
+    for r in records:
+        table.add_row(
+            str(r.id),
+            r.name,
+            ", ".join(sorted(r.scopes)),
+            ", ".join(sorted(r.owners)) or "all",
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "",
+            f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
+        )
+    _console().print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: int) -> None:
+    """Revoke token ID. Running servers refuse it within their token cache time (30 s)."""
+    from soredi_sync.api.settings import api_settings
+    from soredi_sync.services.tokens import revoke_token
+
+    with _app(ctx) as app:
+        try:
+            record = revoke_token(_api_uow_factory(app), token_id)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    ttl = api_settings(_settings(ctx))[0].token_cache_seconds
+    click.echo(
+        f"revoked token {record.id} {record.name!r}; running servers refuse it within {ttl:g} s"
+    )
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """A UTC datetime from an ISO date/time (UTC unless it names a zone) or a duration ago."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    text = value.strip()
+    number, unit = text[:-1], text[-1:].lower()
+    if number.isdigit() and unit in _DURATION_UNITS:
+        return datetime.now(UTC) - timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a date/time (2026-11-26T08:00) nor a duration (90m, 2h, 7d)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@cli.command()
+@click.option(
+    "--since",
+    callback=_parse_since,
+    metavar="DATETIME|DURATION",
+    help="From this UTC date/time (2026-11-26T08:00) or this long ago (30m, 2h, 7d).",
+)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option(
+    "--purge", is_flag=True, help="Delete decisions older than the retention ([decision_log])."
+)
+@json_option
+@click.pass_context
+def decisions(ctx: click.Context, since: Any, limit: int, purge: bool, as_json: bool) -> None:
+    """Routing decisions served by the HTTP API, oldest first (or purge old ones)."""
+    from datetime import UTC, datetime
+
+    from soredi_sync.api.settings import api_settings
+    from soredi_sync.services.decision_log import (
+        decisions_since,
+        purge_decisions,
+        retention_cutoff,
+    )
+
+    if purge == (since is not None):
+        raise click.UsageError("give --since or --purge")
+    with _app(ctx) as app:
+        if purge:
+            retention = api_settings(_settings(ctx))[1].retention_days
+            cutoff = retention_cutoff(datetime.now(UTC), retention)
+            count = purge_decisions(_api_uow_factory(app), cutoff)
+            click.echo(f"purged {count} decisions older than {cutoff:%Y-%m-%d %H:%M} UTC")
+            return
+        entries = decisions_since(_api_uow_factory(app), since, limit)
+    if as_json:
+        _emit_json(entries)
+        return
+    from rich.table import Table
+
+    table = Table(
+        "decided (UTC)", "caller", "message id", "receiver", "message", "outcome", "snapshot"
+    )
+    for e in entries:
+        receiver = " / ".join(x for x in (e.receiver_gln, e.receiver_sor_id) if x)
+        outcome = f"{e.outcome} {e.message_type or e.reason or ''}".strip()
+        table.add_row(
+            f"{e.decided_at:%Y-%m-%d %H:%M:%S}",
+            e.caller,
+            e.message_id or "",
+            receiver,
+            f"{e.business_message} ({e.sender_syntax})",
+            outcome,
+            str(e.snapshot_id),
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.option("--host", help="Address to bind (default from [api] in config: 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default from config: 8080).")
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log each request line (never headers, so never a token).",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bool) -> None:
+    """Serve the HTTP API (one uvicorn worker) until interrupted; OpenAPI at /openapi.json."""
+    from soredi_sync.api.server import serve as serve_api
+    from soredi_sync.api.settings import api_settings
+
+    settings, log_settings = api_settings(_settings(ctx))
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = settings.model_copy(update=overrides)
+    with _app(ctx) as app:
+        serve_api(app, settings, log_settings, access_log=access_log)
 
 
 def main() -> None:

@@ -154,6 +154,19 @@ class Settings(BaseSettings):
         return names
 
     @cached_property
+    def category_names(self) -> dict[str, str]:
+        """CareCommunication category code → the Danish name a legacy subject starts with."""
+        names = {}
+        path = self.config_dir / "carecommunication-categories.tsv"
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("#") or line.startswith("code\t") or not line.strip():
+                    continue
+                code, name = line.rstrip("\n").split("\t")[:2]
+                names[code] = name
+        return names
+
+    @cached_property
     def routing_policy(self) -> RoutingPolicy:
         return load_routing_policy(self.config_dir / "routing.toml")
 

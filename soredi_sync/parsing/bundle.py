@@ -1,0 +1,833 @@
+"""The routing facts of a MedCom CareCommunication message Bundle, as a gateway holds it.
+
+:func:`parse_bundle` reads a FHIR message Bundle in XML (namespace ``http://hl7.org/fhir``) or
+JSON and answers what routing needs (DOMAIN.md §3.1): who the receiver is (GLN and/or SOR-ID of
+the Organization that ``MessageHeader.destination.receiver`` points at), what the message is
+(``MessageHeader.eventCoding``), and how big it is (text characters, attachments with MIME type
+and size, the whole bundle). :meth:`BundleFacts.to_route_request` turns that into a
+:class:`~soredi_sync.domain.routing.RouteRequest`.
+
+Anything else - an Acknowledgement or other message event, an OIOXML ``Emessage``, a document
+Bundle, broken XML/JSON - is refused with :class:`InvalidBundle`, whose message says what is
+wrong and whose :attr:`InvalidBundle.problem` says it to a program.
+
+Bundles can be 100 MB, nearly all of it base64 attachment data. XML is read with
+``lxml.etree.iterparse`` and each element is dropped from the tree as soon as it has been read;
+an attachment's size is computed from the length of its base64 text without decoding it.
+Hardening as in :mod:`soredi_sync.parsing.sor_xml`: entities are never resolved, no DTD is
+loaded, nothing is fetched, and a DOCTYPE is refused - here by a scan of the prolog *before*
+libxml2 sees the document, because ``huge_tree`` (needed for attachments over 10 MB) lifts
+libxml2's own limits.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from lxml import etree
+
+from soredi_sync.domain.routing import Attachment, RouteRequest
+from soredi_sync.errors import SorediError
+
+FHIR_NAMESPACE = "http://hl7.org/fhir"
+GLN_SYSTEMS = frozenset({"https://www.gs1.org/gln", "http://www.gs1.org/gln"})
+SOR_ID_SYSTEM = "urn:oid:1.2.208.176.1.1"
+CARE_COMMUNICATION_EVENT = "care-communication-message"
+CATEGORY_SYSTEM = (
+    "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-careCommunication-categoryCodes"
+)
+
+# MessageHeader.eventCoding.code -> the FHIR SOR-EDI message type that advertises it
+# (reference: MedCom's FHIR SOR-EDI code system), and -> our business message, i.e. the
+# business_message of that type in config/message-types.tsv.
+EVENT_MESSAGE_TYPES: Mapping[str, str] = {
+    "care-communication-message": "FDIS91",
+    "hospital-notification-message": "FDIS20",
+    "acknowledgement-message": "FCTL",
+}
+EVENT_BUSINESS_MESSAGES: Mapping[str, str] = {
+    "care-communication-message": "correspondence",
+    "hospital-notification-message": "hospital-notification",
+    "acknowledgement-message": "acknowledgement",
+}
+
+XML_CONTENT_TYPES = frozenset(
+    {"application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir"}
+)
+JSON_CONTENT_TYPES = frozenset(
+    {"application/fhir+json", "application/json", "application/json+fhir"}
+)
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_FHIR_TAG_PREFIX = "{" + FHIR_NAMESPACE + "}"
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+_DESTINATION_USE = "medcom-messaging-destinationUseExtension"
+
+
+class BundleProblem(enum.StrEnum):
+    """What is wrong with a refused bundle, for programs (the message says it for people)."""
+
+    # The body cannot be read as FHIR XML/JSON at all (HTTP 400).
+    EMPTY = "empty"
+    NOT_XML_OR_JSON = "not-xml-or-json"
+    CONTENT_TYPE_MISMATCH = "content-type-mismatch"
+    ENCODING = "encoding"
+    MALFORMED = "malformed"
+    DOCTYPE = "doctype"
+    # Readable, but not a CareCommunication message we can route (HTTP 422).
+    OIOXML = "oioxml"
+    NOT_A_BUNDLE = "not-a-bundle"
+    NOT_A_MESSAGE = "not-a-message"
+    NO_MESSAGE_HEADER = "no-message-header"
+    NO_EVENT = "no-event"
+    WRONG_EVENT = "wrong-event"
+    NO_RECEIVER = "no-receiver"
+    RECEIVER_NOT_FOUND = "receiver-not-found"
+    RECEIVER_NOT_ORGANIZATION = "receiver-not-organization"
+    RECEIVER_UNIDENTIFIED = "receiver-unidentified"
+    NO_COMMUNICATION = "no-communication"
+    INVALID_ATTACHMENT = "invalid-attachment"
+
+
+_UNREADABLE = frozenset(
+    {
+        BundleProblem.EMPTY,
+        BundleProblem.NOT_XML_OR_JSON,
+        BundleProblem.CONTENT_TYPE_MISMATCH,
+        BundleProblem.ENCODING,
+        BundleProblem.MALFORMED,
+        BundleProblem.DOCTYPE,
+    }
+)
+
+
+class InvalidBundle(SorediError):
+    """The body is not a CareCommunication message Bundle that can be routed.
+
+    ``problem`` names the fault; ``unreadable`` is True when the body could not even be read
+    as FHIR XML/JSON (a 400 rather than a 422); ``event_code`` is set for a refused event.
+    """
+
+    def __init__(self, problem: BundleProblem, message: str, *, event_code: str | None = None):
+        super().__init__(message)
+        self.problem = problem
+        self.event_code = event_code
+
+    @property
+    def unreadable(self) -> bool:
+        return self.problem in _UNREADABLE
+
+
+@dataclass(frozen=True, slots=True)
+class BundleFacts:
+    """What routing needs to know of one message Bundle.
+
+    ``text_length`` is the characters of every ``contentString`` payload together;
+    ``attachments`` are the ``contentAttachment`` payloads (MIME type lower-cased without
+    parameters, size in bytes as declared or, failing that, as decoded from the base64 data);
+    ``total_size`` is the length in bytes of the bundle as received. ``notes`` says what was
+    odd but not fatal (an attachment without size or data, an unresolved sender, ...).
+    """
+
+    bundle_id: str | None
+    message_id: str | None
+    event_code: str
+    receiver_gln: str | None
+    receiver_sor_id: str | None
+    sender_gln: str | None
+    sender_sor_id: str | None
+    category: str | None
+    topic: str | None
+    text_length: int
+    attachments: tuple[Attachment, ...]
+    total_size: int
+    wire_format: str  # "xml" or "json"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def business_message(self) -> str:
+        """``correspondence`` for a CareCommunication (see :data:`EVENT_BUSINESS_MESSAGES`)."""
+        return EVENT_BUSINESS_MESSAGES[self.event_code]
+
+    @property
+    def message_type(self) -> str:
+        """The FHIR SOR-EDI type a receiver must advertise to take it natively (``FDIS91``)."""
+        return EVENT_MESSAGE_TYPES[self.event_code]
+
+    def legacy_subject(self, category_names: Mapping[str, str]) -> str | None:
+        """The XDIS91 subject a conversion makes: category name and topic, comma-separated.
+
+        :param category_names: category code -> the name the legacy message shows (the Danish
+            display of MedCom's category code list); an unknown code is shown as itself
+        """
+        name = category_names.get(self.category, self.category) if self.category else None
+        parts = [part for part in (name, self.topic) if part]
+        return ", ".join(parts) if parts else None
+
+    def to_route_request(
+        self,
+        sender_syntax: str = "fhir",
+        at: date | None = None,
+        *,
+        category_names: Mapping[str, str] | None = None,
+    ) -> RouteRequest:
+        """The routing question for this message.
+
+        :param category_names: when given, the request carries the exact legacy subject
+            (:meth:`legacy_subject`); otherwise the resolver builds one from the category code
+            and topic
+        """
+        return RouteRequest(
+            business_message=self.business_message,
+            sender_syntax=sender_syntax,
+            receiver_gln=self.receiver_gln,
+            receiver_sor_id=self.receiver_sor_id,
+            text_length=self.text_length,
+            subject=self.legacy_subject(category_names) if category_names is not None else None,
+            category=self.category,
+            topic=self.topic,
+            attachments=self.attachments,
+            total_size=self.total_size,
+            at=at,
+            message_id=self.message_id,
+        )
+
+
+def parse_bundle(
+    data: bytes,
+    content_type: str | None = None,
+    *,
+    allow_events: Collection[str] = (CARE_COMMUNICATION_EVENT,),
+) -> BundleFacts:
+    """Read the routing facts of a message Bundle in FHIR XML or FHIR JSON.
+
+    :param data: the bundle exactly as received (a UTF-8 BOM is allowed)
+    :param content_type: the HTTP Content-Type; XML for ``application/fhir+xml``,
+        ``application/xml``, ``text/xml``, JSON for ``application/fhir+json``,
+        ``application/json``; parameters are ignored. None or anything else: decided by the
+        first non-blank byte
+    :param allow_events: the ``MessageHeader.eventCoding`` codes accepted; by default only
+        ``care-communication-message``. Each must be a key of :data:`EVENT_BUSINESS_MESSAGES`
+    :raises InvalidBundle: the body is not such a message Bundle (see :class:`BundleProblem`)
+    :raises ValueError: ``allow_events`` names an event with no business message
+    """
+    unknown = sorted(set(allow_events) - EVENT_BUSINESS_MESSAGES.keys())
+    if unknown:
+        raise ValueError(f"no business message is known for event(s) {', '.join(unknown)}")
+    wire_format = _detect_format(data, content_type)
+    bundle = _read_xml(data) if wire_format == "xml" else _read_json(data)
+    return _Extractor(bundle, frozenset(allow_events)).facts(len(data), wire_format)
+
+
+def base64_decoded_size(text: str) -> int:
+    """The number of bytes ``text`` (base64, whitespace allowed) decodes to, without decoding."""
+    return _Base64Data.of(text).size
+
+
+# -- format detection -------------------------------------------------------------------------
+
+
+def _detect_format(data: bytes, content_type: str | None) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 1 and 0 in data[:2]):
+        raise InvalidBundle(
+            BundleProblem.ENCODING,
+            "the body is UTF-16 or UTF-32 encoded: FHIR XML and JSON must be UTF-8",
+        )
+    start = 3 if data.startswith(_UTF8_BOM) else 0
+    first_at = _WHITESPACE.match(data, start)
+    begin = first_at.end() if first_at else start
+    if begin >= len(data):
+        raise InvalidBundle(BundleProblem.EMPTY, "the body is empty: expected a FHIR Bundle")
+    first = data[begin : begin + 1]
+    sniffed = "xml" if first == b"<" else "json" if first in (b"{", b"[") else None
+    declared = None
+    if content_type:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type in XML_CONTENT_TYPES:
+            declared = "xml"
+        elif media_type in JSON_CONTENT_TYPES:
+            declared = "json"
+    if declared is not None and sniffed is not None and declared != sniffed:
+        raise InvalidBundle(
+            BundleProblem.CONTENT_TYPE_MISMATCH,
+            f"the content type {content_type!r} says {declared.upper()} "
+            f"but the body is {sniffed.upper()} (it starts with {first.decode()!r})",
+        )
+    found = declared or sniffed
+    if found is None:
+        preview = data[begin : begin + 20]
+        raise InvalidBundle(
+            BundleProblem.NOT_XML_OR_JSON,
+            f"the body is neither XML nor JSON (it starts with {preview!r}): "
+            "expected a FHIR Bundle",
+        )
+    return found
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def _read_json(data: bytes) -> dict[str, Any]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidBundle(
+            BundleProblem.ENCODING, f"the JSON is not valid UTF-8 (at byte {exc.start})"
+        ) from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidBundle(
+            BundleProblem.MALFORMED,
+            f"malformed JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidBundle(BundleProblem.MALFORMED, "malformed JSON: nested too deeply") from exc
+    if not isinstance(document, dict):
+        raise InvalidBundle(
+            BundleProblem.NOT_A_BUNDLE,
+            f"the JSON is a {type(document).__name__}, not a FHIR Bundle object",
+        )
+    resource_type = document.get("resourceType")
+    if resource_type != "Bundle":
+        what = f"a {resource_type}" if isinstance(resource_type, str) else "no resourceType"
+        raise InvalidBundle(
+            BundleProblem.NOT_A_BUNDLE, f"the JSON resource has {what}, not a FHIR Bundle"
+        )
+    return document
+
+
+# -- XML --------------------------------------------------------------------------------------
+
+
+class _Base64Data:
+    """What is kept of an attachment's base64 ``data``: its decoded size, never the data."""
+
+    __slots__ = ("size", "malformed")
+
+    def __init__(self, size: int, malformed: bool) -> None:
+        self.size = size
+        self.malformed = malformed
+
+    @classmethod
+    def of(cls, text: str) -> _Base64Data:
+        # Whitespace is allowed inside base64 (and XML attribute normalisation turns line
+        # breaks into spaces); str.count runs in C, so 100 MB costs milliseconds.
+        chars = len(text) - sum(text.count(ws) for ws in " \t\r\n")
+        end = len(text)
+        while end and text[end - 1] in " \t\r\n":  # not rstrip(): that copies 100 MB
+            end -= 1
+        tail = text[max(end - 2, 0) : end]
+        padding = 2 if tail == "==" else 1 if tail.endswith("=") else 0
+        # Unpadded base64 (2 or 3 chars in the last group) decodes to 1 or 2 bytes; floor
+        # handles it. A last group of 1 char cannot be base64.
+        return cls(max(chars * 3 // 4 - padding, 0), chars % 4 == 1)
+
+
+class _Frame:
+    """One open FHIR element while the XML is read."""
+
+    __slots__ = ("name", "value", "url", "children")
+
+    def __init__(self, name: str, value: Any, url: str | None) -> None:
+        self.name = name
+        self.value = value
+        self.url = url
+        self.children: dict[str, list[Any]] = {}
+
+    def node(self) -> Any:
+        """The element in the shape of FHIR JSON, except that every child is a list."""
+        if self.name[:1].isupper():  # a resource: Bundle, MessageHeader, Organization, ...
+            return {"resourceType": self.name, **self.children}
+        if self.value is not None:  # a primitive (its extensions are not needed)
+            return self.value
+        if len(self.children) == 1 and self.url is None:
+            ((name, items),) = self.children.items()
+            if name[:1].isupper() and len(items) == 1:  # <resource><Organization>
+                return items[0]
+        node: dict[str, Any] = dict(self.children)
+        if self.url is not None:
+            node["url"] = self.url
+        return node
+
+
+_SKIP = _Frame("", None, None)  # narrative XHTML and anything else outside the FHIR namespace
+
+
+def _check_prolog(data: bytes) -> None:
+    """Refuse a DOCTYPE before libxml2 parses anything (with huge_tree, its limits are off)."""
+    pos = 3 if data.startswith(_UTF8_BOM) else 0
+    while True:
+        found = _WHITESPACE.match(data, pos)
+        pos = found.end() if found else pos
+        if data.startswith(b"<?", pos):
+            end = data.find(b"?>", pos + 2)
+        elif data.startswith(b"<!--", pos):
+            end = data.find(b"-->", pos + 4)
+        elif data.startswith(b"<!", pos):
+            declaration = data[pos + 2 : pos + 9]
+            if declaration.upper() == b"DOCTYPE":
+                raise InvalidBundle(
+                    BundleProblem.DOCTYPE,
+                    "the XML has a DOCTYPE declaration, which is refused (entity expansion "
+                    "and external fetches are not allowed; FHIR XML never has one)",
+                )
+            raise InvalidBundle(
+                BundleProblem.MALFORMED,
+                f"malformed XML: unexpected {data[pos : pos + 12]!r} before the root element",
+            )
+        else:
+            return  # the root element (or garbage, which libxml2 reports)
+        if end < 0:
+            return  # unterminated: libxml2 reports it
+        pos = end + 2 if data[end] == ord("?") else end + 3
+
+
+def _read_xml(data: bytes) -> dict[str, Any]:
+    _check_prolog(data)
+    context = etree.iterparse(
+        io.BytesIO(data),
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=True,  # attachments over 10 MB; safe because a DOCTYPE was refused above
+        remove_comments=True,
+        remove_pis=True,
+    )
+    stack: list[_Frame] = []
+    bundle: Any = None
+    try:
+        for event, elem in context:
+            if event == "start":
+                if not stack and bundle is None:
+                    _check_xml_root(elem, context)
+                tag = elem.tag
+                if (stack and stack[-1] is _SKIP) or not tag.startswith(_FHIR_TAG_PREFIX):
+                    stack.append(_SKIP)
+                    continue
+                name = tag[len(_FHIR_TAG_PREFIX) :]
+                value: Any = elem.get("value")
+                if name == "data" and value is not None:
+                    value = _Base64Data.of(value)
+                stack.append(_Frame(name, value, elem.get("url")))
+                continue
+            frame = stack.pop()
+            if frame is not _SKIP:
+                node = frame.node()
+                if stack:
+                    stack[-1].children.setdefault(frame.name, []).append(node)
+                else:
+                    bundle = node
+            # Drop what has been read, so a 100 MB bundle is not kept twice.
+            elem.clear(keep_tail=True)
+            parent = elem.getparent()
+            if parent is not None:
+                while elem.getprevious() is not None:
+                    del parent[0]
+    except etree.XMLSyntaxError as exc:
+        raise InvalidBundle(BundleProblem.MALFORMED, _syntax_error(exc)) from exc
+    if not isinstance(bundle, dict):  # pragma: no cover - libxml2 reports a missing root
+        raise InvalidBundle(BundleProblem.MALFORMED, "malformed XML: no root element")
+    return bundle
+
+
+def _syntax_error(exc: etree.XMLSyntaxError) -> str:
+    """libxml2's message. iterparse can report a bare "no element found" where the parser's
+    last error (its log is per thread, so the newest entry is this parse's) says more."""
+    line: Any = exc.lineno or "?"
+    message = exc.msg
+    last = getattr(exc.error_log, "last_error", None)
+    if message.startswith("no element found") and last is not None:
+        line, message = last.line, last.message
+    return f"malformed XML (line {line}): {message}"
+
+
+def _check_xml_root(elem: Any, context: Any) -> None:
+    docinfo = elem.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:  # pragma: no cover - prolog scan
+        raise InvalidBundle(BundleProblem.DOCTYPE, "the XML has a DOCTYPE declaration")
+    qname = etree.QName(elem)
+    if qname.localname == "Emessage":
+        raise InvalidBundle(
+            BundleProblem.OIOXML,
+            f"OIOXML message ({_describe_emessage(context)}) — not a FHIR Bundle: "
+            "a CareCommunication must be a FHIR message Bundle",
+        )
+    if qname.localname != "Bundle" or qname.namespace != FHIR_NAMESPACE:
+        where = f" in namespace {qname.namespace}" if qname.namespace else " in no namespace"
+        raise InvalidBundle(
+            BundleProblem.NOT_A_BUNDLE,
+            f"the XML root is {qname.localname}{where}, not a FHIR Bundle "
+            f"(Bundle in namespace {FHIR_NAMESPACE})",
+        )
+
+
+def _describe_emessage(context: Any) -> str:
+    """``Emessage/ClinicalEmail, XDIS91``: the letter element and its statistical code."""
+    letter: str | None = None
+    code: str | None = None
+    depth = 1
+    try:
+        for event, elem in context:
+            local = etree.QName(elem).localname
+            if event == "start":
+                depth += 1
+                if depth == 2 and letter is None and local != "Envelope":
+                    letter = local
+            else:
+                depth -= 1
+                if local == "StatisticalCode" and code is None and elem.text:
+                    code = elem.text.strip()
+                elem.clear(keep_tail=True)
+            if (letter is not None and code is not None) or depth == 0:
+                break
+    except etree.XMLSyntaxError:
+        pass  # it is OIOXML either way
+    path = f"Emessage/{letter}" if letter else "Emessage"
+    return f"{path}, {code}" if code else path
+
+
+# -- the facts --------------------------------------------------------------------------------
+
+
+def _items(node: Any, key: str) -> list[Any]:
+    """A child as a list, whether JSON has it single or repeated (XML nodes are lists)."""
+    if not isinstance(node, dict):
+        return []
+    value = node.get(key)
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _first(node: Any, key: str) -> Any:
+    items = _items(node, key)
+    return items[0] if items else None
+
+
+def _text(node: Any, key: str) -> str | None:
+    value = _first(node, key)
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def _kind(resource: Any) -> str:
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
+    return kind if isinstance(kind, str) else "resource without a resourceType"
+
+
+class _Extractor:
+    def __init__(self, bundle: dict[str, Any], allow_events: frozenset[str]) -> None:
+        self.bundle = bundle
+        self.allow_events = allow_events
+        self.notes: list[str] = []
+        self.by_url: dict[str, Any] = {}
+        self.by_id: dict[tuple[str, str], list[Any]] = {}
+        self.resources: list[dict[str, Any]] = []
+
+    def facts(self, total_size: int, wire_format: str) -> BundleFacts:
+        bundle = self.bundle
+        bundle_type = _text(bundle, "type")
+        if bundle_type != "message":
+            raise InvalidBundle(
+                BundleProblem.NOT_A_MESSAGE,
+                f"Bundle.type is {bundle_type!r}, expected 'message'"
+                if bundle_type
+                else "the Bundle has no type; expected 'message'",
+            )
+        entries = _items(bundle, "entry")
+        if not entries:
+            raise InvalidBundle(
+                BundleProblem.NO_MESSAGE_HEADER, "the Bundle has no entries: no MessageHeader"
+            )
+        header = _first(entries[0], "resource")
+        if not isinstance(header, dict):
+            raise InvalidBundle(
+                BundleProblem.NO_MESSAGE_HEADER,
+                "the first entry has no resource: a message Bundle starts with its MessageHeader",
+            )
+        if _kind(header) != "MessageHeader":
+            raise InvalidBundle(
+                BundleProblem.NO_MESSAGE_HEADER,
+                f"the first entry is a {_kind(header)}, not a MessageHeader "
+                "(a message Bundle starts with its MessageHeader)",
+            )
+        event = self._event(header)
+        self._index(entries)
+        header_url = _text(entries[0], "fullUrl")
+
+        receiver = self._receiver(header, header_url)
+        receiver_gln, receiver_sor_id = self._identifiers(receiver, "receiver")
+        if receiver_gln is None and receiver_sor_id is None:
+            raise InvalidBundle(
+                BundleProblem.RECEIVER_UNIDENTIFIED,
+                f"the receiver {self._describe(receiver)} has neither a GLN "
+                f"({' or '.join(sorted(GLN_SYSTEMS))}) nor a SOR-ID ({SOR_ID_SYSTEM}) identifier",
+            )
+        sender_gln, sender_sor_id = self._sender(header, header_url)
+
+        communication = self._communication(header, header_url, event)
+        category = self._category(communication)
+        text_length, attachments = self._payloads(communication)
+        bundle_identifier = _first(bundle, "identifier")
+        return BundleFacts(
+            bundle_id=_text(bundle, "id"),
+            message_id=_text(header, "id") or _text(bundle_identifier, "value"),
+            event_code=event,
+            receiver_gln=receiver_gln,
+            receiver_sor_id=receiver_sor_id,
+            sender_gln=sender_gln,
+            sender_sor_id=sender_sor_id,
+            category=category,
+            topic=_text(_first(communication, "topic"), "text"),
+            text_length=text_length,
+            attachments=attachments,
+            total_size=total_size,
+            wire_format=wire_format,
+            notes=tuple(self.notes),
+        )
+
+    # -- header ------------------------------------------------------------------------------
+
+    def _event(self, header: Any) -> str:
+        code = _text(_first(header, "eventCoding"), "code")
+        if code is None:
+            raise InvalidBundle(
+                BundleProblem.NO_EVENT, "the MessageHeader has no eventCoding code: unknown message"
+            )
+        if code in self.allow_events:
+            return code
+        business = EVENT_BUSINESS_MESSAGES.get(code)
+        what = f" (business message {business})" if business else ""
+        if self.allow_events == {CARE_COMMUNICATION_EVENT}:
+            message = f"{code} is not a CareCommunication message{what}"
+        else:
+            message = (
+                f"{code}{what} is not one of the accepted events "
+                f"({', '.join(sorted(self.allow_events))})"
+            )
+        raise InvalidBundle(BundleProblem.WRONG_EVENT, message, event_code=code)
+
+    def _receiver(self, header: Any, header_url: str | None) -> Any:
+        destinations = _items(header, "destination")
+        if not destinations:
+            raise InvalidBundle(
+                BundleProblem.NO_RECEIVER, "the MessageHeader has no destination: no receiver"
+            )
+        primary = [d for d in destinations if self._destination_use(d) == "primary"]
+        destination = (primary or destinations)[0]
+        if len(destinations) > 1:
+            self.notes.append(
+                f"{len(destinations)} destinations: routed to the "
+                + ("primary one" if primary else "first one")
+            )
+        reference = _first(destination, "receiver")
+        if not isinstance(reference, dict) or not (
+            _text(reference, "reference") or _items(reference, "identifier")
+        ):
+            raise InvalidBundle(
+                BundleProblem.NO_RECEIVER, "the MessageHeader destination has no receiver"
+            )
+        target = _text(reference, "reference")
+        if target is None:  # a logical reference: the identifier stands for the Organization
+            return {"resourceType": "Organization", "identifier": _items(reference, "identifier")}
+        resource = self._resolve(target, header, header_url)
+        if resource is None:
+            raise InvalidBundle(
+                BundleProblem.RECEIVER_NOT_FOUND,
+                f"the receiver reference {target!r} matches no entry in the Bundle "
+                "(by fullUrl or by Organization id)",
+            )
+        if _kind(resource) != "Organization":
+            raise InvalidBundle(
+                BundleProblem.RECEIVER_NOT_ORGANIZATION,
+                f"the receiver reference {target!r} is a {_kind(resource)}, not an Organization",
+            )
+        return resource
+
+    @staticmethod
+    def _destination_use(destination: Any) -> str | None:
+        for extension in _items(destination, "extension"):
+            url = _text(extension, "url")
+            if url and url.endswith(_DESTINATION_USE):
+                return _text(_first(extension, "valueCoding"), "code")
+        return None
+
+    def _sender(self, header: Any, header_url: str | None) -> tuple[str | None, str | None]:
+        reference = _first(header, "sender")
+        target = _text(reference, "reference")
+        if target is None:
+            if _items(reference, "identifier"):
+                return self._identifiers({"identifier": _items(reference, "identifier")}, "sender")
+            self.notes.append("the MessageHeader has no sender")
+            return None, None
+        resource = self._resolve(target, header, header_url)
+        if resource is None:
+            self.notes.append(f"the sender reference {target!r} matches no entry in the Bundle")
+            return None, None
+        gln, sor_id = self._identifiers(resource, "sender")
+        if gln is None and sor_id is None:
+            self.notes.append(f"the sender {self._describe(resource)} has no GLN or SOR-ID")
+        return gln, sor_id
+
+    def _identifiers(self, organization: Any, role: str) -> tuple[str | None, str | None]:
+        glns: list[str] = []
+        sor_ids: list[str] = []
+        for identifier in _items(organization, "identifier"):
+            system = _text(identifier, "system")
+            value = _text(identifier, "value")
+            if value is None:
+                continue
+            if system in GLN_SYSTEMS:
+                glns.append(value)
+            elif system == SOR_ID_SYSTEM:
+                sor_ids.append(value)
+        for kind, values in (("GLNs", glns), ("SOR-IDs", sor_ids)):
+            if len(set(values)) > 1:
+                self.notes.append(f"the {role} has {len(set(values))} {kind}: used {values[0]}")
+        return (glns[0] if glns else None), (sor_ids[0] if sor_ids else None)
+
+    # -- references --------------------------------------------------------------------------
+
+    def _index(self, entries: list[Any]) -> None:
+        for entry in entries:
+            resource = _first(entry, "resource")
+            if not isinstance(resource, dict):
+                continue
+            self.resources.append(resource)
+            url = _text(entry, "fullUrl")
+            if url is not None:
+                self.by_url.setdefault(url, resource)
+            resource_id = _text(resource, "id")
+            if resource_id is not None:
+                self.by_id.setdefault((_kind(resource), resource_id), []).append(resource)
+
+    def _resolve(self, reference: str, source: Any, source_url: str | None) -> Any:
+        """The resource a literal reference points at within the Bundle, or None."""
+        if reference.startswith("#"):
+            for contained in _items(source, "contained"):
+                if _text(contained, "id") == reference[1:]:
+                    return contained
+            return None
+        if reference in self.by_url:
+            return self.by_url[reference]
+        match = _RELATIVE_REFERENCE.match(reference)
+        if match is None:
+            return None
+        kind, resource_id = match.group(1), match.group(2)
+        # A relative reference is resolved against the base of the referring entry's fullUrl.
+        if source_url is not None and "://" in source_url:
+            base = source_url.rsplit("/", 2)[0]
+            found = self.by_url.get(f"{base}/{kind}/{resource_id}")
+            if found is not None:
+                return found
+        candidates = self.by_id.get((kind, resource_id), [])
+        return candidates[0] if len(candidates) == 1 else None
+
+    @staticmethod
+    def _describe(resource: Any) -> str:
+        name = _text(resource, "name")
+        resource_id = _text(resource, "id")
+        parts = [_kind(resource)]
+        if resource_id:
+            parts.append(resource_id)
+        if name:
+            parts.append(f"({name})")
+        return " ".join(parts)
+
+    # -- the communication -------------------------------------------------------------------
+
+    def _communication(self, header: Any, header_url: str | None, event: str) -> Any:
+        for focus in _items(header, "focus"):
+            target = _text(focus, "reference")
+            if target is None:
+                continue
+            resource = self._resolve(target, header, header_url)
+            if _kind(resource) == "Communication":
+                return resource
+        found = [r for r in self.resources if _kind(r) == "Communication"]
+        if found:
+            if len(found) > 1:
+                self.notes.append(f"{len(found)} Communication resources: read the first")
+            return found[0]
+        if event == CARE_COMMUNICATION_EVENT:
+            raise InvalidBundle(
+                BundleProblem.NO_COMMUNICATION,
+                "the CareCommunication Bundle has no Communication resource",
+            )
+        return None
+
+    @staticmethod
+    def _category(communication: Any) -> str | None:
+        codes: list[tuple[bool, str]] = []
+        for category in _items(communication, "category"):
+            for coding in _items(category, "coding"):
+                code = _text(coding, "code")
+                if code is not None:
+                    codes.append((_text(coding, "system") != CATEGORY_SYSTEM, code))
+        return min(codes)[1] if codes else None
+
+    def _payloads(self, communication: Any) -> tuple[int, tuple[Attachment, ...]]:
+        text_length = 0
+        attachments: list[Attachment] = []
+        for number, payload in enumerate(_items(communication, "payload"), start=1):
+            content = _first(payload, "contentString")
+            if isinstance(content, str):
+                text_length += len(content)
+                continue
+            attachment = _first(payload, "contentAttachment")
+            if isinstance(attachment, dict):
+                attachments.append(self._attachment(attachment, number))
+            elif _first(payload, "contentReference") is not None:
+                self.notes.append(f"payload {number} is a reference: not counted")
+        return text_length, tuple(attachments)
+
+    def _attachment(self, attachment: dict[str, Any], number: int) -> Attachment:
+        label = f"attachment in payload {number}"
+        title = _text(attachment, "title")
+        if title:
+            label += f" ({title!r})"
+        mime_type = (_text(attachment, "contentType") or "").split(";", 1)[0].strip().lower()
+        if not mime_type:
+            self.notes.append(f"the {label} has no contentType")
+        data = _first(attachment, "data")
+        if isinstance(data, str):
+            data = _Base64Data.of(data)
+        if isinstance(data, _Base64Data) and data.malformed:
+            self.notes.append(f"the {label} has data whose length is not valid base64")
+        declared = _first(attachment, "size")
+        if declared is not None:
+            size = self._size(declared, label)
+            if isinstance(data, _Base64Data) and data.size != size:
+                self.notes.append(
+                    f"the {label} declares size {size} but its data decodes to {data.size} "
+                    "bytes: used the declared size"
+                )
+            return Attachment(mime_type, size)
+        if isinstance(data, _Base64Data):
+            return Attachment(mime_type, data.size)
+        self.notes.append(f"the {label} has neither size nor data: size taken as 0")
+        return Attachment(mime_type, 0)
+
+    @staticmethod
+    def _size(value: Any, label: str) -> int:
+        # R4 JSON: a number; XML and R5 JSON (integer64): a string of digits.
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            return int(value.strip())
+        raise InvalidBundle(
+            BundleProblem.INVALID_ATTACHMENT,
+            f"the {label} has an invalid size {value!r} (expected a non-negative integer)",
+        )
