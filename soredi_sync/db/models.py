@@ -232,3 +232,45 @@ class ChangeEvent(Base):
     gln: Mapped[str | None] = mapped_column(String(13), index=True)
     kind: Mapped[str] = mapped_column(String(10))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API. Only the SHA-256 of the token is stored, never the token."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    # SOR-IDs of institution owners the token is restricted to; empty: no restriction.
+    owners: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[utc_datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class DecisionRecord(Base):
+    """One routing decision served, for audit. Written in batches, purged after the retention.
+
+    No foreign key to ``snapshots`` or ``api_tokens``: the log is an audit trail that must
+    outlive a revoked token, and batched inserts should not pay per-row key checks.
+    """
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    caller: Mapped[str] = mapped_column(String(100))
+    token_id: Mapped[int | None] = mapped_column(BigId)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    receiver_gln: Mapped[str | None] = mapped_column(String(13))
+    receiver_sor_id: Mapped[str | None] = mapped_column(String(20))
+    business_message: Mapped[str] = mapped_column(String(40))
+    sender_syntax: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(String(60))
+    message_type: Mapped[str | None] = mapped_column(String(40))
+    address_sor_id: Mapped[str | None] = mapped_column(String(20))
+    address_gln: Mapped[str | None] = mapped_column(String(13))
+    snapshot_id: Mapped[int] = mapped_column(BigId)

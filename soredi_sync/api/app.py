@@ -1,0 +1,93 @@
+"""The FastAPI application factory. Nothing is built at import time (STYLE point 2)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from soredi_sync.api import routes
+from soredi_sync.api.problems import install_problem_handlers
+from soredi_sync.api.routes import ApiContext
+from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
+from soredi_sync.bootstrap import App
+from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
+from soredi_sync.services.decision_log import BackgroundFlusher, DecisionLog
+from soredi_sync.services.tokens import TokenVerifier
+
+DESCRIPTION = """\
+Routing decisions for MedCom message conversion gateways, and read access to the versioned
+copy of SOR and SOR-EDI they are made on.
+
+Every endpoint under `/v1` needs a bearer token (`soredi-sync token create --scope ...`).
+Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def _version() -> str:
+    try:
+        return version("soredi-sync")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+def create_app(
+    app: App,
+    settings: ApiSettings | None = None,
+    log_settings: DecisionLogSettings | None = None,
+) -> FastAPI:
+    """The HTTP API over ``app``.
+
+    The decision log is flushed by a background thread that runs while the application's
+    lifespan does (``uvicorn``, or ``with TestClient(api)``), and once more on shutdown.
+    ``api.state.decision_log`` and ``api.state.verifier`` are there for tests and operators.
+
+    :param settings: ``[api]``; default: from the configuration that goes with ``app.settings``
+    :param log_settings: ``[decision_log]``; default likewise
+    """
+    if settings is None or log_settings is None:
+        configured_api, configured_log = api_settings(app.settings)
+        settings = settings or configured_api
+        log_settings = log_settings or configured_log
+
+    def api_uow() -> SqlAlchemyApiUnitOfWork:
+        return SqlAlchemyApiUnitOfWork(app.session_factory)
+
+    verifier = TokenVerifier(api_uow, ttl=settings.token_cache_seconds)
+    decision_log = DecisionLog(
+        api_uow, batch_size=log_settings.batch_size, max_pending=log_settings.max_pending
+    )
+    ctx = ApiContext(app=app, settings=settings, verifier=verifier, decision_log=decision_log)
+    flush_interval = log_settings.flush_seconds
+
+    @asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        flusher = BackgroundFlusher(
+            [decision_log.flush, verifier.flush_usage],
+            interval=flush_interval,
+            name="soredi-sync-flusher",
+        )
+        decision_log.on_backlog = flusher.wake
+        flusher.start()
+        try:
+            yield
+        finally:
+            decision_log.on_backlog = None
+            flusher.stop()
+
+    api = FastAPI(
+        title="soredi-sync",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    api.state.ctx = ctx
+    api.state.decision_log = decision_log
+    api.state.verifier = verifier
+    install_problem_handlers(api)
+    api.include_router(routes.routing)
+    api.include_router(routes.registry)
+    api.include_router(routes.health)
+    return api

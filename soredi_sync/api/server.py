@@ -1,0 +1,68 @@
+"""Run the HTTP API with uvicorn: one worker, logs that never carry a token."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from typing import Any
+
+from soredi_sync.api.app import create_app
+from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
+from soredi_sync.bootstrap import App
+
+# Our tokens, wherever they might turn up in a message (a client that puts one in a URL).
+_TOKEN = re.compile(r"sst_[A-Za-z0-9_\-]{8,}")
+
+
+class RedactTokens(logging.Filter):
+    """Replaces anything shaped like a soredi-sync token in a log record with ``sst_***``.
+
+    A second line of defence: nothing here logs the Authorization header or a token, and
+    uvicorn's access log writes the request line only. This catches a token that a client
+    sends where it should not (a query string, a message id).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "sst_" in message:
+            record.msg = _TOKEN.sub("sst_***", message)
+            record.args = None
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's own logging configuration with :class:`RedactTokens` on every handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": f"{__name__}.RedactTokens"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact_tokens")
+    return config
+
+
+def serve(
+    app: App,
+    api_settings: ApiSettings,
+    log_settings: DecisionLogSettings,
+    *,
+    access_log: bool = True,
+) -> None:
+    """Serve the API on ``api_settings.host:port`` until interrupted; flushes the decision log
+    on the way out."""
+    import uvicorn
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
+    api = create_app(app, api_settings, log_settings)
+    config = uvicorn.Config(
+        api,
+        host=api_settings.host,
+        port=api_settings.port,
+        workers=1,
+        log_config=log_config(),
+        access_log=access_log,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,250 @@
+"""Repositories of the HTTP API's own tables: bearer tokens and the decision log.
+
+Like :mod:`soredi_sync.db.repository` they never commit; :class:`SqlAlchemyApiUnitOfWork`
+owns the transaction and rolls back unless the use case commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from operator import attrgetter
+from types import TracebackType
+from typing import Any, Self, cast
+
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from soredi_sync.db.bulk import bulk_insert
+from soredi_sync.db.models import ApiToken, Base, DecisionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A stored token (never the token itself): what it may do, and for whom."""
+
+    id: int
+    name: str
+    scopes: frozenset[str]
+    owners: frozenset[str]  # SOR-IDs of institution owners; empty: every owner
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEntry:
+    """One routing decision served, as the decision log stores it."""
+
+    decided_at: datetime
+    caller: str
+    token_id: int | None
+    message_id: str | None
+    receiver_gln: str | None
+    receiver_sor_id: str | None
+    business_message: str
+    sender_syntax: str
+    outcome: str
+    reason: str | None
+    message_type: str | None
+    address_sor_id: str | None
+    address_gln: str | None
+    snapshot_id: int
+
+
+_DECISION_COLUMNS = tuple(f.name for f in fields(DecisionEntry))
+_DECISION_VALUES = attrgetter(*_DECISION_COLUMNS)
+# SQLAlchemy's storage format for DateTime on SQLite (UTCDateTime stores naive UTC there).
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+_DECIDED_AT = _DECISION_COLUMNS.index("decided_at")
+
+
+def _sqlite_row(entry: DecisionEntry) -> tuple[Any, ...]:
+    values = list(_DECISION_VALUES(entry))
+    values[_DECIDED_AT] = entry.decided_at.astimezone(UTC).strftime(_SQLITE_DATETIME)
+    return tuple(values)
+
+
+def _token_record(row: ApiToken) -> TokenRecord:
+    return TokenRecord(
+        id=row.id,
+        name=row.name,
+        scopes=frozenset(row.scopes or ()),
+        owners=frozenset(row.owners or ()),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+class SqlAlchemyTokenRepository:
+    """API tokens, looked up by the SHA-256 of the presented token."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        token_hash: str,
+        name: str,
+        scopes: Sequence[str],
+        owners: Sequence[str],
+        created_at: datetime,
+    ) -> TokenRecord:
+        row = ApiToken(
+            token_hash=token_hash,
+            name=name,
+            scopes=sorted(scopes),
+            owners=sorted(owners),
+            created_at=created_at,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return _token_record(row)
+
+    def get_by_hash(self, token_hash: str) -> TokenRecord | None:
+        row = self.session.scalars(
+            select(ApiToken).where(ApiToken.token_hash == token_hash)
+        ).first()
+        return _token_record(row) if row else None
+
+    def get(self, token_id: int) -> TokenRecord | None:
+        row = self.session.get(ApiToken, token_id)
+        return _token_record(row) if row else None
+
+    def list(self) -> list[TokenRecord]:
+        return [
+            _token_record(r) for r in self.session.scalars(select(ApiToken).order_by(ApiToken.id))
+        ]
+
+    def revoke(self, token_id: int, at: datetime) -> TokenRecord | None:
+        """Mark the token revoked (once; revoking again keeps the first time)."""
+        row = self.session.get(ApiToken, token_id)
+        if row is None:
+            return None
+        if row.revoked_at is None:
+            row.revoked_at = at
+            self.session.flush()
+        return _token_record(row)
+
+    def mark_used(self, last_used: dict[int, datetime]) -> None:
+        """Record when each token was last used (batched by the caller, not per request)."""
+        if not last_used:
+            return
+        stmt = (
+            update(_table(ApiToken))
+            .where(_table(ApiToken).c.id == bindparam("token_id"))
+            .values(last_used_at=bindparam("used_at"))
+        )
+        self.session.execute(
+            stmt, [{"token_id": token_id, "used_at": at} for token_id, at in last_used.items()]
+        )
+
+
+class SqlAlchemyDecisionRepository:
+    """The decision log."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, entries: Sequence[DecisionEntry]) -> None:
+        """Insert ``entries`` as plain tuples (COPY on PostgreSQL, executemany on SQLite).
+
+        The log is written from a background thread of the API server, where every millisecond
+        spent in Python holds the GIL that request handling needs; through Core's executemany
+        (with ``dataclasses.asdict``) 2,500 entries took about 100 ms, as tuples about 10 ms.
+        """
+        if not entries:
+            return
+        if self.session.get_bind().dialect.name == "sqlite":
+            rows: Iterable[tuple[Any, ...]] = (_sqlite_row(e) for e in entries)
+        else:
+            rows = (_DECISION_VALUES(e) for e in entries)
+        bulk_insert(self.session, _table(DecisionRecord), _DECISION_COLUMNS, rows)
+
+    def since(self, since: datetime, limit: int = 1000) -> list[DecisionEntry]:
+        """Decisions at or after ``since``, oldest first."""
+        rows = self.session.scalars(
+            select(DecisionRecord)
+            .where(DecisionRecord.decided_at >= since)
+            .order_by(DecisionRecord.decided_at, DecisionRecord.id)
+            .limit(limit)
+        )
+        return [
+            DecisionEntry(
+                decided_at=r.decided_at,
+                caller=r.caller,
+                token_id=r.token_id,
+                message_id=r.message_id,
+                receiver_gln=r.receiver_gln,
+                receiver_sor_id=r.receiver_sor_id,
+                business_message=r.business_message,
+                sender_syntax=r.sender_syntax,
+                outcome=r.outcome,
+                reason=r.reason,
+                message_type=r.message_type,
+                address_sor_id=r.address_sor_id,
+                address_gln=r.address_gln,
+                snapshot_id=r.snapshot_id,
+            )
+            for r in rows
+        ]
+
+    def purge(self, older_than: datetime) -> int:
+        """Delete decisions made before ``older_than``; returns how many."""
+        result = self.session.execute(
+            delete(DecisionRecord).where(DecisionRecord.decided_at < older_than)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class SqlAlchemyApiUnitOfWork:
+    """One session and transaction over the API's tables; rolled back unless committed."""
+
+    tokens: SqlAlchemyTokenRepository
+    decisions: SqlAlchemyDecisionRepository
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use it in a with block")
+        return self._session
+
+    def __enter__(self) -> Self:
+        self._session = self._session_factory()
+        self.tokens = SqlAlchemyTokenRepository(self._session)
+        self.decisions = SqlAlchemyDecisionRepository(self._session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            self.session.close()
+            self._session = None
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()

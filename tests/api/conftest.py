@@ -1,0 +1,152 @@
+"""Fixtures for the HTTP API: the API over a synced tiny sandbox, tokens, and who owns what.
+
+Every test gets a fresh database from ``database_url`` (SQLite, and PostgreSQL when
+``TEST_DATABASE_URL`` is set) with day 0 and day 1 of the sandbox synced.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from soredi_sync.api import create_app
+from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
+from soredi_sync.bootstrap import App, bootstrap
+from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
+from soredi_sync.domain.model import GlnMode
+from soredi_sync.services.sync import sync_source
+from soredi_sync.services.tokens import Scope, create_token, revoke_token
+from tests.integration.conftest import make_settings, manifest, sandbox_dir  # noqa: F401
+from tests.parsing.test_bundle import care_communication, json_to_xml, organization
+
+with warnings.catch_warnings():
+    # Starlette 1.x warns at import that its TestClient would rather use httpx2.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+PROBLEM = "application/problem+json"
+ALL_SCOPES = tuple(Scope)
+
+
+def sync_days(app: App, sandbox: Path, *days: int) -> None:
+    for day in days:
+        outcome = sync_source(
+            app.uow_factory,
+            app.files_client(from_dir=sandbox / f"day-{day:03d}"),
+            app.sync_config(),
+        )
+        assert outcome.ok, outcome.error
+
+
+@pytest.fixture
+def synced_app(database_url: str, sandbox_dir: Path) -> Iterator[App]:  # noqa: F811
+    with bootstrap(make_settings(database_url)) as application:
+        sync_days(application, sandbox_dir, 0, 1)
+        yield application
+
+
+@pytest.fixture
+def empty_app(database_url: str) -> Iterator[App]:
+    with bootstrap(make_settings(database_url)) as application:
+        yield application
+
+
+def api_uow(app: App) -> Callable[[], SqlAlchemyApiUnitOfWork]:
+    return lambda: SqlAlchemyApiUnitOfWork(app.session_factory)
+
+
+# A flush interval far longer than any test, so only flush() and shutdown write the log.
+QUIET_LOG = DecisionLogSettings(flush_seconds=3600)
+
+
+def make_client(app: App, **api_settings: Any) -> TestClient:
+    return TestClient(create_app(app, ApiSettings(**api_settings), QUIET_LOG))
+
+
+@pytest.fixture
+def client(synced_app: App) -> Iterator[TestClient]:
+    with make_client(synced_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def issue(synced_app: App) -> Callable[..., str]:
+    """Make a token: ``issue("route:read", owners=[...], revoked=False, name=...)``."""
+
+    def make(
+        *scopes: str, owners: tuple[str, ...] = (), revoked: bool = False, name: str | None = None
+    ) -> str:
+        issued = create_token(api_uow(synced_app), scopes, owners, name)
+        if revoked:
+            revoke_token(api_uow(synced_app), issued.record.id)
+        return issued.token
+
+    return make
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class World:
+    """Two institution owners of the synced snapshot and, for each, a unit and a GLN."""
+
+    owner_in: str
+    unit_in: str
+    gln_in: str
+    owner_out: str
+    unit_out: str
+    gln_out: str
+
+
+@pytest.fixture
+def world(synced_app: App) -> World:
+    index = synced_app.routing().resolver().index
+    units = index.registry.units
+    carried: list[tuple[str, str, str]] = []  # (owner, unit, gln)
+    for gln, carriers in sorted(index.owners_by_gln.items()):
+        unit = units[carriers[0]]
+        if unit.gln_mode is GlnMode.OWN and index.registry.glns[gln].active:
+            carried.append((unit.owner_sor_id, unit.sor_id, gln))
+    first = carried[0]
+    other = next(c for c in carried if c[0] != first[0])
+    return World(*first, *other)
+
+
+def route_body(gln: str | None = None, sor_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    receiver = {k: v for k, v in {"gln": gln, "sor_id": sor_id}.items() if v is not None}
+    return {
+        "receiver": receiver,
+        "business_message": "correspondence",
+        "sender_syntax": "fhir",
+        **fields,
+    }
+
+
+def bundle_json(gln: str | None, sor_id: str | None = None, **kwargs: Any) -> bytes:
+    bundle = care_communication(receiver=organization("rcv", gln, sor_id), **kwargs)
+    return json.dumps(bundle).encode()
+
+
+def bundle_xml(gln: str | None, sor_id: str | None = None, **kwargs: Any) -> bytes:
+    return json_to_xml(care_communication(receiver=organization("rcv", gln, sor_id), **kwargs))
+
+
+def assert_problem(response: Any, status: int, kind: str | None = None) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with ``status`` (and ``type`` ending in ``kind``)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail", "instance"} <= body.keys()
+    assert body["status"] == status
+    assert body["instance"] == response.request.url.path
+    if kind is not None:
+        assert body["type"] == f"urn:soredi-sync:problem:{kind}"
+    return body
