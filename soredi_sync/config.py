@@ -75,6 +75,24 @@ class GuardSettings(BaseModel):
     max_compression_ratio: float = Field(default=200.0, gt=1)
 
 
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # How long a verified token is trusted without asking the database: a revoked token keeps
+    # working in a running server for at most this long.
+    token_cache_seconds: float = Field(default=30.0, ge=0)
+    # Largest bundle body accepted by POST /v1/route/bundle: 100 MB of attachments grow by a
+    # third in base64.
+    max_bundle_bytes: int = Field(default=150 * 1024 * 1024, gt=0)
+
+
+class DecisionLogSettings(BaseModel):
+    retention_days: int = Field(default=90, ge=1)
+    flush_seconds: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=500, ge=1)
+    max_pending: int = Field(default=100_000, ge=1)
+
+
 class CsvColumns(BaseModel):
     """Header names of the SOR2 CSV files, from ``config/csv-columns.toml`` ([assumed])."""
 
@@ -105,6 +123,8 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
 
     @field_validator("database_url")
     @classmethod

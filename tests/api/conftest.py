@@ -7,13 +7,13 @@ Every test gets a fresh database from ``database_url`` (SQLite, and PostgreSQL w
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient  # noqa: E402 (after the project imports above)
 
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
@@ -24,11 +24,6 @@ from soredi_sync.services.sync import sync_source
 from soredi_sync.services.tokens import Scope, create_token, revoke_token
 from tests.integration.conftest import make_settings, manifest, sandbox_dir  # noqa: F401
 from tests.parsing.test_bundle import care_communication, json_to_xml, organization
-
-with warnings.catch_warnings():
-    # Starlette 1.x warns at import that its TestClient would rather use httpx2.
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 PROBLEM = "application/problem+json"
 ALL_SCOPES = tuple(Scope)
