@@ -5,6 +5,7 @@ Construct :class:`Settings` only in an entrypoint (CLI, tests); nothing here run
 
 from __future__ import annotations
 
+import csv
 import os
 import tomllib
 from functools import cached_property
@@ -19,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from soredi_sync.domain.audit import AuditContext, OwnerKind
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import ConversionStep, Limits, RoutingPolicy
 
@@ -172,6 +174,25 @@ class Settings(BaseSettings):
                 code, name = line.rstrip("\n").split("\t")[:2]
                 names[code] = name
         return names
+
+    def _tsv(self, name: str) -> list[dict[str, str]]:
+        """Rows of a tab-separated data file in the config folder (``#`` lines are comments)."""
+        with (self.config_dir / name).open(encoding="utf-8") as fh:
+            lines = [line for line in fh if line.strip() and not line.startswith("#")]
+        return list(csv.DictReader(lines, delimiter="\t"))
+
+    @cached_property
+    def audit_context(self) -> AuditContext:
+        return AuditContext(
+            message_types=self.message_types,
+            owner_kinds={r["code"]: OwnerKind(r["kind"]) for r in self._tsv("owner-types.tsv")},
+            certified_system_types=frozenset(
+                r["system_type"]
+                for r in self._tsv("certified-systems.tsv")
+                if r["certified"] == "yes" and r["system_type"]
+            ),
+            region_names={r["code"]: r["name"] for r in self._tsv("regions.tsv")},
+        )
 
     @cached_property
     def category_names(self) -> dict[str, str]:
