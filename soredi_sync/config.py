@@ -166,14 +166,7 @@ class Settings(BaseSettings):
     @cached_property
     def vans_names(self) -> dict[str, str]:
         """VANS (communication supplier) code → name, from ``config/vans.tsv``."""
-        names = {}
-        with (self.config_dir / "vans.tsv").open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("#") or line.startswith("code\t") or not line.strip():
-                    continue
-                code, name = line.rstrip("\n").split("\t")[:2]
-                names[code] = name
-        return names
+        return {r["code"]: r["name"] for r in self._tsv("vans.tsv")}
 
     def _tsv(self, name: str) -> list[dict[str, str]]:
         """Rows of a tab-separated data file in the config folder (``#`` lines are comments)."""
@@ -197,15 +190,7 @@ class Settings(BaseSettings):
     @cached_property
     def category_names(self) -> dict[str, str]:
         """CareCommunication category code → the Danish name a legacy subject starts with."""
-        names = {}
-        path = self.config_dir / "carecommunication-categories.tsv"
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("#") or line.startswith("code\t") or not line.strip():
-                    continue
-                code, name = line.rstrip("\n").split("\t")[:2]
-                names[code] = name
-        return names
+        return {r["code"]: r["name_da"] for r in self._tsv("carecommunication-categories.tsv")}
 
     @cached_property
     def routing_policy(self) -> RoutingPolicy:

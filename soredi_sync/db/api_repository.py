@@ -10,14 +10,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from operator import attrgetter
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from soredi_sync.db.bulk import bulk_insert
 from soredi_sync.db.models import ApiToken, Base, DecisionRecord
+from soredi_sync.db.unit_of_work import SessionUnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,42 +209,12 @@ class SqlAlchemyDecisionRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-class SqlAlchemyApiUnitOfWork:
+class SqlAlchemyApiUnitOfWork(SessionUnitOfWork):
     """One session and transaction over the API's tables; rolled back unless committed."""
 
     tokens: SqlAlchemyTokenRepository
     decisions: SqlAlchemyDecisionRepository
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self._session_factory = session_factory
-        self._session: Session | None = None
-
-    @property
-    def session(self) -> Session:
-        if self._session is None:
-            raise RuntimeError("the unit of work is not open: use it in a with block")
-        return self._session
-
-    def __enter__(self) -> Self:
-        self._session = self._session_factory()
-        self.tokens = SqlAlchemyTokenRepository(self._session)
-        self.decisions = SqlAlchemyDecisionRepository(self._session)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            self.rollback()
-        finally:
-            self.session.close()
-            self._session = None
-
-    def commit(self) -> None:
-        self.session.commit()
-
-    def rollback(self) -> None:
-        self.session.rollback()
+    def _open(self, session: Session) -> None:
+        self.tokens = SqlAlchemyTokenRepository(session)
+        self.decisions = SqlAlchemyDecisionRepository(session)

@@ -33,7 +33,12 @@ class UnitOfWork(Protocol):
     def rollback(self) -> None: ...
 
 
-class SqlAlchemyUnitOfWork:
+class SessionUnitOfWork:
+    """One session and transaction; rolled back on leaving unless committed.
+
+    Subclasses attach their repositories to the session in :meth:`_open`.
+    """
+
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
         self._session: Session | None = None
@@ -44,10 +49,12 @@ class SqlAlchemyUnitOfWork:
             raise RuntimeError("the unit of work is not open: use it in a with block")
         return self._session
 
+    def _open(self, session: Session) -> None:
+        """Create the repositories over ``session``."""
+
     def __enter__(self) -> Self:
         self._session = self._session_factory()
-        self.registry = SqlAlchemyRegistryRepository(self._session)
-        self.runs = SqlAlchemySyncRunRepository(self._session)
+        self._open(self._session)
         return self
 
     def __exit__(
@@ -67,3 +74,12 @@ class SqlAlchemyUnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+
+class SqlAlchemyUnitOfWork(SessionUnitOfWork):
+    registry: SqlAlchemyRegistryRepository
+    runs: SqlAlchemySyncRunRepository
+
+    def _open(self, session: Session) -> None:
+        self.registry = SqlAlchemyRegistryRepository(session)
+        self.runs = SqlAlchemySyncRunRepository(session)
