@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from soredi_sync.api import routes
+from soredi_sync.api import audit_routes, routes
 from soredi_sync.api.problems import install_problem_handlers
 from soredi_sync.api.routes import ApiContext
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
@@ -90,4 +90,5 @@ def create_app(
     api.include_router(routes.routing)
     api.include_router(routes.registry)
     api.include_router(routes.health)
+    api.include_router(audit_routes.audit_router)
     return api

@@ -24,6 +24,9 @@ ENDPOINTS = {
     ("get", "/v1/glns/{gln}"),
     ("get", "/v1/changes"),
     ("get", "/v1/snapshots/current"),
+    ("get", "/v1/audit"),
+    ("get", "/v1/adoption"),
+    ("get", "/v1/cutover"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 }

@@ -1,0 +1,191 @@
+"""Audit use cases: findings of one snapshot in a scope, compared with an earlier snapshot, and
+CareCommunication (FDIS91) adoption over every stored snapshot.
+
+The audit of a snapshot runs "on" its effective date (the source's SnapshotDate), so unit closing
+dates are judged as they stood that day.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from soredi_sync.db.repository import SnapshotInfo
+from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.domain.audit import (
+    RULES,
+    AdoptionCounts,
+    AdoptionDimension,
+    AuditContext,
+    Finding,
+    adoption,
+    audit,
+    compare,
+    in_scope,
+)
+from soredi_sync.errors import NoSnapshot, NotFound
+
+# Enough for years of daily snapshots; adoption reads them all.
+ALL_SNAPSHOTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class AuditScope:
+    """Which findings a report covers (all of them when every field is empty)."""
+
+    owners: tuple[str, ...] | None = None
+    owner_name: str | None = None
+    region: str | None = None
+    vans: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.owners:
+            parts.append("owner " + ", ".join(self.owners))
+        if self.owner_name:
+            parts.append(f"owner name contains {self.owner_name!r}")
+        if self.region:
+            parts.append(f"region {self.region}")
+        if self.vans:
+            parts.append(f"VANS {self.vans}")
+        return "; ".join(parts) or "whole registry"
+
+    def apply(self, findings: Iterable[Finding]) -> list[Finding]:
+        return in_scope(
+            findings,
+            owners=self.owners,
+            owner_name=self.owner_name,
+            region_code=self.region,
+            vans=self.vans,
+        )
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The findings of one snapshot in a scope, optionally with what changed since another."""
+
+    snapshot: SnapshotInfo
+    on: date
+    scope: AuditScope
+    findings: list[Finding]
+    counts: dict[str, int]  # every rule code, zero included, in rule order
+    severity_counts: dict[str, int]
+    since: SnapshotInfo | None = None
+    new: list[Finding] | None = None
+    resolved: list[Finding] | None = None
+    vans_names: Mapping[str, str] = field(default_factory=dict)
+    region_names: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def comparing(self) -> bool:
+        return self.since is not None
+
+    def by_code(self) -> dict[str, list[Finding]]:
+        grouped: dict[str, list[Finding]] = {rule.code: [] for rule in RULES}
+        for finding in self.findings:
+            grouped.setdefault(finding.code, []).append(finding)
+        return grouped
+
+    def change_counts(self) -> dict[str, tuple[int, int]]:
+        """Rule code → (new, resolved); empty unless comparing."""
+        if self.new is None or self.resolved is None:
+            return {}
+        new = Counter(f.code for f in self.new)
+        resolved = Counter(f.code for f in self.resolved)
+        return {rule.code: (new[rule.code], resolved[rule.code]) for rule in RULES}
+
+
+def _snapshot(uow: UnitOfWork, snapshot_id: int | None, at: date | None) -> SnapshotInfo:
+    if snapshot_id is not None:
+        found = uow.registry.get_snapshot(snapshot_id)
+        if found is None:
+            raise NotFound("snapshot", str(snapshot_id))
+        return found
+    if at is not None:
+        found = uow.registry.snapshot_on(at)
+        if found is None:
+            raise NotFound("snapshot on or before", at.isoformat())
+        return found
+    current = uow.registry.current_snapshot()
+    if current is None:
+        raise NoSnapshot()
+    return current
+
+
+def _audit_snapshot(
+    uow: UnitOfWork, context: AuditContext, snapshot: SnapshotInfo, scope: AuditScope
+) -> list[Finding]:
+    registry = uow.registry.load_registry(snapshot.id)
+    return scope.apply(audit(registry, context, snapshot.effective_date))
+
+
+def run_audit(
+    uow: UnitOfWork,
+    context: AuditContext,
+    *,
+    snapshot_id: int | None = None,
+    at: date | None = None,
+    owners: Iterable[str] | None = None,
+    owner_name: str | None = None,
+    region: str | None = None,
+    vans: str | None = None,
+    since_snapshot: int | None = None,
+    vans_names: Mapping[str, str] | None = None,
+) -> AuditReport:
+    """Audit the current snapshot (or ``snapshot_id``, or the one describing ``at``) in a scope.
+
+    With ``since_snapshot`` the same scope is audited on that snapshot too and the report lists
+    the findings new since then and those resolved.
+
+    :raises NoSnapshot: nothing synced yet
+    :raises NotFound: no such snapshot (or none on or before ``at``)
+    """
+    scope = AuditScope(
+        owners=tuple(owners) if owners is not None else None,
+        owner_name=owner_name or None,
+        region=region or None,
+        vans=vans or None,
+    )
+    snapshot = _snapshot(uow, snapshot_id, at)
+    findings = _audit_snapshot(uow, context, snapshot, scope)
+    codes = Counter(f.code for f in findings)
+    severities = Counter(f.severity.value for f in findings)
+    since = new = resolved = None
+    if since_snapshot is not None:
+        since = _snapshot(uow, since_snapshot, None)
+        before = _audit_snapshot(uow, context, since, scope)
+        changes = compare(before, findings)
+        new, resolved = changes.new, changes.resolved
+    return AuditReport(
+        snapshot=snapshot,
+        on=snapshot.effective_date,
+        scope=scope,
+        findings=findings,
+        counts={rule.code: codes[rule.code] for rule in RULES},
+        severity_counts={s: severities[s] for s in ("error", "warning", "info")},
+        since=since,
+        new=new,
+        resolved=resolved,
+        vans_names=dict(vans_names or {}),
+        region_names=dict(context.region_names),
+    )
+
+
+AdoptionSeries = list[tuple[SnapshotInfo, dict[str, AdoptionCounts]]]
+
+
+def adoption_series(
+    uow: UnitOfWork, context: AuditContext, by: AdoptionDimension | str | None = None
+) -> AdoptionSeries:
+    """FDIS91 adoption among active GLNs on every snapshot, oldest first (in all or per group)."""
+    dimension = AdoptionDimension(by) if by is not None else None
+    snapshots = sorted(uow.registry.list_snapshots(limit=ALL_SNAPSHOTS), key=lambda s: s.id)
+    series: AdoptionSeries = []
+    for snapshot in snapshots:
+        registry = uow.registry.load_registry(snapshot.id)
+        series.append(
+            (snapshot, adoption(registry, context, snapshot.effective_date, by=dimension))
+        )
+    return series
