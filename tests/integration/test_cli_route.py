@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from soredi_sync.cli import cli
 from soredi_sync.sandbox.generate import Manifest
+from tests.reference import reference_path
 
 
 @pytest.fixture
@@ -81,16 +82,7 @@ class TestRouteCommand:
 
 class TestRouteBundleCommand:
     def _example(self, name: str) -> Path:
-        from tests.parsing.conftest import REFERENCE
-
-        path = REFERENCE / "services" / "carecommunication" / "examples" / name
-        if not path.is_file():
-            import os
-
-            if os.environ.get("CI"):
-                pytest.fail(f"the real MedCom example {path} is missing")
-            pytest.skip(f"real MedCom examples not found at {path.parent}")
-        return path
+        return reference_path("services", "carecommunication", "examples", name)
 
     def test_a_real_carecommunication_bundle_is_decided_for_its_receiver(self, run) -> None:
         path = self._example("Flow1-CareCommunication_Ex_from_OIOXML.xml")

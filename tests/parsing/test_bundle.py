@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,8 +43,7 @@ from soredi_sync.parsing.bundle import (
     parse_bundle,
 )
 from tests.factories import registry, unit
-
-from .conftest import REFERENCE
+from tests.reference import REFERENCE, reference_path
 
 FHIR = "http://hl7.org/fhir"
 EXAMPLES = REFERENCE / "services" / "carecommunication" / "examples"
@@ -71,11 +69,7 @@ MEDCOM_TESTCENTER_GLN = "5790001382445"
 
 def reference_file(path: Path) -> bytes:
     """A file of the shared reference material, as published."""
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"the reference file {path} is missing")
-        pytest.skip(f"reference material not found at {path.parent} (set SOREDI_REFERENCE_DIR)")
-    return path.read_bytes()
+    return reference_path(*path.relative_to(REFERENCE).parts).read_bytes()
 
 
 def example(name: str) -> bytes:
