@@ -1,0 +1,58 @@
+"""What the SOAP clients return besides plain domain records.
+
+A replication feed carries *versions* of capability rows (GLN x EDI type with a validity and
+the feed offset); the domain has no such record yet, so it lives here, wrapping the domain
+:class:`~soredi_sync.domain.model.Capability`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from soredi_sync.domain.model import Capability, Gln, Unit
+
+
+@dataclass(frozen=True, slots=True)
+class LookedUpUnit:
+    """A SORLS answer: the unit and, when it carries one, its own GLN record."""
+
+    unit: Unit
+    gln: Gln | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityVersion:
+    """One version of one LocationsCodeEDITypeMap row, as the replication feed gives it.
+
+    ``offset`` is the feed's cursor for this entry: store the last one you have applied (in
+    the same transaction as the data) and ask for entries after it next time.
+    """
+
+    capability: Capability
+    edi_type_id: str | None
+    valid_from: date
+    valid_to: date | None
+    offset: str
+    updated: datetime
+
+    def is_current_on(self, day: date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationPage:
+    """One answer of the replication service.
+
+    ``next_offset`` is the offset to ask from next (the last entry's, or the one asked with on
+    an empty page); ``caught_up`` is true when the page was not full.
+    """
+
+    entries: tuple[CapabilityVersion, ...]
+    requested_offset: str | None
+    next_offset: str | None
+    max_records: int
+
+    @property
+    def caught_up(self) -> bool:
+        return len(self.entries) < self.max_records
