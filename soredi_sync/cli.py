@@ -1142,6 +1142,240 @@ def cutover(ctx: click.Context, on: date, owners: tuple[str, ...], as_json: bool
         console.print(table)
 
 
+# -- change plans -------------------------------------------------------------------------------
+
+
+def _plan_uow(app: Any) -> Any:
+    from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
+
+    return SqlAlchemyPlanUnitOfWork(app.session_factory)
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "cli"
+
+
+actor_option = click.option(
+    "--actor", metavar="NAME", help="Who makes the change, for the record (default: login name)."
+)
+
+
+def _plan_json(plan: Any, events: Any = None) -> dict[str, Any]:
+    from soredi_sync.services.plans import plan_counts
+
+    data: dict[str, Any] = {**jsonable(plan), "counts": plan_counts(plan)}
+    if events is not None:
+        data["events"] = jsonable(events)
+    return data
+
+
+def _print_plan(plan: Any) -> None:
+    from rich.table import Table
+
+    from soredi_sync.services.plans import plan_counts
+
+    counts = ", ".join(f"{k} {v}" for k, v in plan_counts(plan).items() if v)
+    console = _console()
+    console.print(
+        f"Plan {plan.id} ({plan.goal}) for owners {', '.join(plan.owners) or '(none)'}"
+        f"{f' [{plan.owner_kind}]' if plan.owner_kind else ''}, built on snapshot "
+        f"{plan.snapshot_id} by {plan.created_by} at {plan.created_at:%Y-%m-%d %H:%M} UTC: "
+        f"{len(plan.items)} items{f' ({counts})' if counts else ''}"
+    )
+    table = Table("GLN", "owner", "action", "message type", "version", "reason", "state")
+    for i in plan.items:
+        table.add_row(
+            i.gln,
+            i.owner_sor_id,
+            i.action.value,
+            i.message_type,
+            i.version_code or "",
+            i.reason,
+            i.state.value,
+        )
+    console.print(table)
+
+
+@cli.group()
+def plan() -> None:
+    """Change plans for SOR-EDI: create, show, export, submit, verify."""
+
+
+@plan.command("create")
+@click.option(
+    "--owner",
+    "owners",
+    multiple=True,
+    metavar="SOR_ID",
+    help="An institution owner (SOR-ID); repeat or comma-separate.",
+)
+@click.option(
+    "--owner-kind",
+    type=click.Choice(["region", "municipality", "private", "other"]),
+    help="Every institution owner of this kind (MedCom: municipality).",
+)
+@click.option(
+    "--switch-to",
+    type=click.Choice(["carecommunication"]),
+    help="Add FDIS91 and FCTL, remove DIS91/XDIS91 on every active legacy GLN.",
+)
+@click.option(
+    "--from-findings",
+    "from_findings",
+    metavar="CODE",
+    help="Resolve these findings: FDIS91_WITH_LEGACY or FHIR_WITHOUT_FCTL.",
+)
+@actor_option
+@json_option
+@click.pass_context
+def plan_create(
+    ctx: click.Context,
+    owners: tuple[str, ...],
+    owner_kind: str | None,
+    switch_to: str | None,
+    from_findings: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Build a change plan on the current snapshot (every item planned)."""
+    from soredi_sync.services.plans import PlanRequestError, create_plan
+
+    settings = _settings(ctx)
+    with _app(ctx) as app, _plan_uow(app) as uow:
+        try:
+            created = create_plan(
+                uow,
+                settings.audit_context,
+                actor=_actor(actor),
+                owners=_split_values(owners),
+                owner_kind=owner_kind,
+                switch_to=switch_to,
+                findings=from_findings,
+            )
+        except PlanRequestError as exc:
+            raise click.UsageError(str(exc)) from None
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(_plan_json(created))
+    else:
+        _print_plan(created)
+
+
+@plan.command("show")
+@click.argument("plan_id", metavar="ID", type=int)
+@json_option
+@click.pass_context
+def plan_show(ctx: click.Context, plan_id: int, as_json: bool) -> None:
+    """A plan, its items and (with --json) the record of every state change."""
+    from soredi_sync.services.plans import get_plan, plan_events
+
+    with _app(ctx) as app, _plan_uow(app) as uow:
+        try:
+            found = get_plan(uow, plan_id)
+            events = plan_events(uow, plan_id)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(_plan_json(found, events))
+    else:
+        _print_plan(found)
+
+
+@plan.command("export")
+@click.argument("plan_id", metavar="ID", type=int)
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.pass_context
+def plan_export(ctx: click.Context, plan_id: int, fmt: str, out: Path) -> None:
+    """Write the worklist for the SOR-EDI application (GLN, owner, action, type, version,
+    reason)."""
+    from soredi_sync.services.plans import get_plan, write_worklist
+
+    with _app(ctx) as app, _plan_uow(app) as uow:
+        try:
+            found = get_plan(uow, plan_id)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    write_worklist(found, fmt, out)
+    click.echo(f"wrote {out} ({len(found.items)} items)", err=True)
+
+
+@plan.command("submit")
+@click.argument("plan_id", metavar="ID", type=int)
+@click.option(
+    "--channel",
+    type=click.Choice(["worklist", "sorus"]),
+    required=True,
+    help="worklist: a file for the SOR-EDI application; sorus: SOAP (not available yet).",
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Worklist file.")
+@actor_option
+@click.pass_context
+def plan_submit(
+    ctx: click.Context,
+    plan_id: int,
+    channel: str,
+    fmt: str,
+    out: Path | None,
+    actor: str | None,
+) -> None:
+    """Hand the plan's planned items to SOR and mark them submitted."""
+    from soredi_sync.services.plans import ChannelUnavailable, plan_counts, submit_plan
+
+    with _app(ctx) as app, _plan_uow(app) as uow:
+        try:
+            submitted = submit_plan(uow, plan_id, channel, actor=_actor(actor), out=out, fmt=fmt)
+        except ChannelUnavailable as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+            return
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if out is not None:
+        click.echo(f"wrote {out}", err=True)
+    counts = plan_counts(submitted)
+    click.echo(f"plan {plan_id}: {counts['submitted']} items submitted via {channel}")
+
+
+@plan.command("verify")
+@click.argument("plan_id", metavar="ID", type=int)
+@actor_option
+@json_option
+@click.pass_context
+def plan_verify(ctx: click.Context, plan_id: int, actor: str | None, as_json: bool) -> None:
+    """Judge each submitted item against the current snapshot: confirmed, pending or
+    diverged."""
+    from soredi_sync.services.plans import verify_plan
+
+    with _app(ctx) as app, _plan_uow(app) as uow:
+        try:
+            result = verify_plan(uow, plan_id, actor=_actor(actor))
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(result)
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items() if v)
+    click.echo(
+        f"plan {plan_id} on snapshot {result.snapshot_id}: {result.changed} items changed "
+        f"state; {counts or 'no items'}"
+    )
+
+
 def main() -> None:
     cli(prog_name="soredi-sync")
 

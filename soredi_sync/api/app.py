@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from soredi_sync.api import audit_routes, routes
+from soredi_sync.api import audit_routes, plan_routes, routes
 from soredi_sync.api.problems import install_problem_handlers
 from soredi_sync.api.routes import ApiContext
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
@@ -91,4 +91,5 @@ def create_app(
     api.include_router(routes.registry)
     api.include_router(routes.health)
     api.include_router(audit_routes.audit_router)
+    api.include_router(plan_routes.plan_router)
     return api

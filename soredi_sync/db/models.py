@@ -274,3 +274,51 @@ class DecisionRecord(Base):
     address_sor_id: Mapped[str | None] = mapped_column(String(20))
     address_gln: Mapped[str | None] = mapped_column(String(13))
     snapshot_id: Mapped[int] = mapped_column(BigId)
+
+
+class ChangePlan(Base):
+    """A plan of registration changes in SOR-EDI over the GLNs of some institution owners."""
+
+    __tablename__ = "change_plans"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[utc_datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    goal: Mapped[str] = mapped_column(String(60))  # "switch-to:carecommunication", "findings:CODE"
+    owners: Mapped[list[str]] = mapped_column(JSON)  # SOR-IDs of institution owners
+    owner_kind: Mapped[str | None] = mapped_column(String(20))  # set for --owner-kind plans
+    snapshot_id: Mapped[int] = mapped_column(BigId)  # the snapshot the plan was built on
+
+
+class ChangePlanItem(Base):
+    """One change of a plan: add or remove one message type on one GLN."""
+
+    __tablename__ = "change_plan_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(BigId, ForeignKey("change_plans.id"), index=True)
+    gln: Mapped[gln_str]
+    owner_sor_id: Mapped[sor_id_str]
+    action: Mapped[str] = mapped_column(String(10))
+    message_type: Mapped[code_str]
+    version_code: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(60))
+    state: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[utc_datetime]
+    verified_snapshot_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class ChangePlanEvent(Base):
+    """One state change of a plan or one of its items: who, when, from what to what."""
+
+    __tablename__ = "change_plan_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(BigId, ForeignKey("change_plans.id"), index=True)
+    item_id: Mapped[int | None] = mapped_column(BigId)
+    at: Mapped[utc_datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))  # created, submitted, verified
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -27,6 +27,9 @@ ENDPOINTS = {
     ("get", "/v1/audit"),
     ("get", "/v1/adoption"),
     ("get", "/v1/cutover"),
+    ("post", "/v1/plans"),
+    ("get", "/v1/plans/{plan_id}"),
+    ("post", "/v1/plans/{plan_id}/verify"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 }

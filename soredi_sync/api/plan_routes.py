@@ -1,0 +1,185 @@
+"""Change plans over HTTP (scope ``plan:write``), limited to the token's owners.
+
+An owner-restricted token (a region's) may plan only for its own institution owners and see or
+verify only plans whose owners are all among its own; anything else is 403. Plans over every
+owner of a kind (``owner_kind``, MedCom's "all municipal ones") need an unrestricted token.
+
+The endpoints load a whole snapshot and are plain ``def``: they run in the thread pool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from soredi_sync.api.problems import ApiProblem, Forbidden, problem_responses
+from soredi_sync.api.routes import Credentials, context
+from soredi_sync.api.schemas import SOR_ID_PATTERN
+from soredi_sync.api.security import authorize
+from soredi_sync.db.api_repository import TokenRecord
+from soredi_sync.db.plan_repository import Plan, PlanItem, SqlAlchemyPlanUnitOfWork
+from soredi_sync.services.plans import (
+    PlanRequestError,
+    create_plan,
+    get_plan,
+    plan_counts,
+    verify_plan,
+)
+from soredi_sync.services.tokens import Scope
+
+
+async def plan_writer(request: Request, credentials: Credentials) -> TokenRecord:
+    return authorize(context(request).verifier, credentials, Scope.PLAN_WRITE)
+
+
+PlanWriter = Annotated[TokenRecord, Depends(plan_writer)]
+
+plan_router = APIRouter(prefix="/v1", tags=["plans"])
+
+
+class PlanIn(BaseModel):
+    owner: str | None = Field(default=None, pattern=SOR_ID_PATTERN)
+    owner_kind: Literal["region", "municipality", "private", "other"] | None = None
+    switch_to: Literal["carecommunication"] | None = None
+    from_findings: str | None = Field(default=None, max_length=40)
+
+
+class PlanItemOut(BaseModel):
+    id: int
+    gln: str
+    owner_sor_id: str
+    action: str
+    message_type: str
+    version_code: str | None
+    reason: str
+    state: str
+    updated_at: datetime
+    verified_snapshot_id: int | None
+
+    @classmethod
+    def of(cls, i: PlanItem) -> PlanItemOut:
+        return cls(
+            id=i.id,
+            gln=i.gln,
+            owner_sor_id=i.owner_sor_id,
+            action=i.action.value,
+            message_type=i.message_type,
+            version_code=i.version_code,
+            reason=i.reason,
+            state=i.state.value,
+            updated_at=i.updated_at,
+            verified_snapshot_id=i.verified_snapshot_id,
+        )
+
+
+class PlanOut(BaseModel):
+    id: int
+    created_at: datetime
+    created_by: str
+    goal: str
+    owners: list[str]
+    owner_kind: str | None
+    snapshot_id: int
+    counts: dict[str, int]
+    items: list[PlanItemOut]
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanOut:
+        return cls(
+            id=plan.id,
+            created_at=plan.created_at,
+            created_by=plan.created_by,
+            goal=plan.goal,
+            owners=list(plan.owners),
+            owner_kind=plan.owner_kind,
+            snapshot_id=plan.snapshot_id,
+            counts=plan_counts(plan),
+            items=[PlanItemOut.of(i) for i in plan.items],
+        )
+
+
+class VerifyOut(BaseModel):
+    plan_id: int
+    snapshot_id: int
+    changed: int
+    counts: dict[str, int]
+
+
+def _actor(caller: TokenRecord) -> str:
+    return f"token:{caller.name}"
+
+
+def _uow(request: Request) -> SqlAlchemyPlanUnitOfWork:
+    return SqlAlchemyPlanUnitOfWork(context(request).app.session_factory)
+
+
+def _check_plan_owners(caller: TokenRecord, plan: Plan) -> None:
+    if caller.owners and not set(plan.owners) <= caller.owners:
+        raise Forbidden("the plan covers owners outside those this token is restricted to")
+
+
+@plan_router.post(
+    "/plans",
+    status_code=201,
+    responses=problem_responses(401, 403, 404, 422, 503),
+    summary="Create a change plan on the current snapshot",
+)
+def post_plan(request: Request, caller: PlanWriter, body: PlanIn) -> PlanOut:
+    """Build a plan for one institution owner (`owner`, a SOR-ID) or every owner of a kind
+    (`owner_kind`, unrestricted tokens only), to `switch_to` CareCommunication or to resolve
+    the findings `from_findings` (FDIS91_WITH_LEGACY, FHIR_WITHOUT_FCTL). Needs `plan:write`;
+    an owner-restricted token may plan only for its own owners."""
+    if caller.owners:
+        if body.owner_kind is not None:
+            raise Forbidden("a token restricted to owners cannot plan for every owner of a kind")
+        if body.owner is not None and body.owner not in caller.owners:
+            raise Forbidden("the owner is outside the owners this token is restricted to")
+    with _uow(request) as uow:
+        try:
+            plan = create_plan(
+                uow,
+                context(request).app.settings.audit_context,
+                actor=_actor(caller),
+                owners=[body.owner] if body.owner else [],
+                owner_kind=body.owner_kind,
+                switch_to=body.switch_to,
+                findings=body.from_findings,
+            )
+        except PlanRequestError as exc:
+            raise ApiProblem(422, "invalid-plan", str(exc)) from None
+    return PlanOut.of(plan)
+
+
+@plan_router.get(
+    "/plans/{plan_id}",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="A change plan and the state of its items",
+)
+def get_plan_route(request: Request, caller: PlanWriter, plan_id: int) -> PlanOut:
+    """Needs `plan:write`; an owner-restricted token sees only plans of its own owners."""
+    with _uow(request) as uow:
+        plan = get_plan(uow, plan_id)
+    _check_plan_owners(caller, plan)
+    return PlanOut.of(plan)
+
+
+@plan_router.post(
+    "/plans/{plan_id}/verify",
+    responses=problem_responses(401, 403, 404, 422, 503),
+    summary="Judge the plan's submitted items against the current snapshot",
+)
+def verify_plan_route(request: Request, caller: PlanWriter, plan_id: int) -> VerifyOut:
+    """Each submitted item becomes confirmed, pending or diverged. Needs `plan:write`; an
+    owner-restricted token may verify only plans of its own owners."""
+    with _uow(request) as uow:
+        _check_plan_owners(caller, get_plan(uow, plan_id))
+        result = verify_plan(uow, plan_id, actor=_actor(caller))
+    return VerifyOut(
+        plan_id=result.plan_id,
+        snapshot_id=result.snapshot_id,
+        changed=result.changed,
+        counts=result.counts,
+    )

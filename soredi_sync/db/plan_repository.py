@@ -1,0 +1,266 @@
+"""Repository of change plans, their items and the record of every state change.
+
+Like the other repositories it never commits: :class:`SqlAlchemyPlanUnitOfWork` owns the
+transaction. The unit of work also carries the registry repository, because building and
+verifying a plan reads a snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from soredi_sync.db.models import ChangePlan, ChangePlanEvent, ChangePlanItem
+from soredi_sync.db.repository import SqlAlchemyRegistryRepository, SqlAlchemySyncRunRepository
+from soredi_sync.db.unit_of_work import SessionUnitOfWork
+from soredi_sync.domain.plans import ItemDraft, ItemState, PlanAction
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    id: int
+    gln: str
+    owner_sor_id: str
+    action: PlanAction
+    message_type: str
+    version_code: str | None
+    reason: str
+    state: ItemState
+    updated_at: datetime
+    verified_snapshot_id: int | None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(GLN, message type, action), as :attr:`ItemDraft.key`."""
+        return (self.gln, self.message_type, self.action.value)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEvent:
+    at: datetime
+    actor: str
+    action: str
+    item_id: int | None
+    from_state: str | None
+    to_state: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: int
+    created_at: datetime
+    created_by: str
+    goal: str
+    owners: tuple[str, ...]
+    owner_kind: str | None
+    snapshot_id: int
+    items: tuple[PlanItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    item_id: int
+    to_state: ItemState
+    snapshot_id: int | None = None
+
+
+def _item(row: ChangePlanItem) -> PlanItem:
+    return PlanItem(
+        id=row.id,
+        gln=row.gln,
+        owner_sor_id=row.owner_sor_id,
+        action=PlanAction(row.action),
+        message_type=row.message_type,
+        version_code=row.version_code,
+        reason=row.reason,
+        state=ItemState(row.state),
+        updated_at=row.updated_at,
+        verified_snapshot_id=row.verified_snapshot_id,
+    )
+
+
+class SqlAlchemyPlanRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        *,
+        created_at: datetime,
+        created_by: str,
+        goal: str,
+        owners: Sequence[str],
+        owner_kind: str | None,
+        snapshot_id: int,
+        items: Sequence[ItemDraft],
+    ) -> int:
+        """Store a new plan with every item planned; records one ``created`` event per item."""
+        plan = ChangePlan(
+            created_at=created_at,
+            created_by=created_by,
+            goal=goal,
+            owners=sorted(owners),
+            owner_kind=owner_kind,
+            snapshot_id=snapshot_id,
+        )
+        self.session.add(plan)
+        self.session.flush()
+        rows = [
+            ChangePlanItem(
+                plan_id=plan.id,
+                gln=d.gln,
+                owner_sor_id=d.owner_sor_id,
+                action=d.action.value,
+                message_type=d.message_type,
+                version_code=d.version_code,
+                reason=d.reason,
+                state=ItemState.PLANNED.value,
+                updated_at=created_at,
+            )
+            for d in items
+        ]
+        self.session.add_all(rows)
+        self.session.flush()
+        self.session.add(
+            ChangePlanEvent(
+                plan_id=plan.id,
+                at=created_at,
+                actor=created_by,
+                action="created",
+                details={"goal": goal, "items": len(rows), "snapshot_id": snapshot_id},
+            )
+        )
+        self.session.add_all(
+            ChangePlanEvent(
+                plan_id=plan.id,
+                item_id=row.id,
+                at=created_at,
+                actor=created_by,
+                action="created",
+                to_state=ItemState.PLANNED.value,
+            )
+            for row in rows
+        )
+        self.session.flush()
+        return plan.id
+
+    def get(self, plan_id: int) -> Plan | None:
+        row = self.session.get(ChangePlan, plan_id)
+        if row is None:
+            return None
+        items = self.session.scalars(
+            select(ChangePlanItem)
+            .where(ChangePlanItem.plan_id == plan_id)
+            .order_by(ChangePlanItem.id)
+        )
+        return Plan(
+            id=row.id,
+            created_at=row.created_at,
+            created_by=row.created_by,
+            goal=row.goal,
+            owners=tuple(row.owners or ()),
+            owner_kind=row.owner_kind,
+            snapshot_id=row.snapshot_id,
+            items=tuple(_item(i) for i in items),
+        )
+
+    def events(self, plan_id: int) -> list[PlanEvent]:
+        rows = self.session.scalars(
+            select(ChangePlanEvent)
+            .where(ChangePlanEvent.plan_id == plan_id)
+            .order_by(ChangePlanEvent.id)
+        )
+        return [
+            PlanEvent(
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                item_id=r.item_id,
+                from_state=r.from_state,
+                to_state=r.to_state,
+                details=dict(r.details or {}),
+            )
+            for r in rows
+        ]
+
+    def open_plan_ids(self) -> list[int]:
+        """Plans with an item handed to SOR and not yet confirmed (submitted or pending)."""
+        open_states = [ItemState.SUBMITTED.value, ItemState.PENDING.value]
+        return list(
+            self.session.scalars(
+                select(ChangePlanItem.plan_id)
+                .where(ChangePlanItem.state.in_(open_states))
+                .distinct()
+                .order_by(ChangePlanItem.plan_id)
+            )
+        )
+
+    def change_states(
+        self,
+        plan_id: int,
+        changes: Iterable[StateChange],
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Apply ``changes``; records an event for each item whose state changes, and one for
+        the plan. Returns how many items changed state."""
+        by_id = {c.item_id: c for c in changes}
+        rows = self.session.scalars(
+            select(ChangePlanItem).where(ChangePlanItem.plan_id == plan_id)
+        ).all()
+        changed = 0
+        for row in rows:
+            change = by_id.get(row.id)
+            if change is None:
+                continue
+            if change.snapshot_id is not None:
+                row.verified_snapshot_id = change.snapshot_id
+            if row.state == change.to_state.value:
+                continue
+            self.session.add(
+                ChangePlanEvent(
+                    plan_id=plan_id,
+                    item_id=row.id,
+                    at=at,
+                    actor=actor,
+                    action=action,
+                    from_state=row.state,
+                    to_state=change.to_state.value,
+                )
+            )
+            row.state = change.to_state.value
+            row.updated_at = at
+            changed += 1
+        self.session.add(
+            ChangePlanEvent(
+                plan_id=plan_id,
+                at=at,
+                actor=actor,
+                action=action,
+                details={**(details or {}), "changed": changed},
+            )
+        )
+        self.session.flush()
+        return changed
+
+
+class SqlAlchemyPlanUnitOfWork(SessionUnitOfWork):
+    """One session and transaction over plans and the registry; rolled back unless committed."""
+
+    registry: SqlAlchemyRegistryRepository
+    runs: SqlAlchemySyncRunRepository
+    plans: SqlAlchemyPlanRepository
+
+    def _open(self, session: Session) -> None:
+        self.registry = SqlAlchemyRegistryRepository(session)
+        self.runs = SqlAlchemySyncRunRepository(session)
+        self.plans = SqlAlchemyPlanRepository(session)
