@@ -418,13 +418,35 @@ def _show(ctx: click.Context, query: Callable[[Any], Any], render: str, as_json:
 @show.command("unit")
 @click.argument("sor_id")
 @at_option
+@click.option("--live", is_flag=True, help="Ask SORLS (NSP) now instead of the local copy.")
 @json_option
 @click.pass_context
-def show_unit(ctx: click.Context, sor_id: str, at: date | None, as_json: bool) -> None:
+def show_unit(ctx: click.Context, sor_id: str, at: date | None, live: bool, as_json: bool) -> None:
     """A SOR unit: attributes, its place in the tree and its effective GLN."""
     from soredi_sync.services import queries
 
+    if live:
+        _show_live_unit(ctx, sor_id, at, as_json)
+        return
     _show(ctx, lambda uow: queries.show_unit(uow, sor_id, at), "render_unit", as_json)
+
+
+def _show_live_unit(ctx: click.Context, sor_id: str, at: date | None, as_json: bool) -> None:
+    """``show unit --live``: one SORLS GetSorEntity call, no database."""
+    from soredi_sync.soap.sorls import make_sorls_client
+
+    settings = _settings(ctx)
+    try:
+        looked_up = make_sorls_client(settings.soap).get_sor_entity(sor_id, at or date.today())
+    except SorediError as exc:
+        _fail(ctx, exc)
+        return
+    if as_json:
+        _emit_json(looked_up)
+        return
+    from soredi_sync.cli_render import render_live_unit
+
+    render_live_unit(_console(), looked_up, settings)
 
 
 @show.command("gln")
@@ -662,25 +684,47 @@ def _manifest_summary(manifest: Any) -> str:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--day", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only.")
-def sandbox_serve(directory: Path, port: int, day: int, host: str) -> None:
+@click.option(
+    "--soap-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve the SORLS and SKRS SOAP services of that day on this port.",
+)
+def sandbox_serve(directory: Path, port: int, day: int, host: str, soap_port: int | None) -> None:
     """Serve a generated sandbox in the sor-filer URL layout until interrupted.
 
     Control it while it runs: POST /_sandbox/day/N switches the day, POST /_sandbox/fault
-    injects a fault, GET /_sandbox/state shows both.
+    injects a fault, GET /_sandbox/state shows both. The SOAP services (--soap-port) answer
+    from the day given at start.
     """
+    from contextlib import ExitStack
+
     from soredi_sync.sandbox.server import is_loopback_host, serve_forever
 
     if not is_loopback_host(host):
         raise click.BadParameter(f"{host!r} is not a loopback address", param_hint="--host")
-    serve_forever(
-        directory,
-        host=host,
-        port=port,
-        day=day,
-        on_ready=lambda server: click.echo(
-            f"serving {directory} day {server.day} on {server.base_url} (Ctrl-C to stop)"
-        ),
-    )
+    with ExitStack() as stack:
+        if soap_port is not None:
+            from soredi_sync.sandbox.generate import Manifest
+            from soredi_sync.sandbox.soap import SoapDay, SoapSandboxServer
+
+            manifest = Manifest.load(directory)
+            data = SoapDay(
+                manifest.profile,
+                manifest.seed,
+                day,
+                base_date=date.fromisoformat(manifest.base_date),
+            )
+            soap = stack.enter_context(SoapSandboxServer(data=data, host=host, port=soap_port))
+            click.echo(f"SOAP: SORLS {soap.wsdl_url('sorls')}, SKRS {soap.wsdl_url('skrs')}")
+        serve_forever(
+            directory,
+            host=host,
+            port=port,
+            day=day,
+            on_ready=lambda server: click.echo(
+                f"serving {directory} day {server.day} on {server.base_url} (Ctrl-C to stop)"
+            ),
+        )
 
 
 @cli.command()

@@ -184,3 +184,17 @@ def render_decision(console: Console, decision: RouteDecision, now: datetime) ->
         console.print(
             f"    {entry.rule}: {entry.outcome}" + (f" ({entry.detail})" if entry.detail else "")
         )
+
+
+def render_live_unit(console: Console, looked_up: Any, settings: Settings) -> None:
+    """A unit as SORLS answered it just now (not from the local copy)."""
+    unit = looked_up.unit
+    console.print(
+        f"[bold]{unit.name}[/bold]  SOR {unit.sor_id}  ({unit.kind.value}), live from SORLS"
+    )
+    console.print(f"  parent: {unit.parent_sor_id or '-'}; owner: {unit.owner_sor_id}")
+    console.print(f"  valid: {unit.from_date or '?'} .. {unit.to_date or 'open'}")
+    console.print(f"  GLN mode: {unit.gln_mode.value}" + (f", GLN {unit.gln}" if unit.gln else ""))
+    if looked_up.gln is not None:
+        for line in _gln_lines(looked_up.gln, settings):
+            console.print(f"    {line}")

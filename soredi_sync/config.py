@@ -9,6 +9,7 @@ import csv
 import os
 import tomllib
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,53 @@ class CsvColumns(BaseModel):
         return cls(**dialect, **data)
 
 
+# -- SOAP services (NSP). The shipped contracts are MODELLED: see docs/soap.md. --------------
+
+SORLS_BINDING = "{urn:soredi:modelled:sorls:1}SorLookupBinding"
+SKRS_BINDING = "{urn:soredi:modelled:skrs:1}StamdataReplicationBinding"
+EAN_EDI_TYPE_DATATYPE = "sor/v2/eanlocationcodeeditype/v1"
+
+
+def contract_path(name: str) -> str:
+    """Filesystem path of a shipped (modelled) SOAP contract, e.g. ``sorls.wsdl``."""
+    return str(resources.files("soredi_sync.soap").joinpath("contracts", name))
+
+
+class ServiceEndpoint(BaseModel):
+    """Where one service's WSDL is read and where its calls go."""
+
+    wsdl: str
+    address: str | None = None  # None: the soap:address of the WSDL
+    binding: str
+
+
+class SorlsEndpoint(ServiceEndpoint):
+    # Defaults per service, so that one overridden key (SOREDI_SOAP__SORLS__ADDRESS) keeps
+    # the others.
+    wsdl: str = Field(default_factory=lambda: contract_path("sorls.wsdl"))
+    binding: str = SORLS_BINDING
+
+
+class SkrsEndpoint(ServiceEndpoint):
+    wsdl: str = Field(default_factory=lambda: contract_path("skrs.wsdl"))
+    binding: str = SKRS_BINDING
+
+
+class SoapSettings(BaseModel):
+    """Everything the SORLS and SKRS clients need; no I/O on construction."""
+
+    sorls: SorlsEndpoint = Field(default_factory=SorlsEndpoint)
+    skrs: SkrsEndpoint = Field(default_factory=SkrsEndpoint)
+    # seconds for fetching the WSDL/XSD and for each operation call (zeep's default is none)
+    timeout: float = Field(default=30.0, gt=0)
+    operation_timeout: float = Field(default=60.0, gt=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    skrs_register: str = "sor"
+    skrs_datatype: str = EAN_EDI_TYPE_DATATYPE
+    skrs_version: int = Field(default=1, ge=1)
+    skrs_max_records: int = Field(default=1000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SOREDI_",
@@ -127,6 +175,7 @@ class Settings(BaseSettings):
     guards: GuardSettings = Field(default_factory=GuardSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
+    soap: SoapSettings = Field(default_factory=SoapSettings)
 
     @field_validator("database_url")
     @classmethod
