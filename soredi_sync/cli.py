@@ -121,6 +121,9 @@ def cli(ctx: click.Context, database_url: str | None, verbose: int) -> None:
     """Keep a versioned local copy of SOR and SOR-EDI, and answer questions about it."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # At DEBUG these log whole SOAP envelopes, DGWS ID cards and signatures included: never.
+    for noisy in ("zeep.transports", "signxml"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
     overrides = {"database_url": database_url} if database_url else {}
     ctx.obj = LazySettings(overrides)
 

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -145,6 +145,29 @@ class SkrsEndpoint(ServiceEndpoint):
     binding: str = SKRS_BINDING
 
 
+class DgwsSettings(BaseModel):
+    """Where the STS is and which organisation certificate (VOCES/FOCES) signs the request.
+
+    ``certificate``: a PKCS#12 file (``.p12``/``.pfx``) holding key and certificate, or a PEM
+    certificate; for PEM, ``private_key`` is the PEM key (default: the same file).
+    ``sts_certificate``: PEM certificate the STS signs ID cards with; when set, every card's
+    signature is verified against it.
+    """
+
+    sts_url: str
+    certificate: Path
+    private_key: Path | None = None
+    password: SecretStr | None = None
+    sts_certificate: Path | None = None
+    system_name: str = "soredi-sync"
+    care_provider_cvr: str
+    care_provider_name: str
+    security_level: int = Field(default=3, ge=1, le=5)
+    refresh_margin: float = Field(default=300.0, ge=0)
+    timeout: float = Field(default=30.0, gt=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+
 class SoapSettings(BaseModel):
     """Everything the SORLS and SKRS clients need; no I/O on construction."""
 
@@ -158,6 +181,9 @@ class SoapSettings(BaseModel):
     skrs_datatype: str = EAN_EDI_TYPE_DATATYPE
     skrs_version: int = Field(default=1, ge=1)
     skrs_max_records: int = Field(default=1000, ge=1)
+    # DGWS/SOSI security for the real NSP; None (the default) sends no security header, which
+    # only the sandbox and unsecured test endpoints accept.
+    dgws: DgwsSettings | None = None
 
 
 class Settings(BaseSettings):

@@ -15,7 +15,7 @@ from soredi_sync.soap import mapping
 from soredi_sync.soap.errors import SoapProtocolError
 from soredi_sync.soap.records import ReplicationPage
 from soredi_sync.soap.settings import SoapSettings
-from soredi_sync.soap.transport import call, make_service
+from soredi_sync.soap.transport import call, make_service, security_plugins
 
 logger = logging.getLogger(__name__)
 
@@ -119,4 +119,6 @@ def make_skrs_client(
     settings: SoapSettings, sleep: Callable[[float], None] | None = None
 ) -> SkrsReplicationClient:
     """Read the configured WSDL and bind to the configured address (does I/O for a URL WSDL)."""
-    return SkrsReplicationClient(make_service(settings.skrs, settings), settings, sleep)
+    return SkrsReplicationClient(
+        make_service(settings.skrs, settings, security_plugins(settings)), settings, sleep
+    )

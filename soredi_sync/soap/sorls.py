@@ -12,7 +12,7 @@ from soredi_sync.soap import mapping
 from soredi_sync.soap.errors import SoapProtocolError
 from soredi_sync.soap.records import LookedUpUnit
 from soredi_sync.soap.settings import SoapSettings
-from soredi_sync.soap.transport import call, make_service
+from soredi_sync.soap.transport import call, make_service, security_plugins
 
 logger = logging.getLogger(__name__)
 
@@ -62,4 +62,6 @@ def make_sorls_client(
     settings: SoapSettings, sleep: Callable[[float], None] | None = None
 ) -> SorlsClient:
     """Read the configured WSDL and bind to the configured address (does I/O for a URL WSDL)."""
-    return SorlsClient(make_service(settings.sorls, settings), settings, sleep)
+    return SorlsClient(
+        make_service(settings.sorls, settings, security_plugins(settings)), settings, sleep
+    )

@@ -9,7 +9,7 @@ with an HTTP status >= 500 (a 503 from a load balancer, a 502 from a proxy). Nev
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import requests
@@ -42,16 +42,21 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 
-def make_service(endpoint: ServiceEndpoint, settings: SoapSettings) -> ServiceProxy:
+def make_service(
+    endpoint: ServiceEndpoint, settings: SoapSettings, plugins: Sequence[Any] = ()
+) -> ServiceProxy:
     """A zeep service proxy with explicit timeouts, pointed at the configured address.
 
     Reads the WSDL (file path or URL) now; call from the composition root, not at import.
+    ``plugins`` are zeep plugins, e.g. the DGWS security header (:mod:`soredi_sync.soap.dgws`).
     """
     # zeep's constructors are unannotated; the proxy is a ServiceProxy either way.
     transport = Transport(  # type: ignore[no-untyped-call]
         timeout=settings.timeout, operation_timeout=settings.operation_timeout
     )
-    client = zeep.Client(endpoint.wsdl, transport=transport)  # type: ignore[no-untyped-call]
+    client = zeep.Client(  # type: ignore[no-untyped-call]
+        endpoint.wsdl, transport=transport, plugins=list(plugins)
+    )
     if endpoint.address:
         proxy = client.create_service(  # type: ignore[no-untyped-call]
             endpoint.binding, endpoint.address
@@ -125,3 +130,12 @@ def _once(invoke: Callable[[], Any]) -> Any:
 
 def _first_line(text: object) -> str:
     return str(text).splitlines()[0] if str(text) else ""
+
+
+def security_plugins(settings: SoapSettings) -> list[Any]:
+    """The DGWS/SOSI header plugin when ``settings.dgws`` is configured, else none."""
+    if settings.dgws is None:
+        return []
+    from soredi_sync.soap.dgws import make_dgws_plugin
+
+    return [make_dgws_plugin(settings.dgws)]

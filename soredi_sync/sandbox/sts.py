@@ -1,0 +1,282 @@
+"""A loopback SOSI STS for tests and the sandbox (MODELLED WS-Trust Issue of DGWS ID cards).
+
+It checks the request's ID card signature against the certificate presented in its KeyInfo (with
+``signxml``), then issues an ID card it signs with its own key, valid ``lifetime`` seconds. It
+does not check that the certificate chains to an OCES CA (a real STS does). Tests can make it
+refuse (SOAP fault) or issue cards with any validity, including already expired ones.
+
+Without a key and certificate it makes an ephemeral self-signed pair in memory (never written).
+"""
+
+from __future__ import annotations
+
+import logging
+import socketserver
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from signxml.exceptions import InvalidInput, InvalidSignature
+
+from soredi_sync.sandbox.server import is_loopback_host
+from soredi_sync.soap.dgws import (
+    ATTR_AUTH_LEVEL,
+    ATTR_CARE_PROVIDER,
+    ATTR_CVR,
+    ATTR_SYSTEM,
+    SAML,
+    SOAP_ENV,
+    WST,
+    Clock,
+    Credentials,
+    build_id_card,
+    card_attribute,
+    certificate_in_signature,
+    sign_enveloped,
+    utc_now,
+    verify_enveloped,
+)
+
+logger = logging.getLogger(__name__)
+
+_MAX_BODY = 256 * 1024
+
+
+def self_signed(common_name: str, *, days: int = 30, clock: Clock = utc_now) -> Credentials:
+    """An in-memory RSA-2048 key and self-signed certificate (tests and the sandbox only)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DK"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "soredi-sync sandbox"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    now = clock()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return Credentials(key=key, certificate=cert)
+
+
+@dataclass(frozen=True, slots=True)
+class StsRefusal:
+    code: str = "wst:FailedAuthentication"
+    message: str = "sandbox STS refuses"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    sts: StsSandboxServer
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)  # skip the FQDN lookup
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("STS sandbox request from %s failed", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    server_version = "soredi-sts-sandbox"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("sts sandbox %s %s", self.address_string(), format % args)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if urlsplit(self.path).path.rstrip("/") != "/sts" or length > _MAX_BODY:
+            self.close_connection = True
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            return
+        body = self.rfile.read(length)
+        status, answer = self.server.sts._answer(body)
+        self._send(status, answer.encode(), "text/xml; charset=utf-8")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _envelope(body: str) -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>{body}</soap:Body></soap:Envelope>'
+    )
+
+
+def _fault(code: str, message: str) -> tuple[int, str]:
+    return HTTPStatus.INTERNAL_SERVER_ERROR, _envelope(
+        f"<soap:Fault><faultcode>{escape(code)}</faultcode>"
+        f"<faultstring>{escape(message)}</faultstring></soap:Fault>"
+    )
+
+
+class StsSandboxServer:
+    """The STS at ``http://127.0.0.1:PORT/sts``.
+
+    :param lifetime: seconds an issued card is valid (negative: issued already expired).
+    :param credentials: the STS's signing key and certificate (default: ephemeral self-signed).
+    """
+
+    def __init__(
+        self,
+        *,
+        lifetime: float = 3600.0,
+        credentials: Credentials | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock = utc_now,
+    ) -> None:
+        if not is_loopback_host(host):
+            raise ValueError(f"refusing to serve the STS sandbox on non-loopback host {host!r}")
+        self.lifetime = lifetime
+        self.credentials = credentials or self_signed("soredi-sync sandbox STS", clock=clock)
+        self.host = host
+        self.port = port
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._refusals: list[StsRefusal] = []
+        self._issued = 0
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.credentials.certificate
+
+    # -- lifecycle --
+
+    def start(self) -> StsSandboxServer:
+        if self._httpd is not None:
+            raise RuntimeError("the STS sandbox is already running")
+        httpd = _Server((self.host, self.port), _Handler)
+        httpd.sts = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sts-sandbox-{httpd.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("STS sandbox at %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> StsSandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the STS sandbox is not running; call start() first")
+        return f"http://{self.host}:{self._httpd.server_port}/sts"
+
+    # -- test controls --
+
+    def refuse(
+        self,
+        code: str = "wst:FailedAuthentication",
+        message: str = "sandbox STS refuses",
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests with a SOAP fault."""
+        with self._lock:
+            self._refusals.extend([StsRefusal(code, message)] * times)
+
+    @property
+    def issued(self) -> int:
+        """How many ID cards were issued."""
+        with self._lock:
+            return self._issued
+
+    # -- the operation --
+
+    def _answer(self, body: bytes) -> tuple[int, str]:
+        with self._lock:
+            refusal = self._refusals.pop(0) if self._refusals else None
+        if refusal is not None:
+            return _fault(refusal.code, refusal.message)
+        try:
+            request = etree.fromstring(body)
+        except etree.XMLSyntaxError as exc:
+            return _fault("soap:Client", f"not XML: {exc}")
+        claim = request.find(
+            f"{{{SOAP_ENV}}}Body/{{{WST}}}RequestSecurityToken/{{{WST}}}Claims/{{{SAML}}}Assertion"
+        )
+        if claim is None:
+            return _fault("wst:InvalidRequest", "no ID card in RequestSecurityToken/Claims")
+        try:
+            presented = certificate_in_signature(claim)
+            verify_enveloped(claim, presented)
+        except (InvalidSignature, InvalidInput, ValueError) as exc:
+            return _fault("wst:FailedAuthentication", f"the request's signature is invalid: {exc}")
+        now = self._clock()
+        if not presented.not_valid_before_utc <= now < presented.not_valid_after_utc:
+            return _fault("wst:FailedAuthentication", "the presented certificate is not valid now")
+        card = build_id_card(
+            issuer="soredi-sync sandbox STS",
+            system_name=card_attribute(claim, ATTR_SYSTEM) or "",
+            care_provider_cvr=card_attribute(claim, ATTR_CVR) or "",
+            care_provider_name=card_attribute(claim, ATTR_CARE_PROVIDER) or "",
+            authentication_level=int(card_attribute(claim, ATTR_AUTH_LEVEL) or "3"),
+            not_before=now - timedelta(seconds=max(0.0, -self.lifetime) + 60),
+            not_on_or_after=now + timedelta(seconds=self.lifetime),
+        )
+        signed = sign_enveloped(card, self.credentials)
+        with self._lock:
+            self._issued += 1
+        token = etree.tostring(signed).decode()
+        return HTTPStatus.OK, _envelope(
+            f'<wst:RequestSecurityTokenResponse xmlns:wst="{WST}" Context="www.sosi.dk">'
+            f"<wst:TokenType>http://sosi.dk/sosi/2006/04/sosi-1.0.xsd#IDCard</wst:TokenType>"
+            f"<wst:RequestedSecurityToken>{token}</wst:RequestedSecurityToken>"
+            f"</wst:RequestSecurityTokenResponse>"
+        )
+
+
+__all__ = ["StsRefusal", "StsSandboxServer", "self_signed"]
