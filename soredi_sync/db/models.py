@@ -322,3 +322,18 @@ class ChangePlanEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str | None] = mapped_column(String(20))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ReplicationCursor(Base):
+    """Where an incremental source stopped: the offset of the last entry stored.
+
+    Written in the same transaction as the snapshot the entries produced, so a crash between
+    pages neither loses nor repeats entries.
+    """
+
+    __tablename__ = "replication_cursors"
+
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    offset: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[utc_datetime]
+    snapshot_id: Mapped[int | None] = mapped_column(BigId)

@@ -1,0 +1,297 @@
+"""Incremental sync from the SKRS replication feed, on SQLite and PostgreSQL.
+
+The base snapshot is the generator's day 0; the SOAP sandbox serves the feed of day 1
+(tiny profile, seed 0). Applying the feed must leave day 1's capabilities on day 0's GLNs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from soredi_sync.bootstrap import App
+from soredi_sync.config import RetrySettings
+from soredi_sync.db.models import ChangeEvent, ReplicationCursor, RunStatus, Snapshot
+from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
+from soredi_sync.domain.diff import diff
+from soredi_sync.domain.model import Capability, Gln, Registry
+from soredi_sync.sandbox.generate import expected_registry
+from soredi_sync.sandbox.soap import SoapDay, SoapSandboxServer
+from soredi_sync.services.incremental import (
+    apply_entries,
+    capability_changes,
+    drift_report,
+    read_cursor,
+    sync_incremental,
+)
+from soredi_sync.soap.records import ReplicationPage
+from soredi_sync.soap.settings import SoapSettings
+from soredi_sync.soap.skrs import SkrsReplicationClient, make_skrs_client
+
+PAGE = 500
+
+
+class Crash(Exception):
+    """Stands in for the process dying between two pages."""
+
+
+@pytest.fixture(scope="module")
+def feed_day() -> SoapDay:
+    return SoapDay("tiny", 0, 1)
+
+
+@pytest.fixture(scope="module")
+def base_registry() -> Registry:
+    """Day 0, with every seventh GLN's capabilities dropped so that every page changes some."""
+    day0 = expected_registry("tiny", 0, 0)
+    dropped = set(sorted(day0.capabilities)[::7])
+    return Registry.build(
+        day0.units.values(),
+        day0.glns.values(),
+        (c for c in day0.iter_capabilities() if c.gln not in dropped),
+        source_date=day0.source_date,
+    )
+
+
+@pytest.fixture
+def skrs(feed_day: SoapDay) -> Iterator[SkrsReplicationClient]:
+    with SoapSandboxServer(data=feed_day) as server:
+        settings = SoapSettings(
+            timeout=5,
+            operation_timeout=2,
+            retry=RetrySettings(attempts=3, initial_wait=0, max_wait=0),
+            skrs_max_records=PAGE,
+        )
+        settings.sorls.address = server.url("sorls")
+        settings.skrs.address = server.url("skrs")
+        yield make_skrs_client(settings, sleep=lambda _s: None)
+
+
+class StopsAfter:
+    """A client whose feed dies when asked for the page after the first ``pages``."""
+
+    def __init__(self, client: SkrsReplicationClient, pages: int) -> None:
+        self._client = client
+        self._pages = pages
+
+    def pages(
+        self, offset: str | None = None, *, max_records: int | None = None
+    ) -> Iterator[ReplicationPage]:
+        for index, page in enumerate(self._client.pages(offset, max_records=max_records)):
+            if index == self._pages:
+                raise Crash(f"feed died before page {index + 1}")
+            yield page
+
+
+def _store_base(app: App, registry: Registry) -> int:
+    with app.uow() as uow:
+        run_id = uow.runs.start("sor-filer", "test", "test")
+        snap = uow.registry.add_snapshot(
+            registry,
+            diff(None, registry),
+            run_id=run_id,
+            source="sor-filer",
+            content_hash="0" * 64,
+            baseline=True,
+        )
+        uow.runs.finish(run_id, RunStatus.SUCCEEDED, snapshot_id=snap.id)
+        uow.commit()
+        return snap.id
+
+
+def _current(app: App) -> Registry:
+    with app.uow() as uow:
+        snap = uow.registry.current_snapshot()
+        assert snap is not None
+        return uow.registry.load_registry(snap.id)
+
+
+def _expected_caps(base: Registry) -> set[Capability]:
+    return {c for c in expected_registry("tiny", 0, 1).iter_capabilities() if c.gln in base.glns}
+
+
+def _events(app: App) -> list[tuple[str, str, str]]:
+    with app.uow() as uow:
+        rows = uow.session.scalars(select(ChangeEvent).order_by(ChangeEvent.id))
+        return [(r.entity, r.key, r.kind) for r in rows]
+
+
+def _reference_events(
+    client: SkrsReplicationClient, base: Registry, as_of: date
+) -> list[tuple[str, str, str]]:
+    """What one uninterrupted run stores, page by page, computed without a database."""
+    events: list[tuple[str, str, str]] = []
+    registry = base
+    for page in client.pages(None, max_records=PAGE):
+        updated, _ = apply_entries(registry, page.entries, as_of)
+        changes = capability_changes(registry, updated, {e.capability.gln for e in page.entries})
+        for kind, caps in (
+            ("added", changes.capabilities.added),
+            ("removed", changes.capabilities.removed),
+            ("changed", [c.after for c in changes.capabilities.changed]),
+        ):
+            events.extend(("capability", f"{c.gln}:{c.message_type}", kind) for c in caps)
+        registry = updated
+    return events
+
+
+def _count(app: App, model: Any) -> int:
+    with app.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(model)) or 0
+
+
+class TestWithoutABaseSnapshot:
+    def test_the_sync_is_refused_and_recorded_as_failed_without_a_cursor(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay
+    ) -> None:
+        outcome = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        assert outcome.status is RunStatus.FAILED
+        assert outcome.error is not None and "full sync" in outcome.error
+        with app.uow() as uow:
+            assert read_cursor(uow) is None
+            run = uow.runs.get(outcome.run_id)
+            assert run is not None and run.source == "skrs" and run.status is RunStatus.FAILED
+
+
+class TestApplyingTheWholeFeed:
+    def test_the_snapshot_holds_the_feeds_current_capabilities_for_its_glns(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay, base_registry: Registry
+    ) -> None:
+        base_id = _store_base(app, base_registry)
+        outcome = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        assert outcome.status is RunStatus.SUCCEEDED
+        assert outcome.offset == feed_day.rows[-1].offset
+        registry = _current(app)
+        assert set(registry.iter_capabilities()) == _expected_caps(base_registry)
+        assert registry.units == base_registry.units and registry.glns == base_registry.glns
+        with app.uow() as uow:
+            assert read_cursor(uow) == feed_day.rows[-1].offset
+            snaps = uow.session.scalars(select(Snapshot).where(Snapshot.id > base_id)).all()
+            assert snaps and all(s.source == "skrs" and not s.baseline for s in snaps)
+            run = uow.runs.get(outcome.run_id)
+            assert run is not None and run.status is RunStatus.SUCCEEDED
+            assert run.snapshot_id == snaps[-1].id
+            cursor = uow.session.get_one(ReplicationCursor, "skrs")
+            assert cursor.snapshot_id == snaps[-1].id
+
+    def test_a_second_run_when_caught_up_stores_nothing(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay, base_registry: Registry
+    ) -> None:
+        _store_base(app, base_registry)
+        sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        snapshots = _count(app, Snapshot)
+        again = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        assert again.status is RunStatus.UNCHANGED
+        assert again.snapshots == 0 and again.offset == feed_day.rows[-1].offset
+        assert _count(app, Snapshot) == snapshots
+
+
+class TestResumingAfterACrash:
+    def test_a_crash_between_pages_then_a_resume_neither_loses_nor_repeats_entries(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay, base_registry: Registry
+    ) -> None:
+        _store_base(app, base_registry)
+        with pytest.raises(Crash):
+            sync_incremental(app.uow_factory, StopsAfter(skrs, 2), as_of=feed_day.snapshot_date)
+        with app.uow() as uow:
+            assert read_cursor(uow) == feed_day.rows[2 * PAGE - 1].offset
+            assert uow.runs.recent(1)[0].status is RunStatus.FAILED
+        resumed = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        assert resumed.ok and resumed.offset == feed_day.rows[-1].offset
+        assert resumed.counts["from_offset"] == feed_day.rows[2 * PAGE - 1].offset
+        assert resumed.counts["entries"] == len(feed_day.rows) - 2 * PAGE
+        assert set(_current(app).iter_capabilities()) == _expected_caps(base_registry)
+        events = _events(app)
+        reference = _reference_events(skrs, base_registry, feed_day.snapshot_date)
+        assert len(reference) > 100 and events == reference
+        assert len(events) == len(set(events))
+
+    def test_a_failed_commit_stores_neither_the_page_nor_its_offset(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay, base_registry: Registry
+    ) -> None:
+        _store_base(app, base_registry)
+        sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date, max_pages=1)
+        snapshots, events = _count(app, Snapshot), _count(app, ChangeEvent)
+        with app.uow() as uow:
+            offset = read_cursor(uow)
+
+        commits = 0
+
+        def failing_commit() -> SqlAlchemyUnitOfWork:
+            uow = app.uow()
+
+            def commit() -> None:
+                nonlocal commits
+                commits += 1
+                if commits == 2:  # the run's start is the first; the first page the second
+                    raise Crash("connection lost at commit")
+                uow.session.commit()
+
+            uow.commit = commit  # type: ignore[method-assign]
+            return uow
+
+        with pytest.raises(Crash):
+            sync_incremental(failing_commit, skrs, as_of=feed_day.snapshot_date)
+        with app.uow() as uow:
+            assert read_cursor(uow) == offset
+        assert (_count(app, Snapshot), _count(app, ChangeEvent)) == (snapshots, events)
+        sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        assert set(_current(app).iter_capabilities()) == _expected_caps(base_registry)
+
+
+class TestMaxPages:
+    def test_a_run_stops_after_max_pages_and_the_next_run_goes_on_from_there(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay, base_registry: Registry
+    ) -> None:
+        _store_base(app, base_registry)
+        first = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date, max_pages=1)
+        assert first.pages == 1 and first.offset == feed_day.rows[PAGE - 1].offset
+        rest = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        assert rest.counts["from_offset"] == first.offset
+        assert rest.counts["entries"] == len(feed_day.rows) - PAGE
+
+
+class TestDriftReport:
+    def _registry(self, *caps: Capability) -> Registry:
+        return Registry.build((), [Gln(c.gln) for c in caps], caps)
+
+    def test_identical_capabilities_are_in_sync(self) -> None:
+        reg = self._registry(Capability("5790000000001", "FDIS91", "XD9134L"))
+        report = drift_report(reg, reg)
+        assert report["in_sync"] and report["counts"]["incremental"] == 1
+
+    def test_pairs_present_in_one_registry_only_are_listed_on_their_side(self) -> None:
+        shared = Capability("5790000000001", "FDIS91", "XD9134L")
+        inc = self._registry(shared, Capability("5790000000001", "DIS91", None))
+        full = self._registry(shared, Capability("5790000000002", "XDIS91", None))
+        report = drift_report(inc, full)
+        assert not report["in_sync"]
+        assert report["only_incremental"] == [{"gln": "5790000000001", "message_type": "DIS91"}]
+        assert report["only_full"] == [{"gln": "5790000000002", "message_type": "XDIS91"}]
+
+    def test_a_different_version_code_is_reported_as_version_drift(self) -> None:
+        inc = self._registry(Capability("5790000000001", "FDIS91", "XD9134L"))
+        full = self._registry(Capability("5790000000001", "FDIS91", "XD9135L"))
+        report = drift_report(inc, full)
+        assert report["version_differs"] == [
+            {
+                "gln": "5790000000001",
+                "message_type": "FDIS91",
+                "incremental": "XD9134L",
+                "full": "XD9135L",
+            }
+        ]
+
+    def test_after_the_feed_only_glns_new_in_the_full_snapshot_drift(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay, base_registry: Registry
+    ) -> None:
+        _store_base(app, base_registry)
+        sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        full = expected_registry("tiny", 0, 1)
+        report = drift_report(_current(app), full)
+        assert report["only_incremental"] == [] and report["version_differs"] == []
+        assert {d["gln"] for d in report["only_full"]} <= full.glns.keys() - base_registry.glns
