@@ -203,6 +203,14 @@ def db_check(ctx: click.Context) -> None:
     help="Store the pull even if it removes more than the configured share of the registry.",
 )
 @click.option("--force", is_flag=True, help="Download and compare even if nothing changed.")
+@click.option(
+    "--source",
+    type=click.Choice(["sor-filer", "skrs"]),
+    default="sor-filer",
+    show_default=True,
+    help="The nightly files, or the SKRS replication feed (incremental, on top of them).",
+)
+@click.option("--max-pages", type=click.IntRange(1), help="skrs: stop after this many feed pages.")
 @json_option
 @click.pass_context
 def sync(
@@ -211,11 +219,16 @@ def sync(
     from_dir: Path | None,
     accept_mass_change: bool,
     force: bool,
+    source: str,
+    max_pages: int | None,
     as_json: bool,
 ) -> None:
     """Pull the sources, validate, diff and store a new snapshot (fail closed)."""
     if base_url and from_dir:
         raise click.UsageError("give --base-url or --from-dir, not both")
+    if source == "skrs":
+        _sync_incremental(ctx, max_pages, as_json)
+        return
     with _app(ctx, migrate_empty=True) as app:
         outcome = _run_sync(
             app,
@@ -229,6 +242,37 @@ def sync(
         _emit_json(_outcome_json(outcome))
     else:
         _print_outcome(outcome)
+    _exit_for(ctx, outcome)
+
+
+def _sync_incremental(ctx: click.Context, max_pages: int | None, as_json: bool) -> None:
+    """``sync --source skrs``: apply the replication feed after the stored cursor."""
+    from soredi_sync.services.incremental import sync_incremental
+    from soredi_sync.soap.skrs import make_skrs_client
+
+    with _app(ctx, migrate_empty=True) as app:
+        soap = app.settings.soap
+        try:
+            client = make_skrs_client(soap)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+        outcome = sync_incremental(
+            app.uow_factory,
+            client,
+            location=soap.skrs.address or soap.skrs.wsdl,
+            max_pages=max_pages,
+        )
+    if as_json:
+        _emit_json(outcome)
+    elif outcome.ok:
+        click.echo(
+            f"run {outcome.run_id}: {outcome.status.value}; {outcome.pages} pages, "
+            f"{outcome.snapshots} snapshots stored, cursor at {outcome.offset or '-'}"
+            + (f"; now snapshot {outcome.snapshot.id}" if outcome.snapshot else "")
+        )
+    else:
+        click.echo(f"run {outcome.run_id}: {outcome.status.value}: {outcome.error}", err=True)
     _exit_for(ctx, outcome)
 
 

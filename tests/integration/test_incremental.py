@@ -295,3 +295,38 @@ class TestDriftReport:
         report = drift_report(_current(app), full)
         assert report["only_incremental"] == [] and report["version_differs"] == []
         assert {d["gln"] for d in report["only_full"]} <= full.glns.keys() - base_registry.glns
+
+
+class TestSyncSourceSkrsCommand:
+    def test_the_cli_applies_the_feed_on_top_of_the_files_snapshot(
+        self, database_url: str, feed_day: SoapDay, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import json
+
+        from click.testing import CliRunner
+
+        from soredi_sync.cli import cli
+
+        runner = CliRunner()
+        with SoapSandboxServer(data=feed_day) as server:
+            monkeypatch.setenv("SOREDI_SOAP__SKRS__ADDRESS", server.url("skrs"))
+            monkeypatch.setenv("SOREDI_SOAP__SKRS_MAX_RECORDS", str(PAGE))
+            refused = runner.invoke(
+                cli, ["--database-url", database_url, "sync", "--source", "skrs"]
+            )
+            assert refused.exit_code == 1 and "full sync" in refused.output
+            with _app_for(database_url) as app:
+                _store_base(app, expected_registry("tiny", 0, 0))
+            result = runner.invoke(
+                cli, ["--database-url", database_url, "sync", "--source", "skrs", "--json"]
+            )
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        assert data["status"] == "succeeded" and data["pages"] >= 1 and data["offset"]
+
+
+def _app_for(database_url: str) -> App:
+    from soredi_sync.bootstrap import bootstrap
+    from soredi_sync.config import Settings
+
+    return bootstrap(Settings(database_url=database_url))
