@@ -19,7 +19,6 @@ import json
 import logging
 import re
 import socket
-import socketserver
 import struct
 import threading
 from collections.abc import Callable, Mapping
@@ -27,13 +26,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from soredi_sync.sandbox.generate import MANIFEST_NAME, Manifest, day_directory
+from soredi_sync.sandbox.loopback import BackgroundServer, QuietHttpServer
 
 logger = logging.getLogger(__name__)
 
@@ -99,31 +98,9 @@ def is_loopback_host(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True  # a hung client must not keep the process (or a test run) alive
-    sandbox: SandboxServer
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN, a DNS round trip we neither need
-        # nor want in tests.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that time out or go away mid-answer are expected here (that is what the
-        # faults are for): log, do not print tracebacks to stderr.
-        logger.debug("Sandbox request from %s failed", client_address, exc_info=True)
-
-
-class _HttpServer6(_HttpServer):
-    address_family = socket.AF_INET6
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _HttpServer
+    server: QuietHttpServer
     server_version = "soredi-sandbox"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -145,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         path = _normalise_path(self.path)
-        sandbox = self.server.sandbox
+        sandbox = self.server.owner
         if path.startswith(CONTROL_PREFIX) and sandbox.control:
             self._control(method, path[len(CONTROL_PREFIX) :])
             return
@@ -159,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- files --
 
     def _serve_file(self, method: str, path: str) -> None:
-        sandbox = self.server.sandbox
+        sandbox = self.server.owner
         head = method == "HEAD"
         fault = sandbox._take_fault(path)
         if fault is not None:
@@ -269,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- control --
 
     def _control(self, method: str, route: str) -> None:
-        sandbox = self.server.sandbox
+        sandbox = self.server.owner
         try:
             body = self._read_body()
             if method == "GET" and route == "state":
@@ -320,7 +297,7 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class SandboxServer:
+class SandboxServer(BackgroundServer):
     """Serve a generated sandbox directory over HTTP on loopback.
 
     :param directory: output of :func:`soredi_sync.sandbox.generate.generate`.
@@ -333,6 +310,9 @@ class SandboxServer:
     :raises ValueError: for a non-loopback host without ``allow_non_loopback``, or a day the
         directory does not have.
     """
+
+    handler_class = _Handler
+    name = "sandbox server"
 
     def __init__(
         self,
@@ -352,8 +332,7 @@ class SandboxServer:
                 "(pass allow_non_loopback=True to do it anyway)"
             )
         self.directory = Path(directory)
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.control = control
         manifest_path = self.directory / MANIFEST_NAME
         self.manifest: Manifest | None = (
@@ -369,66 +348,13 @@ class SandboxServer:
         self._faults: list[Fault] = []
         self._requests: list[tuple[str, str, int]] = []
         self._etags: dict[tuple[str, int, int], str] = {}
-        self._stopping = threading.Event()
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
         self._day = 0
         self.set_day(day)
-
-    # -- lifecycle --
-
-    def start(self) -> SandboxServer:
-        """Bind and serve from a background thread; returns self."""
-        if self._httpd is not None:
-            raise RuntimeError("the sandbox server is already running")
-        server_class = _HttpServer6 if ":" in self.host else _HttpServer
-        httpd = server_class((self.host.strip("[]"), self.port), _Handler)
-        httpd.sandbox = self
-        self._stopping.clear()
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"sandbox-server-{httpd.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
-        logger.info("Sandbox server at %s serving %s", self.base_url, self.directory)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port (wakes requests sleeping in a delay fault)."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> SandboxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/``, usable as ``sources.base_url``."""
-        if self._httpd is None:
-            raise RuntimeError("the sandbox server is not running; call start() first")
-        host = self.host.strip("[]")
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self._httpd.server_port}/"
+        return f"http://{self.url_host}:{self.running_port}/"
 
     def url(self, path: str) -> str:
         return self.base_url + path.lstrip("/")

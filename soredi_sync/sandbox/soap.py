@@ -15,14 +15,12 @@ Binds to loopback only: the service has no authentication (no DGWS/SOSI here).
 from __future__ import annotations
 
 import logging
-import socketserver
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -32,6 +30,7 @@ from lxml import etree
 from soredi_sync.domain.model import Gln, Unit
 from soredi_sync.sandbox.catalog import BASE_DATE
 from soredi_sync.sandbox.generate import load_message_types
+from soredi_sync.sandbox.loopback import BackgroundServer, QuietHttpServer
 from soredi_sync.sandbox.server import is_loopback_host
 from soredi_sync.sandbox.world import World
 
@@ -123,23 +122,9 @@ class SoapDay:
         return self.rows[start : start + limit]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    soap: SoapSandboxServer
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # skip the FQDN lookup
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("SOAP sandbox request from %s failed", client_address, exc_info=True)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: QuietHttpServer
     server_version = "soredi-soap-sandbox"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -148,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         split = urlsplit(self.path)
         path = split.path.rstrip("/")
-        soap = self.server.soap
+        soap = self.server.owner
         if path in ("/sorls", "/skrs") and split.query.lower() == "wsdl":
             text = (_CONTRACTS / f"{path[1:]}.wsdl").read_text(encoding="utf-8")
             text = text.replace(f"http://localhost{path}", soap.url(path[1:]))
@@ -161,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
-        soap = self.server.soap
+        soap = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         if path not in ("/sorls", "/skrs") or length > _MAX_BODY:
             self.close_connection = True
@@ -230,13 +215,16 @@ def _el(name: str, value: object | None) -> str:
     return f"<{name}>{escape(str(value))}</{name}>"
 
 
-class SoapSandboxServer:
+class SoapSandboxServer(BackgroundServer):
     """SORLS + SKRS on loopback, answering from one sandbox day.
 
     :param profile: sandbox profile (``tiny``, ``small``, ``national``).
     :param port: 0 picks a free port (see :attr:`base_url` after :meth:`start`).
     :raises ValueError: for a non-loopback host.
     """
+
+    handler_class = _Handler
+    name = "SOAP sandbox"
 
     def __init__(
         self,
@@ -250,63 +238,15 @@ class SoapSandboxServer:
     ) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"refusing to serve the SOAP sandbox on non-loopback host {host!r}")
+        super().__init__(host, port)
         self.data = data if data is not None else SoapDay(profile, seed, day)
-        self.host = host
-        self.port = port
         self._lock = threading.Lock()
         self._faults: list[SoapFaultSpec] = []
         self._calls: list[str] = []
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle --
-
-    def start(self) -> SoapSandboxServer:
-        if self._httpd is not None:
-            raise RuntimeError("the SOAP sandbox is already running")
-        httpd = _Server((self.host, self.port), _Handler)
-        httpd.soap = self
-        self._stopping.clear()
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"soap-sandbox-{httpd.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
-        logger.info("SOAP sandbox at %s", self.base_url)
-        return self
-
-    def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> SoapSandboxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the SOAP sandbox is not running; call start() first")
-        return f"http://{self.host}:{self._httpd.server_port}/"
+        return f"http://{self.url_host}:{self.running_port}/"
 
     def url(self, service: str) -> str:
         """``http://127.0.0.1:PORT/sorls`` (the endpoint) for ``sorls`` or ``skrs``."""

@@ -11,13 +11,11 @@ Without a key and certificate it makes an ephemeral self-signed pair in memory (
 from __future__ import annotations
 
 import logging
-import socketserver
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -29,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.exceptions import InvalidInput, InvalidSignature
 
+from soredi_sync.sandbox.loopback import BackgroundServer, QuietHttpServer
 from soredi_sync.sandbox.server import is_loopback_host
 from soredi_sync.soap.dgws import (
     ATTR_AUTH_LEVEL,
@@ -83,23 +82,9 @@ class StsRefusal:
     message: str = "sandbox STS refuses"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    sts: StsSandboxServer
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # skip the FQDN lookup
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("STS sandbox request from %s failed", client_address, exc_info=True)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: QuietHttpServer
     server_version = "soredi-sts-sandbox"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -112,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             return
         body = self.rfile.read(length)
-        status, answer = self.server.sts._answer(body)
+        status, answer = self.server.owner._answer(body)
         self._send(status, answer.encode(), "text/xml; charset=utf-8")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -137,12 +122,15 @@ def _fault(code: str, message: str) -> tuple[int, str]:
     )
 
 
-class StsSandboxServer:
+class StsSandboxServer(BackgroundServer):
     """The STS at ``http://127.0.0.1:PORT/sts``.
 
     :param lifetime: seconds an issued card is valid (negative: issued already expired).
     :param credentials: the STS's signing key and certificate (default: ephemeral self-signed).
     """
+
+    handler_class = _Handler
+    name = "STS sandbox"
 
     def __init__(
         self,
@@ -157,14 +145,11 @@ class StsSandboxServer:
             raise ValueError(f"refusing to serve the STS sandbox on non-loopback host {host!r}")
         self.lifetime = lifetime
         self.credentials = credentials or self_signed("soredi-sync sandbox STS", clock=clock)
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self._clock = clock
         self._lock = threading.Lock()
         self._refusals: list[StsRefusal] = []
         self._issued = 0
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -172,49 +157,9 @@ class StsSandboxServer:
 
     # -- lifecycle --
 
-    def start(self) -> StsSandboxServer:
-        if self._httpd is not None:
-            raise RuntimeError("the STS sandbox is already running")
-        httpd = _Server((self.host, self.port), _Handler)
-        httpd.sts = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"sts-sandbox-{httpd.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
-        logger.info("STS sandbox at %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> StsSandboxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the STS sandbox is not running; call start() first")
-        return f"http://{self.host}:{self._httpd.server_port}/sts"
+        return f"http://{self.url_host}:{self.running_port}/sts"
 
     # -- test controls --
 
