@@ -36,6 +36,16 @@ class QuietHttpServer6(QuietHttpServer):
     address_family = socket.AF_INET6
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1 handler whose access lines go to the debug log, not stderr."""
+
+    protocol_version = "HTTP/1.1"
+    server: QuietHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s %s", self.server_version, self.address_string(), format % args)
+
+
 class BackgroundServer:
     """Serves ``handler_class`` on ``host:port`` from a daemon thread.
 

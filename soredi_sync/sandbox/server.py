@@ -26,13 +26,12 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from soredi_sync.sandbox.generate import MANIFEST_NAME, Manifest, day_directory
-from soredi_sync.sandbox.loopback import BackgroundServer, QuietHttpServer
+from soredi_sync.sandbox.loopback import BackgroundServer, QuietHandler
 
 logger = logging.getLogger(__name__)
 
@@ -98,13 +97,8 @@ def is_loopback_host(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: QuietHttpServer
+class _Handler(QuietHandler):
     server_version = "soredi-sandbox"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("sandbox %s %s", self.address_string(), format % args)
 
     # -- dispatch --
 

@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +29,7 @@ from lxml import etree
 from soredi_sync.domain.model import Gln, Unit
 from soredi_sync.sandbox.catalog import BASE_DATE
 from soredi_sync.sandbox.generate import load_message_types
-from soredi_sync.sandbox.loopback import BackgroundServer, QuietHttpServer
+from soredi_sync.sandbox.loopback import BackgroundServer, QuietHandler
 from soredi_sync.sandbox.server import is_loopback_host
 from soredi_sync.sandbox.world import World
 
@@ -122,13 +121,8 @@ class SoapDay:
         return self.rows[start : start + limit]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: QuietHttpServer
+class _Handler(QuietHandler):
     server_version = "soredi-soap-sandbox"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("soap sandbox %s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
         split = urlsplit(self.path)

@@ -15,8 +15,6 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
@@ -27,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml.exceptions import InvalidInput, InvalidSignature
 
-from soredi_sync.sandbox.loopback import BackgroundServer, QuietHttpServer
+from soredi_sync.sandbox.loopback import BackgroundServer, QuietHandler
 from soredi_sync.sandbox.server import is_loopback_host
 from soredi_sync.soap.dgws import (
     ATTR_AUTH_LEVEL,
@@ -82,13 +80,8 @@ class StsRefusal:
     message: str = "sandbox STS refuses"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: QuietHttpServer
+class _Handler(QuietHandler):
     server_version = "soredi-sts-sandbox"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("sts sandbox %s %s", self.address_string(), format % args)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
