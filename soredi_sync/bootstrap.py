@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy import Engine
@@ -22,6 +23,9 @@ from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
 from soredi_sync.services.routing import RoutingService
 from soredi_sync.services.sync import SyncConfig
 
+if TYPE_CHECKING:
+    from soredi_sync.soap.sorus import SorusClient
+
 
 @dataclass
 class App:
@@ -32,6 +36,7 @@ class App:
     session_factory: sessionmaker[Session]
     _http: httpx.Client | None = field(default=None, repr=False)
     _routing: RoutingService | None = field(default=None, repr=False)
+    _sorus: SorusClient | None = field(default=None, repr=False)
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         return SqlAlchemyUnitOfWork(self.session_factory)
@@ -58,6 +63,14 @@ class App:
                 self.settings.message_types,
             )
         return self._routing
+
+    def sorus(self) -> SorusClient:
+        """The SORUS client of this process (reads the configured WSDL on first use)."""
+        if self._sorus is None:
+            from soredi_sync.soap.sorus import make_sorus_client
+
+            self._sorus = make_sorus_client(self.settings.soap)
+        return self._sorus
 
     def files_client(
         self, base_url: str | None = None, from_dir: Path | None = None

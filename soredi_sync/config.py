@@ -117,6 +117,7 @@ class CsvColumns(BaseModel):
 
 SORLS_BINDING = "{urn:soredi:modelled:sorls:1}SorLookupBinding"
 SKRS_BINDING = "{urn:soredi:modelled:skrs:1}StamdataReplicationBinding"
+SORUS_BINDING = "{urn:soredi:modelled:sorus:1}SorUpdateBinding"
 EAN_EDI_TYPE_DATATYPE = "sor/v2/eanlocationcodeeditype/v1"
 
 
@@ -145,6 +146,11 @@ class SkrsEndpoint(ServiceEndpoint):
     binding: str = SKRS_BINDING
 
 
+class SorusEndpoint(ServiceEndpoint):
+    wsdl: str = Field(default_factory=lambda: contract_path("sorus.wsdl"))
+    binding: str = SORUS_BINDING
+
+
 class DgwsSettings(BaseModel):
     """Where the STS is and which organisation certificate (VOCES/FOCES) signs the request.
 
@@ -169,10 +175,11 @@ class DgwsSettings(BaseModel):
 
 
 class SoapSettings(BaseModel):
-    """Everything the SORLS and SKRS clients need; no I/O on construction."""
+    """Everything the SORLS, SKRS and SORUS clients need; no I/O on construction."""
 
     sorls: SorlsEndpoint = Field(default_factory=SorlsEndpoint)
     skrs: SkrsEndpoint = Field(default_factory=SkrsEndpoint)
+    sorus: SorusEndpoint = Field(default_factory=SorusEndpoint)
     # seconds for fetching the WSDL/XSD and for each operation call (zeep's default is none)
     timeout: float = Field(default=30.0, gt=0)
     operation_timeout: float = Field(default=60.0, gt=0)
@@ -181,6 +188,8 @@ class SoapSettings(BaseModel):
     skrs_datatype: str = EAN_EDI_TYPE_DATATYPE
     skrs_version: int = Field(default=1, ge=1)
     skrs_max_records: int = Field(default=1000, ge=1)
+    # changes per SORUS call; each batch's answer is stored before the next is sent
+    sorus_batch_size: int = Field(default=200, ge=1)
     # DGWS/SOSI security for the real NSP; None (the default) sends no security header, which
     # only the sandbox and unsecured test endpoints accept.
     dgws: DgwsSettings | None = None

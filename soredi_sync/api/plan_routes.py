@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from soredi_sync.api.problems import ApiProblem, Forbidden, problem_responses
@@ -21,12 +21,16 @@ from soredi_sync.api.schemas import SOR_ID_PATTERN
 from soredi_sync.api.security import authorize
 from soredi_sync.db.api_repository import TokenRecord
 from soredi_sync.db.plan_repository import Plan, PlanItem, SqlAlchemyPlanUnitOfWork
+from soredi_sync.errors import SourceError
 from soredi_sync.services.plans import (
     PlanRequestError,
+    PlanSubmissionFailed,
     create_plan,
     get_plan,
     plan_counts,
+    submit_plan,
     verify_plan,
+    worklist_csv,
 )
 from soredi_sync.services.tokens import Scope
 
@@ -182,4 +186,60 @@ def verify_plan_route(request: Request, caller: PlanWriter, plan_id: int) -> Ver
         snapshot_id=result.snapshot_id,
         changed=result.changed,
         counts=result.counts,
+    )
+
+
+class SubmitIn(BaseModel):
+    channel: Literal["worklist", "sorus"]
+
+
+@plan_router.post(
+    "/plans/{plan_id}/submit",
+    responses=problem_responses(401, 403, 404, 422, 502),
+    summary="Hand the plan's items to SOR (SORUS, or the worklist for the SOR-EDI application)",
+)
+def submit_plan_route(
+    request: Request, caller: PlanWriter, plan_id: int, body: SubmitIn
+) -> PlanOut:
+    """`sorus`: planned items are sent to the SOR update service; accepted ones become
+    `submitted`, refused ones `rejected`. `worklist`: planned (and rejected) items become
+    `submitted`; fetch the file from `/v1/plans/{plan_id}/worklist`. A SORUS failure is 502
+    and leaves the unsent items planned. Needs `plan:write`; an owner-restricted token may
+    submit only plans of its own owners."""
+    app = context(request).app
+    with _uow(request) as uow:
+        _check_plan_owners(caller, get_plan(uow, plan_id))
+        try:
+            plan = submit_plan(
+                uow,
+                plan_id,
+                body.channel,
+                actor=_actor(caller),
+                sorus=app.sorus() if body.channel == "sorus" else None,
+                batch_size=app.settings.soap.sorus_batch_size,
+            )
+        except (PlanSubmissionFailed, SourceError) as exc:
+            raise ApiProblem(502, "sorus-failed", str(exc)) from None
+    return PlanOut.of(plan)
+
+
+@plan_router.get(
+    "/plans/{plan_id}/worklist",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The worklist as CSV"},
+        **problem_responses(401, 403, 404, 422),
+    },
+    summary="The plan's worklist for the SOR-EDI application (CSV)",
+)
+def get_worklist_route(request: Request, caller: PlanWriter, plan_id: int) -> Response:
+    """One row per item: GLN, owner, action, message type, version, reason. Needs
+    `plan:write`; an owner-restricted token sees only plans of its own owners."""
+    with _uow(request) as uow:
+        plan = get_plan(uow, plan_id)
+    _check_plan_owners(caller, plan)
+    return Response(
+        worklist_csv(plan),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="plan-{plan_id}-worklist.csv"'},
     )

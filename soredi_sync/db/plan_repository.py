@@ -68,6 +68,7 @@ class StateChange:
     item_id: int
     to_state: ItemState
     snapshot_id: int | None = None
+    details: dict[str, Any] | None = None  # recorded on the item's event (receipt, reason)
 
 
 def _item(row: ChangePlanItem) -> PlanItem:
@@ -235,6 +236,7 @@ class SqlAlchemyPlanRepository:
                     action=action,
                     from_state=row.state,
                     to_state=change.to_state.value,
+                    details=change.details or {},
                 )
             )
             row.state = change.to_state.value

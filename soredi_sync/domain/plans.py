@@ -36,6 +36,7 @@ class ItemState(enum.StrEnum):
     CONFIRMED = "confirmed"  # the current snapshot shows the change
     PENDING = "pending"  # submitted, the current snapshot does not show it yet
     DIVERGED = "diverged"  # the GLN is gone or inactive, or the change was reversed
+    REJECTED = "rejected"  # SORUS refused the change; SOR will not publish it
 
 
 # States :func:`verify_item` re-evaluates: everything handed to SOR.

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soredi_sync.db.plan_repository import (
     Plan,
@@ -38,7 +39,11 @@ from soredi_sync.domain.plans import (
     switch_to_carecommunication,
     verify_item,
 )
-from soredi_sync.errors import NoSnapshot, NotFound, SorediError
+from soredi_sync.errors import NoSnapshot, NotFound, SorediError, SourceError
+from soredi_sync.soap.records import ChangeAction, EdiTypeChange
+
+if TYPE_CHECKING:
+    from soredi_sync.soap.sorus import SorUpdater
 
 WORKLIST_COLUMNS = ("gln", "owner", "action", "message_type", "version", "reason")
 
@@ -47,8 +52,17 @@ class PlanRequestError(SorediError, ValueError):
     """A plan cannot be created or submitted as asked."""
 
 
-class ChannelUnavailable(SorediError):
-    """The submission channel exists in the design but not yet in this build."""
+class PlanSubmissionFailed(SorediError):
+    """SORUS failed part-way; the batches before the failure are recorded."""
+
+    def __init__(self, plan_id: int, done: int, total: int, cause: SourceError) -> None:
+        super().__init__(
+            f"plan {plan_id}: SORUS submission stopped after {done} of {total} items "
+            f"({total - done} left planned; submit again to send them): {cause}"
+        )
+        self.plan_id = plan_id
+        self.done = done
+        self.total = total
 
 
 class Channel(enum.StrEnum):
@@ -209,31 +223,39 @@ def submit_plan(
     actor: str,
     out: Path | None = None,
     fmt: str = "csv",
+    sorus: SorUpdater | None = None,
+    batch_size: int = 200,
 ) -> Plan:
-    """Hand the plan's planned items to SOR and mark them submitted.
+    """Hand the plan's items to SOR and record the outcome of each.
 
-    ``worklist``: the worklist is written to ``out`` (if given) for the SOR-EDI application.
+    ``worklist``: the planned items, and any SORUS rejected, are marked submitted; the worklist
+    is written to ``out`` (if given) for a person to enter in the SOR-EDI application.
 
-    :raises ChannelUnavailable: ``sorus`` (SOAP submission is not available yet)
-    :raises PlanRequestError: unknown channel
+    ``sorus``: the planned items go to SORUS in batches of ``batch_size``. Each batch's receipt
+    is committed before the next batch is sent: accepted items become submitted (with the
+    receipt id and effective date on their events), refused ones rejected (with SORUS's
+    reason). A batch that fails leaves its items planned, and the batches before it recorded.
+
+    :raises PlanRequestError: unknown channel, or ``sorus`` without a client
+    :raises PlanSubmissionFailed: SORUS failed (a fault, unreachable, a bad answer)
     :raises NotFound: no such plan
     """
     try:
         chosen = Channel(channel)
     except ValueError:
-        raise PlanRequestError(f"unknown channel {channel!r}; use worklist") from None
-    if chosen is Channel.SORUS:
-        raise ChannelUnavailable(
-            "SORUS submission is not available yet: use --channel worklist and enter the "
-            "worklist in the SOR-EDI application"
-        )
+        raise PlanRequestError(f"unknown channel {channel!r}; use worklist or sorus") from None
+    if batch_size < 1:
+        raise PlanRequestError(f"batch_size must be >= 1, got {batch_size}")
     plan = get_plan(uow, plan_id)
+    if chosen is Channel.SORUS:
+        if sorus is None:
+            raise PlanRequestError("the sorus channel needs a SORUS client")
+        return _submit_sorus(uow, plan, sorus, actor=actor, batch_size=batch_size)
     if out is not None:
         write_worklist(plan, fmt, out)
+    handed = (ItemState.PLANNED, ItemState.REJECTED)
     changes = [
-        StateChange(item.id, ItemState.SUBMITTED)
-        for item in plan.items
-        if item.state is ItemState.PLANNED
+        StateChange(item.id, ItemState.SUBMITTED) for item in plan.items if item.state in handed
     ]
     uow.plans.change_states(
         plan_id,
@@ -245,6 +267,69 @@ def submit_plan(
     )
     uow.commit()
     return get_plan(uow, plan_id)
+
+
+def _submit_sorus(
+    uow: SqlAlchemyPlanUnitOfWork,
+    plan: Plan,
+    sorus: SorUpdater,
+    *,
+    actor: str,
+    batch_size: int,
+) -> Plan:
+    items = [item for item in plan.items if item.state is ItemState.PLANNED]
+    reference = f"soredi-sync plan {plan.id}"
+    done = 0
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        changes = [
+            EdiTypeChange(
+                change_id=str(item.id),
+                gln=item.gln,
+                action=ChangeAction(item.action.value),
+                message_type=item.message_type,
+                version_code=item.version_code,
+            )
+            for item in batch
+        ]
+        try:
+            receipt = sorus.submit(reference, changes)
+        except SourceError as exc:
+            raise PlanSubmissionFailed(plan.id, done, len(items), exc) from exc
+        state_changes = [
+            StateChange(
+                int(result.change_id),
+                ItemState.SUBMITTED if result.accepted else ItemState.REJECTED,
+                details={
+                    "receipt": receipt.submission_id,
+                    **(
+                        {"effective_date": result.effective_date.isoformat()}
+                        if result.effective_date
+                        else {}
+                    ),
+                    **({"reason": result.reason} if result.reason else {}),
+                },
+            )
+            for result in receipt.results
+        ]
+        accepted = sum(result.accepted for result in receipt.results)
+        uow.plans.change_states(
+            plan.id,
+            state_changes,
+            at=datetime.now(UTC),
+            actor=actor,
+            action="submitted",
+            details={
+                "channel": Channel.SORUS.value,
+                "receipt": receipt.submission_id,
+                "received_at": receipt.received_at.isoformat(),
+                "accepted": accepted,
+                "rejected": len(receipt.results) - accepted,
+            },
+        )
+        uow.commit()
+        done += len(batch)
+    return get_plan(uow, plan.id)
 
 
 def _verify(

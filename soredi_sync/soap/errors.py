@@ -33,3 +33,14 @@ class SoapProtocolError(SourceError):
         super().__init__(f"{service} {operation} gave an unusable answer: {detail}")
         self.service = service
         self.operation = operation
+
+
+class SoapNotConfigured(SourceError):
+    """A service is used while only the shipped, modelled contract and no address is set."""
+
+    def __init__(self, service: str, setting: str) -> None:
+        super().__init__(
+            f"{service} has no endpoint configured: set {setting} (and the real WSDL, "
+            "see docs/soap.md); the shipped contract's address is a placeholder"
+        )
+        self.service = service

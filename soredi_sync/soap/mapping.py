@@ -7,11 +7,18 @@ Every function takes the zeep answer object and returns records from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from soredi_sync.domain.model import Capability, Gln, GlnMode, Unit, UnitKind
-from soredi_sync.soap.records import CapabilityVersion, LookedUpUnit
+from soredi_sync.soap.records import (
+    CapabilityVersion,
+    ChangeResult,
+    EdiTypeChange,
+    LookedUpUnit,
+    SubmissionReceipt,
+)
 
 # -- SORLS ----------------------------------------------------------------------------------
 
@@ -110,6 +117,51 @@ def capability_versions(response: Any) -> tuple[CapabilityVersion, ...]:
             )
         )
     return tuple(result)
+
+
+# -- SORUS ----------------------------------------------------------------------------------
+
+
+def sorus_request(reference: str, changes: Sequence[EdiTypeChange]) -> dict[str, Any]:
+    """Keyword arguments for ``SubmitEdiTypeChanges``."""
+    return {
+        "Reference": reference,
+        "Change": [
+            {
+                "ChangeIdentifier": change.change_id,
+                "EanLocationCode": change.gln,
+                "Action": change.action.value,
+                "StandardIdentifier": change.message_type,
+                "VersionCode": change.version_code,
+            }
+            for change in changes
+        ],
+    }
+
+
+def submission_receipt(response: Any) -> SubmissionReceipt:
+    """``SubmitEdiTypeChangesResponse`` -> the receipt with one result per change."""
+    results = []
+    for result in _get(response, "ChangeResult") or ():
+        status = _text(result, "Status")
+        if status not in ("accepted", "rejected"):
+            raise ValueError(f"unknown change status {status!r}")
+        effective = _get(result, "EffectiveDate")
+        if effective is not None and not isinstance(effective, date):
+            raise ValueError(f"expected a date, got {effective!r}")
+        results.append(
+            ChangeResult(
+                change_id=_text(result, "ChangeIdentifier"),
+                accepted=status == "accepted",
+                effective_date=effective,
+                reason=_opt_text(result, "Reason"),
+            )
+        )
+    return SubmissionReceipt(
+        submission_id=_text(response, "SubmissionIdentifier"),
+        received_at=_utc(_get(response, "ReceivedAt")),
+        results=tuple(results),
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------

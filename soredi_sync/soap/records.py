@@ -1,4 +1,4 @@
-"""What the SOAP clients return besides plain domain records.
+"""What the SOAP clients take and return besides plain domain records.
 
 A replication feed carries *versions* of capability rows (GLN x EDI type with a validity and
 the feed offset); the domain has no such record yet, so it lives here, wrapping the domain
@@ -7,6 +7,7 @@ the feed offset); the domain has no such record yet, so it lives here, wrapping 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -56,3 +57,42 @@ class ReplicationPage:
     @property
     def caught_up(self) -> bool:
         return len(self.entries) < self.max_records
+
+
+class ChangeAction(enum.StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class EdiTypeChange:
+    """One change sent to SORUS: add or remove one message type on one GLN.
+
+    ``change_id`` is the caller's own id (a plan item id), echoed in the answer.
+    """
+
+    change_id: str
+    gln: str
+    action: ChangeAction
+    message_type: str
+    version_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """SORUS's verdict on one change: accepted (published from ``effective_date``) or
+    rejected with ``reason``."""
+
+    change_id: str
+    accepted: bool
+    effective_date: date | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionReceipt:
+    """SORUS's answer to one batch: its receipt id and one result per change sent."""
+
+    submission_id: str
+    received_at: datetime
+    results: tuple[ChangeResult, ...]

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import requests
 import zeep
+from lxml import etree
 from zeep.exceptions import Error as ZeepError
 from zeep.exceptions import Fault, TransportError
 from zeep.proxy import ServiceProxy
 from zeep.transports import Transport
 
 from soredi_sync.retry import retrying
-from soredi_sync.soap.errors import SoapFault, SoapProtocolError, SoapUnavailable
-from soredi_sync.soap.settings import ServiceEndpoint, SoapSettings
+from soredi_sync.soap.errors import (
+    SoapFault,
+    SoapNotConfigured,
+    SoapProtocolError,
+    SoapUnavailable,
+)
+from soredi_sync.soap.settings import ServiceEndpoint, SoapSettings, contract_path
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +58,20 @@ def make_service(
     ``plugins`` are zeep plugins, e.g. the DGWS security header (:mod:`soredi_sync.soap.dgws`).
     """
     # zeep's constructors are unannotated; the proxy is a ServiceProxy either way.
+    if endpoint.address is None and _is_shipped(endpoint.wsdl):
+        name = Path(endpoint.wsdl).stem
+        raise SoapNotConfigured(name.upper(), f"SOREDI_SOAP__{name.upper()}__ADDRESS")
     transport = Transport(  # type: ignore[no-untyped-call]
         timeout=settings.timeout, operation_timeout=settings.operation_timeout
     )
-    client = zeep.Client(  # type: ignore[no-untyped-call]
-        endpoint.wsdl, transport=transport, plugins=list(plugins)
-    )
+    try:
+        client = zeep.Client(  # type: ignore[no-untyped-call]
+            endpoint.wsdl, transport=transport, plugins=list(plugins)
+        )
+    except requests.RequestException as exc:
+        raise SoapUnavailable("WSDL", endpoint.wsdl, 1, f"cannot be fetched: {exc}") from exc
+    except (ZeepError, OSError, etree.XMLSyntaxError) as exc:
+        raise SoapProtocolError("WSDL", endpoint.wsdl, f"{type(exc).__name__}: {exc}") from exc
     if endpoint.address:
         proxy = client.create_service(  # type: ignore[no-untyped-call]
             endpoint.binding, endpoint.address
@@ -64,6 +79,14 @@ def make_service(
     else:
         proxy = client.bind(*_service_and_port(client, endpoint.binding))
     return cast(ServiceProxy, proxy)
+
+
+def _is_shipped(wsdl: str) -> bool:
+    """True for a WSDL of ``soap/contracts`` (its soap:address is a placeholder)."""
+    try:
+        return Path(wsdl).resolve().parent == Path(contract_path("x")).resolve().parent
+    except (OSError, ValueError):
+        return False
 
 
 def _service_and_port(client: zeep.Client, binding: str) -> tuple[str, str]:

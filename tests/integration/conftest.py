@@ -9,9 +9,15 @@ import pytest
 
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import RetrySettings, Settings
+from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
+from soredi_sync.domain.audit import AuditView
 from soredi_sync.sandbox.generate import Manifest, generate
+from soredi_sync.services.sync import sync_source
 
 SANDBOX_SEED = 11
+
+# GLNs that day 1 of the sandbox switches (adds FDIS91 and/or FCTL, removes XDIS91).
+SWITCHED = ("5790000104376", "5790000105090", "5790000111046")
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +43,28 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 def app(database_url: str) -> Iterator[App]:
     with bootstrap(make_settings(database_url)) as application:
         yield application
+
+
+def sync_day(app: App, sandbox: Path, day: int) -> None:
+    outcome = sync_source(
+        app.uow_factory, app.files_client(from_dir=sandbox / f"day-{day:03d}"), app.sync_config()
+    )
+    assert outcome.ok, outcome.error
+
+
+def plan_uow(app: App) -> SqlAlchemyPlanUnitOfWork:
+    return SqlAlchemyPlanUnitOfWork(app.session_factory)
+
+
+def current_view(app: App) -> AuditView:
+    with app.uow() as uow:
+        snapshot = uow.registry.current_snapshot()
+        assert snapshot is not None
+        registry = uow.registry.load_registry(snapshot.id)
+    return AuditView(registry, app.settings.audit_context, snapshot.effective_date)
+
+
+@pytest.fixture
+def day0(app: App, sandbox_dir: Path) -> App:
+    sync_day(app, sandbox_dir, 0)
+    return app

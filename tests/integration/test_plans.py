@@ -18,8 +18,7 @@ from openpyxl import load_workbook
 
 from soredi_sync.bootstrap import App
 from soredi_sync.cli import cli
-from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
-from soredi_sync.domain.audit import AuditView, OwnerKind
+from soredi_sync.domain.audit import OwnerKind
 from soredi_sync.domain.model import Capability, Gln, Registry
 from soredi_sync.domain.plans import (
     ItemState,
@@ -31,7 +30,6 @@ from soredi_sync.domain.plans import (
 from soredi_sync.errors import NotFound
 from soredi_sync.sandbox.generate import Manifest
 from soredi_sync.services.plans import (
-    ChannelUnavailable,
     PlanRequestError,
     create_plan,
     get_plan,
@@ -40,36 +38,7 @@ from soredi_sync.services.plans import (
     verify_open_plans,
     verify_plan,
 )
-from soredi_sync.services.sync import sync_source
-
-# GLNs that day 1 switches (adds FDIS91 and/or FCTL, removes XDIS91).
-SWITCHED = ("5790000104376", "5790000105090", "5790000111046")
-
-
-def sync_day(app: App, sandbox: Path, day: int) -> None:
-    outcome = sync_source(
-        app.uow_factory, app.files_client(from_dir=sandbox / f"day-{day:03d}"), app.sync_config()
-    )
-    assert outcome.ok, outcome.error
-
-
-def plan_uow(app: App) -> SqlAlchemyPlanUnitOfWork:
-    return SqlAlchemyPlanUnitOfWork(app.session_factory)
-
-
-def current_view(app: App) -> AuditView:
-    with app.uow() as uow:
-        snapshot = uow.registry.current_snapshot()
-        assert snapshot is not None
-        registry = uow.registry.load_registry(snapshot.id)
-    return AuditView(registry, app.settings.audit_context, snapshot.effective_date)
-
-
-@pytest.fixture
-def day0(app: App, sandbox_dir: Path) -> App:
-    sync_day(app, sandbox_dir, 0)
-    return app
-
+from tests.integration.conftest import SWITCHED, current_view, plan_uow, sync_day
 
 # -- verification rules (pure) -------------------------------------------------------------------
 
@@ -235,7 +204,7 @@ class TestSubmitAndVerify:
             plan = create_plan(
                 uow, ctx, actor="region", owners=owners, switch_to="carecommunication"
             )
-            with pytest.raises(ChannelUnavailable, match="SORUS submission is not available"):
+            with pytest.raises(PlanRequestError, match="needs a SORUS client"):
                 submit_plan(uow, plan.id, "sorus", actor="region")
             out = tmp_path / "worklist.csv"
             submitted = submit_plan(uow, plan.id, "worklist", actor="region", out=out)
@@ -356,8 +325,9 @@ class TestCli:
         ] == expected
         assert all(isinstance(row[0], str) for row in values[1:])  # GLNs stay text
 
-        sorus = run("plan", "submit", plan_id, "--channel", "sorus", expect=2)
-        assert "SORUS submission is not available yet" in sorus.output
+        sorus = run("plan", "submit", plan_id, "--channel", "sorus", expect=1)
+        assert "SORUS has no endpoint configured" in sorus.output
+        assert "SOREDI_SOAP__SORUS__ADDRESS" in sorus.output
         out = tmp_path / "submitted.csv"
         run("plan", "submit", plan_id, "--channel", "worklist", "--out", str(out), "--actor", "bob")
         assert out.read_text(encoding="utf-8").startswith("gln,owner,action")
