@@ -30,6 +30,8 @@ ENDPOINTS = {
     ("post", "/v1/plans"),
     ("get", "/v1/plans/{plan_id}"),
     ("post", "/v1/plans/{plan_id}/verify"),
+    ("post", "/v1/plans/{plan_id}/submit"),
+    ("get", "/v1/plans/{plan_id}/worklist"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 }

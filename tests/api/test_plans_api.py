@@ -119,3 +119,85 @@ class TestRequests:
             ("submitted", "ops"),
             ("verified", "token:ops"),
         ]
+
+
+def _closed_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TestSubmit:
+    def test_the_worklist_is_csv_with_one_row_per_item_and_glns_as_text(
+        self, client: TestClient, issue: Callable[..., str], world: World
+    ) -> None:
+        token = issue("plan:write")
+        plan = _post(client, token, {"owner": world.owner_in, **SWITCH}).json()
+        response = client.get(f"/v1/plans/{plan['id']}/worklist", headers=bearer(token))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/csv")
+        lines = response.text.splitlines()
+        assert lines[0] == "gln,owner,action,message_type,version,reason"
+        assert len(lines) == 1 + len(plan["items"])
+        assert {line.split(",")[0] for line in lines[1:]} == {i["gln"] for i in plan["items"]}
+
+    def test_submitting_as_a_worklist_marks_every_item_submitted(
+        self, client: TestClient, issue: Callable[..., str], world: World
+    ) -> None:
+        token = issue("plan:write")
+        plan = _post(client, token, {"owner": world.owner_in, **SWITCH}).json()
+        response = client.post(
+            f"/v1/plans/{plan['id']}/submit", json={"channel": "worklist"}, headers=bearer(token)
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["counts"]["submitted"] == len(plan["items"]) > 0
+
+    def test_a_restricted_token_cannot_submit_or_export_other_owners_plans(
+        self, client: TestClient, issue: Callable[..., str], world: World
+    ) -> None:
+        theirs = _post(client, issue("plan:write"), {"owner": world.owner_out, **SWITCH}).json()
+        region = issue("plan:write", owners=(world.owner_in,))
+        submit = client.post(
+            f"/v1/plans/{theirs['id']}/submit", json={"channel": "worklist"}, headers=bearer(region)
+        )
+        assert_problem(submit, 403, "forbidden")
+        export = client.get(f"/v1/plans/{theirs['id']}/worklist", headers=bearer(region))
+        assert_problem(export, 403, "forbidden")
+        reader = issue("audit:read")
+        assert_problem(
+            client.post(f"/v1/plans/{theirs['id']}/submit", json={"channel": "worklist"}), 401
+        )
+        assert_problem(
+            client.get(f"/v1/plans/{theirs['id']}/worklist", headers=bearer(reader)), 403
+        )
+
+    def test_an_unknown_channel_is_422_and_an_unknown_plan_404(
+        self, client: TestClient, issue: Callable[..., str]
+    ) -> None:
+        token = issue("plan:write")
+        fax = client.post("/v1/plans/1/submit", json={"channel": "fax"}, headers=bearer(token))
+        assert_problem(fax, 422)
+        missing = client.post(
+            "/v1/plans/999/submit", json={"channel": "worklist"}, headers=bearer(token)
+        )
+        assert_problem(missing, 404)
+
+    def test_an_unreachable_sorus_is_502_and_leaves_the_items_planned(
+        self, client: TestClient, synced_app: App, issue: Callable[..., str], world: World
+    ) -> None:
+        from soredi_sync.config import RetrySettings
+
+        soap = synced_app.settings.soap
+        soap.sorus.address = f"http://127.0.0.1:{_closed_loopback_port()}/sorus"
+        soap.retry = RetrySettings(attempts=2, initial_wait=0, max_wait=0)
+        token = issue("plan:write")
+        plan = _post(client, token, {"owner": world.owner_in, **SWITCH}).json()
+        response = client.post(
+            f"/v1/plans/{plan['id']}/submit", json={"channel": "sorus"}, headers=bearer(token)
+        )
+        problem = assert_problem(response, 502, "sorus-failed")
+        assert "0 of" in problem["detail"] and "connection failed" in problem["detail"]
+        after = client.get(f"/v1/plans/{plan['id']}", headers=bearer(token)).json()
+        assert after["counts"]["planned"] == len(plan["items"])
