@@ -227,7 +227,7 @@ def sync(
     if base_url and from_dir:
         raise click.UsageError("give --base-url or --from-dir, not both")
     if source == "skrs":
-        _sync_incremental(ctx, max_pages, as_json)
+        _sync_incremental(ctx, max_pages, as_json, accept_mass_change)
         return
     with _app(ctx, migrate_empty=True) as app:
         outcome = _run_sync(
@@ -245,7 +245,9 @@ def sync(
     _exit_for(ctx, outcome)
 
 
-def _sync_incremental(ctx: click.Context, max_pages: int | None, as_json: bool) -> None:
+def _sync_incremental(
+    ctx: click.Context, max_pages: int | None, as_json: bool, accept_mass_change: bool
+) -> None:
     """``sync --source skrs``: apply the replication feed after the stored cursor."""
     from soredi_sync.services.incremental import sync_incremental
     from soredi_sync.soap.skrs import make_skrs_client
@@ -262,6 +264,8 @@ def _sync_incremental(ctx: click.Context, max_pages: int | None, as_json: bool) 
             client,
             location=soap.skrs.address or soap.skrs.wsdl,
             max_pages=max_pages,
+            max_removal_ratio=app.settings.guards.max_capability_removal_ratio,
+            accept_mass_change=accept_mass_change,
         )
     if as_json:
         _emit_json(outcome)
@@ -1408,11 +1412,12 @@ def plan_export(ctx: click.Context, plan_id: int, fmt: str, out: Path) -> None:
     "--channel",
     type=click.Choice(["worklist", "sorus"]),
     required=True,
-    help="worklist: a file for the SOR-EDI application; sorus: SOAP (not available yet).",
+    help="worklist: a file for the SOR-EDI application; sorus: the SOR update service (SOAP).",
 )
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Worklist file.")
 @actor_option
+@json_option
 @click.pass_context
 def plan_submit(
     ctx: click.Context,
@@ -1421,24 +1426,55 @@ def plan_submit(
     fmt: str,
     out: Path | None,
     actor: str | None,
+    as_json: bool,
 ) -> None:
-    """Hand the plan's planned items to SOR and mark them submitted."""
-    from soredi_sync.services.plans import ChannelUnavailable, plan_counts, submit_plan
+    """Hand the plan's items to SOR and record each outcome.
 
+    worklist: planned items (and any SORUS rejected) become submitted; --out writes the file.
+    sorus: planned items are sent to SORUS ([soap.sorus] in the configuration); accepted ones
+    become submitted, refused ones rejected with SORUS's reason. Exit 1 if SORUS fails; the
+    batches before the failure stay recorded.
+    """
+    from soredi_sync.services.plans import plan_counts, plan_events, submit_plan
+
+    if channel == "sorus" and out is not None:
+        raise click.BadParameter("--out is for --channel worklist", param_hint="--out")
+    settings = _settings(ctx)
     with _app(ctx) as app, _plan_uow(app) as uow:
         try:
-            submitted = submit_plan(uow, plan_id, channel, actor=_actor(actor), out=out, fmt=fmt)
-        except ChannelUnavailable as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-            return
+            sorus = None
+            if channel == "sorus":
+                sorus = app.sorus()
+            submitted = submit_plan(
+                uow,
+                plan_id,
+                channel,
+                actor=_actor(actor),
+                out=out,
+                fmt=fmt,
+                sorus=sorus,
+                batch_size=settings.soap.sorus_batch_size,
+            )
         except SorediError as exc:
             _fail(ctx, exc)
             return
+        reasons = {
+            e.item_id: str(e.details.get("reason", ""))
+            for e in plan_events(uow, plan_id)
+            if e.to_state == "rejected"
+        }
+    counts = plan_counts(submitted)
+    if as_json:
+        _emit_json({"plan_id": plan_id, "channel": channel, "counts": counts})
+        return
     if out is not None:
         click.echo(f"wrote {out}", err=True)
-    counts = plan_counts(submitted)
-    click.echo(f"plan {plan_id}: {counts['submitted']} items submitted via {channel}")
+    rejected = f", {counts['rejected']} rejected" if counts["rejected"] else ""
+    click.echo(f"plan {plan_id}: {counts['submitted']} items submitted via {channel}{rejected}")
+    for item in submitted.items:
+        if item.state == "rejected":
+            why = reasons.get(item.id) or "no reason given"
+            click.echo(f"  rejected: {item.gln} {item.action.value} {item.message_type}: {why}")
 
 
 @plan.command("verify")

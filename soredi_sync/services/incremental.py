@@ -29,7 +29,7 @@ from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.diff import ChangeSet, diff
 from soredi_sync.domain.model import Capability, Registry
-from soredi_sync.errors import SorediError
+from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.soap.records import CapabilityVersion, ReplicationPage
 
 logger = logging.getLogger(__name__)
@@ -202,11 +202,18 @@ def sync_incremental(
     trigger: str = "cli",
     max_pages: int | None = None,
     max_records: int | None = None,
+    max_removal_ratio: float = 0.10,
+    accept_mass_change: bool = False,
 ) -> IncrementalOutcome:
     """Apply the feed after the stored cursor, one transaction (snapshot + cursor) per page.
 
     :param as_of: the day a version must be current on to count as present (default: today)
     :param max_pages: stop after this many pages even if the feed is not caught up
+    :param max_removal_ratio: refuse the page that would make this run remove more than this
+        share of the capabilities the run started with (``guards.max_capability_removal_ratio``);
+        the run is recorded as refused, the pages before it stay stored and the cursor stays
+        before the refused page, so the next run meets it again
+    :param accept_mass_change: store such pages anyway
     :returns: the outcome; a :class:`SorediError` is recorded and returned, anything else is
         recorded and re-raised. Pages stored before a failure stay stored.
     """
@@ -228,6 +235,8 @@ def sync_incremental(
             registry = uow.registry.load_registry(last.id)
             offset = read_cursor(uow, source)
         start_offset = offset
+        base_count = registry.capability_count
+        removed = 0
 
         for page in client.pages(offset, max_records=max_records):
             if page.requested_offset != offset:
@@ -239,6 +248,20 @@ def sync_incremental(
             changes = capability_changes(
                 registry, updated, {e.capability.gln for e in page.entries}
             )
+            page_removed = len(changes.capabilities.removed)
+            if (
+                not accept_mass_change
+                and page_removed
+                and removed + page_removed > max_removal_ratio * base_count
+            ):
+                raise MassChangeRefused(
+                    [
+                        f"the feed after offset {offset or 'start'} would remove "
+                        f"{removed + page_removed} of {base_count} GLN message types in this run "
+                        f"(more than {max_removal_ratio:.0%})"
+                    ]
+                )
+            removed += page_removed
             if page.next_offset is not None and page.next_offset != offset:
                 with uow_factory() as uow:
                     _check_unchanged(uow, source, last, offset)
@@ -270,6 +293,7 @@ def sync_incremental(
             "entries": entries,
             "skipped_unknown_gln": skipped,
             "snapshots": snapshots,
+            "capabilities_removed": removed,
             "from_offset": start_offset,
             "to_offset": offset,
         }
@@ -321,6 +345,7 @@ def _finish_failed(
     message = str(exc) or type(exc).__name__
     if not isinstance(exc, SorediError):
         message = f"{type(exc).__name__}: {message}"
+    status = RunStatus.REFUSED if isinstance(exc, MassChangeRefused) else RunStatus.FAILED
     counts = {"pages": pages, "snapshots": snapshots, "to_offset": offset}
     current: SnapshotInfo | None = None
     try:
@@ -328,7 +353,7 @@ def _finish_failed(
             current = uow.registry.current_snapshot()
             uow.runs.finish(
                 run_id,
-                RunStatus.FAILED,
+                status,
                 error=message,
                 counts=counts,
                 snapshot_id=current.id if current else None,
@@ -336,10 +361,10 @@ def _finish_failed(
             uow.commit()
     except Exception:  # the database itself may be what failed; the error still goes to the log
         logger.exception("Could not record the failure of incremental sync run %d", run_id)
-    logger.error("Incremental sync run %d failed: %s", run_id, message)
+    logger.error("Incremental sync run %d %s: %s", run_id, status.value, message)
     return IncrementalOutcome(
         run_id,
-        RunStatus.FAILED,
+        status,
         current,
         offset,
         pages,

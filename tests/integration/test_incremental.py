@@ -330,3 +330,72 @@ def _app_for(database_url: str) -> App:
     from soredi_sync.config import Settings
 
     return bootstrap(Settings(database_url=database_url))
+
+
+class EndingFeed:
+    """A feed whose pages end the given capabilities (one page per list), offsets 1, 2, ..."""
+
+    def __init__(self, pages: list[list[Capability]], day: date) -> None:
+        self._pages = pages
+        self._day = day
+
+    def pages(
+        self, offset: str | None = None, *, max_records: int | None = None
+    ) -> Iterator[ReplicationPage]:
+        from datetime import UTC, datetime
+
+        from soredi_sync.soap.records import CapabilityVersion
+
+        start = int(offset) if offset else 0
+        for index in range(start, len(self._pages)):
+            entries = tuple(
+                CapabilityVersion(
+                    capability=cap,
+                    edi_type_id=None,
+                    valid_from=date(2020, 1, 1),
+                    valid_to=self._day,
+                    offset=str(index + 1),
+                    updated=datetime(2026, 11, 2, tzinfo=UTC),
+                )
+                for cap in self._pages[index]
+            )
+            yield ReplicationPage(entries, str(index) if index else None, str(index + 1), 10**6)
+
+
+class TestMassRemovalGuard:
+    def _feed(self, base: Registry) -> tuple[EndingFeed, int, int]:
+        caps = sorted(base.iter_capabilities(), key=lambda c: c.key)
+        small = caps[: len(caps) // 25]  # 4 %
+        large = caps[len(caps) // 25 : len(caps) // 2]  # up to half
+        return EndingFeed([small, large], date(2026, 11, 2)), len(small), len(large)
+
+    def test_the_page_that_would_remove_too_much_is_refused_and_the_pages_before_stay(
+        self, app: App, base_registry: Registry
+    ) -> None:
+        _store_base(app, base_registry)
+        feed, small, _large = self._feed(base_registry)
+        outcome = sync_incremental(
+            app.uow_factory, feed, as_of=date(2026, 11, 2), max_removal_ratio=0.10
+        )
+        assert outcome.status is RunStatus.REFUSED
+        assert outcome.error is not None and "accept-mass-change" in outcome.error
+        assert "after offset 1" in outcome.error
+        with app.uow() as uow:
+            assert read_cursor(uow) == "1"
+            run = uow.runs.get(outcome.run_id)
+            assert run is not None and run.status is RunStatus.REFUSED
+        assert _current(app).capability_count == base_registry.capability_count - small
+        again = sync_incremental(app.uow_factory, feed, as_of=date(2026, 11, 2))
+        assert again.status is RunStatus.REFUSED
+
+    def test_accepting_the_mass_change_stores_every_page(
+        self, app: App, base_registry: Registry
+    ) -> None:
+        _store_base(app, base_registry)
+        feed, small, large = self._feed(base_registry)
+        outcome = sync_incremental(
+            app.uow_factory, feed, as_of=date(2026, 11, 2), accept_mass_change=True
+        )
+        assert outcome.status is RunStatus.SUCCEEDED and outcome.offset == "2"
+        assert outcome.counts["capabilities_removed"] == small + large
+        assert _current(app).capability_count == base_registry.capability_count - small - large
