@@ -85,8 +85,12 @@ def apply_entries(
 ) -> tuple[Registry, int]:
     """Fold feed entries, in feed order, into ``registry``'s capabilities.
 
-    A version current on ``as_of`` makes its GLN × type present with its version code; any
-    other version makes it absent. Entries for GLNs the registry does not hold are skipped.
+    A feed entry is one version of one row (GLN x EDI type, i.e. message type + version). A
+    version current on ``as_of`` adds its version code to the GLN x type; any other version
+    takes its version code away, and the type goes when no version is left. Several current
+    versions of one type are joined, sorted, with commas, as the files path does
+    (:class:`~soredi_sync.domain.model.Registry`). A row without a version code stands for
+    the whole type. Entries for GLNs the registry does not hold are skipped.
 
     :returns: the new registry (units and GLNs unchanged) and the number of skipped entries
     """
@@ -100,10 +104,19 @@ def apply_entries(
             skipped += 1
             continue
         by_type = caps.setdefault(cap.gln, {})
+        held = by_type.get(cap.message_type)
+        versions = _versions(held) if held is not None else set()
         if entry.is_current_on(as_of):
-            by_type[cap.message_type] = cap
-        else:
-            by_type.pop(cap.message_type, None)
+            if cap.version_code:
+                versions.add(cap.version_code)
+            by_type[cap.message_type] = _with_versions(cap, versions)
+        elif held is not None:
+            if cap.version_code:
+                versions.discard(cap.version_code)
+            if cap.version_code and versions:
+                by_type[cap.message_type] = _with_versions(cap, versions)
+            else:
+                del by_type[cap.message_type]
         if not by_type:
             del caps[cap.gln]
     updated = Registry(
@@ -114,6 +127,14 @@ def apply_entries(
         notes=registry.notes,
     )
     return updated, skipped
+
+
+def _versions(cap: Capability) -> set[str]:
+    return set(cap.version_code.split(",")) if cap.version_code else set()
+
+
+def _with_versions(cap: Capability, versions: set[str]) -> Capability:
+    return Capability(cap.gln, cap.message_type, ",".join(sorted(versions)) or None)
 
 
 def capability_changes(before: Registry, after: Registry, glns: Iterable[str]) -> ChangeSet:

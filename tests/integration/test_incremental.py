@@ -399,3 +399,74 @@ class TestMassRemovalGuard:
         assert outcome.status is RunStatus.SUCCEEDED and outcome.offset == "2"
         assert outcome.counts["capabilities_removed"] == small + large
         assert _current(app).capability_count == base_registry.capability_count - small - large
+
+
+def _version(gln: str, code: str, version: str | None, current: bool) -> Any:
+    from datetime import UTC, datetime
+
+    from soredi_sync.soap.records import CapabilityVersion
+
+    return CapabilityVersion(
+        capability=Capability(gln, code, version),
+        edi_type_id=None,
+        valid_from=date(2024, 1, 1),
+        valid_to=None if current else date(2026, 1, 1),
+        offset="1",
+        updated=datetime(2026, 11, 2, tzinfo=UTC),
+    )
+
+
+class TestFoldingVersions:
+    G = "5790000000005"
+    DAY = date(2026, 11, 2)
+
+    def _fold(self, start: tuple[Capability, ...], *entries: Any) -> dict[str, str | None]:
+        base = Registry.build((), [Gln(self.G)], start)
+        folded, _ = apply_entries(base, entries, self.DAY)
+        return {c.message_type: c.version_code for c in folded.iter_capabilities()}
+
+    def test_two_current_versions_of_one_type_are_joined_as_the_files_do(self) -> None:
+        folded = self._fold(
+            (),
+            _version(self.G, "BIN01", "B0131X", True),
+            _version(self.G, "BIN01", "B0130X", True),
+        )
+        files = Registry.build(
+            (),
+            [Gln(self.G)],
+            [Capability(self.G, "BIN01", "B0131X"), Capability(self.G, "BIN01", "B0130X")],
+        )
+        assert folded == {"BIN01": "B0130X,B0131X"}
+        assert folded == {c.message_type: c.version_code for c in files.iter_capabilities()}
+
+    def test_ending_one_version_keeps_the_others_and_ending_the_last_removes_the_type(
+        self,
+    ) -> None:
+        start = (Capability(self.G, "BIN01", "B0130X,B0131X"),)
+        one = self._fold(start, _version(self.G, "BIN01", "B0130X", False))
+        assert one == {"BIN01": "B0131X"}
+        both = self._fold(
+            start,
+            _version(self.G, "BIN01", "B0130X", False),
+            _version(self.G, "BIN01", "B0131X", False),
+        )
+        assert both == {}
+
+    def test_a_version_change_replaces_the_old_version(self) -> None:
+        start = (Capability(self.G, "XDIS91", "XD9134L"),)
+        folded = self._fold(
+            start,
+            _version(self.G, "XDIS91", "XD9134L", False),
+            _version(self.G, "XDIS91", "XD9135L", True),
+        )
+        assert folded == {"XDIS91": "XD9135L"}
+
+    def test_ending_a_version_the_snapshot_never_held_changes_nothing(self) -> None:
+        start = (Capability(self.G, "XDIS91", "XD9134L"),)
+        folded = self._fold(start, _version(self.G, "XDIS91", "XD9999L", False))
+        assert folded == {"XDIS91": "XD9134L"}
+
+    def test_a_row_without_a_version_stands_for_the_whole_type(self) -> None:
+        start = (Capability(self.G, "FDIS91", "a,b"),)
+        assert self._fold(start, _version(self.G, "FDIS91", None, False)) == {}
+        assert self._fold((), _version(self.G, "FDIS91", None, True)) == {"FDIS91": None}
