@@ -22,6 +22,7 @@ from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.diff import ChangeSet, diff, implausible_removals
 from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.domain.model import Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.parsing.load import load_registry
 
@@ -64,6 +65,34 @@ class SyncOutcome:
 
 
 StageCallback = Callable[[str], None]
+
+
+def _drift(current: SnapshotInfo, incremental: Registry, full: Registry) -> dict[str, Any]:
+    """How the state an incremental source built differs from this full pull (logged, and
+    kept in the run's counts). Changes published after the feed's last page show up too."""
+    from soredi_sync.services.incremental import drift_report
+
+    report = drift_report(incremental, full)
+    summary = {"from_snapshot": current.id, "source": current.source, **report["counts"]}
+    summary["in_sync"] = report["in_sync"]
+    if report["in_sync"]:
+        logger.info("The %s state of snapshot %d matches the full pull", current.source, current.id)
+    else:
+        examples = [
+            f"{row['gln']}:{row['message_type']}"
+            for row in (report["only_incremental"] + report["only_full"])[:5]
+        ]
+        logger.warning(
+            "Drift between the %s state (snapshot %d) and the full pull: %d only in the feed's "
+            "state, %d only in the files, %d version differences (e.g. %s)",
+            current.source,
+            current.id,
+            report["counts"]["only_incremental"],
+            report["counts"]["only_full"],
+            report["counts"]["version_differs"],
+            ", ".join(examples) or "-",
+        )
+    return summary
 
 
 def _combined_hash(files: list[FetchedFile]) -> str:
@@ -164,6 +193,8 @@ def sync_source(
             "capabilities": registry.capability_count,
             "changes": changes.counts(),
         }
+        if current is not None and previous is not None and current.source != SOURCE:
+            counts["drift"] = _drift(current, previous, registry)
         if previous is not None and changes.is_empty:
             return _finish_unchanged(
                 uow_factory,

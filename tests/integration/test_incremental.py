@@ -470,3 +470,54 @@ class TestFoldingVersions:
         start = (Capability(self.G, "FDIS91", "a,b"),)
         assert self._fold(start, _version(self.G, "FDIS91", None, False)) == {}
         assert self._fold((), _version(self.G, "FDIS91", None, True)) == {"FDIS91": None}
+
+
+@pytest.fixture(scope="module")
+def seed0_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from soredi_sync.sandbox.generate import generate
+
+    directory = tmp_path_factory.mktemp("seed0")
+    generate(directory, profile="tiny", seed=0, days=1)
+    return directory
+
+
+class TestDriftAfterTheNextFullSync:
+    def _full(self, app: App, directory: Any, day: int) -> Any:
+        from soredi_sync.services.sync import sync_source
+
+        outcome = sync_source(
+            app.uow_factory,
+            app.files_client(from_dir=directory / f"day-{day:03d}"),
+            app.sync_config(),
+        )
+        assert outcome.ok, outcome.error
+        return outcome
+
+    def test_a_complete_feed_is_in_sync_with_the_next_days_files(
+        self, app: App, skrs: SkrsReplicationClient, feed_day: SoapDay, seed0_dir: Any
+    ) -> None:
+        assert "drift" not in self._full(app, seed0_dir, 0).counts
+        fed = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
+        assert fed.status is RunStatus.SUCCEEDED and fed.snapshot is not None
+        drift = self._full(app, seed0_dir, 1).counts["drift"]
+        assert drift["from_snapshot"] == fed.snapshot.id and drift["source"] == "skrs"
+        assert drift["in_sync"] is True
+        assert drift["incremental"] == drift["full"] == _current(app).capability_count
+
+    def test_a_feed_that_disagrees_with_the_files_drifts_by_exactly_the_difference(
+        self, app: App, feed_day: SoapDay, seed0_dir: Any
+    ) -> None:
+        self._full(app, seed0_dir, 0)
+        # A feed that ends a few capabilities the next day's files still hold.
+        ended = sorted(_current(app).iter_capabilities(), key=lambda c: c.key)[:5]
+        feed = EndingFeed([ended], feed_day.snapshot_date)
+        fed = sync_incremental(app.uow_factory, feed, as_of=feed_day.snapshot_date)
+        assert fed.snapshot is not None
+        partial = {(c.gln, c.message_type) for c in _current(app).iter_capabilities()}
+        outcome = self._full(app, seed0_dir, 1)
+        full = {(c.gln, c.message_type) for c in _current(app).iter_capabilities()}
+        drift = outcome.counts["drift"]
+        assert drift["in_sync"] is False and drift["from_snapshot"] == fed.snapshot.id
+        assert drift["only_incremental"] == len(partial - full)
+        assert drift["only_full"] == len(full - partial)
+        assert len(partial ^ full) > 0
