@@ -238,11 +238,30 @@ def sync(
             force=force,
             show_progress=not as_json,
         )
+        verified = _verify_plans_after(app, outcome)
     if as_json:
         _emit_json(_outcome_json(outcome))
     else:
         _print_outcome(outcome)
+        _print_verified(verified)
     _exit_for(ctx, outcome)
+
+
+def _verify_plans_after(app: Any, outcome: Any) -> list[Any]:
+    """After a sync that stored a snapshot, judge every open change plan on it."""
+    from soredi_sync.db.models import RunStatus
+    from soredi_sync.services.plans import verify_open_plans
+
+    if outcome.status is not RunStatus.SUCCEEDED:
+        return []
+    with _plan_uow(app) as uow:
+        return verify_open_plans(uow, actor="sync")
+
+
+def _print_verified(results: list[Any]) -> None:
+    for result in results:
+        counts = ", ".join(f"{k} {v}" for k, v in result.counts.items() if v)
+        click.echo(f"plan {result.plan_id} verified on snapshot {result.snapshot_id}: {counts}")
 
 
 def _sync_incremental(
@@ -267,6 +286,7 @@ def _sync_incremental(
             max_removal_ratio=app.settings.guards.max_capability_removal_ratio,
             accept_mass_change=accept_mass_change,
         )
+        verified = _verify_plans_after(app, outcome)
     if as_json:
         _emit_json(outcome)
     elif outcome.ok:
@@ -275,6 +295,7 @@ def _sync_incremental(
             f"{outcome.snapshots} snapshots stored, cursor at {outcome.offset or '-'}"
             + (f"; now snapshot {outcome.snapshot.id}" if outcome.snapshot else "")
         )
+        _print_verified(verified)
     else:
         click.echo(f"run {outcome.run_id}: {outcome.status.value}: {outcome.error}", err=True)
     _exit_for(ctx, outcome)
@@ -738,44 +759,75 @@ def _manifest_summary(manifest: Any) -> str:
 @click.option(
     "--soap-port",
     type=click.IntRange(0, 65535),
-    help="Also serve the SORLS and SKRS SOAP services of that day on this port.",
+    help="Also serve SORLS, SKRS and SORUS (SOAP) on this port, following the served day.",
 )
-def sandbox_serve(directory: Path, port: int, day: int, host: str, soap_port: int | None) -> None:
+@click.option(
+    "--sts-port",
+    type=click.IntRange(0, 65535),
+    help="Also run a SOSI STS issuing DGWS ID cards on this port.",
+)
+@click.pass_context
+def sandbox_serve(
+    ctx: click.Context,
+    directory: Path,
+    port: int,
+    day: int,
+    host: str,
+    soap_port: int | None,
+    sts_port: int | None,
+) -> None:
     """Serve a generated sandbox in the sor-filer URL layout until interrupted.
 
     Control it while it runs: POST /_sandbox/day/N switches the day, POST /_sandbox/fault
-    injects a fault, GET /_sandbox/state shows both. The SOAP services (--soap-port) answer
-    from the day given at start.
+    injects a fault, GET /_sandbox/state shows both and the SORUS journal. Port 0 picks a free
+    port; the URLs are printed once listening.
+
+    With --soap-port the SOAP services answer for the day being served: SORLS (lookup), SKRS
+    (replication feed) and SORUS (SubmitEdiTypeChanges). Changes SORUS accepts on day N are
+    kept in DIR/sorus-journal.json (so a restart keeps them) and show in the files, the feed
+    and the lookups from day N+1: switching to that day regenerates the days from N+1 on. On
+    the last generated day SORUS refuses changes; generate more days. With --sts-port an STS
+    issues DGWS ID cards (signed with a throwaway key) for clients that use one.
     """
     from contextlib import ExitStack
 
-    from soredi_sync.sandbox.server import is_loopback_host, serve_forever
+    from soredi_sync.sandbox.server import SandboxServer, is_loopback_host, serve_forever
 
     if not is_loopback_host(host):
         raise click.BadParameter(f"{host!r} is not a loopback address", param_hint="--host")
+    columns = _settings(ctx).csv_columns
     with ExitStack() as stack:
-        if soap_port is not None:
-            from soredi_sync.sandbox.generate import Manifest
-            from soredi_sync.sandbox.soap import SoapDay, SoapSandboxServer
 
-            manifest = Manifest.load(directory)
-            data = SoapDay(
-                manifest.profile,
-                manifest.seed,
-                day,
-                base_date=date.fromisoformat(manifest.base_date),
-            )
-            soap = stack.enter_context(SoapSandboxServer(data=data, host=host, port=soap_port))
-            click.echo(f"SOAP: SORLS {soap.wsdl_url('sorls')}, SKRS {soap.wsdl_url('skrs')}")
-        serve_forever(
-            directory,
-            host=host,
-            port=port,
-            day=day,
-            on_ready=lambda server: click.echo(
+        def on_ready(server: SandboxServer) -> None:
+            # The SOAP line comes first: scripts wait for it before they call the services.
+            if soap_port is not None:
+                _start_sandbox_soap(stack, server, host, soap_port)
+            if sts_port is not None:
+                from soredi_sync.sandbox.sts import StsSandboxServer
+
+                sts = stack.enter_context(StsSandboxServer(host=host, port=sts_port))
+                click.echo(f"STS: {sts.url}")
+            click.echo(
                 f"serving {directory} day {server.day} on {server.base_url} (Ctrl-C to stop)"
-            ),
-        )
+            )
+
+        try:
+            serve_forever(
+                directory, host=host, port=port, day=day, on_ready=on_ready, columns=columns
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _start_sandbox_soap(stack: Any, server: Any, host: str, port: int) -> None:
+    """SORLS, SKRS and SORUS linked to the running HTTP sandbox ``server``."""
+    from soredi_sync.sandbox.soap import SoapSandboxServer
+
+    soap = stack.enter_context(SoapSandboxServer(files=server, host=host, port=port))
+    click.echo(
+        f"SOAP: SORLS {soap.wsdl_url('sorls')}, SKRS {soap.wsdl_url('skrs')}, "
+        f"SORUS {soap.wsdl_url('sorus')}"
+    )
 
 
 @cli.command()
