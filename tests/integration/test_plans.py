@@ -336,6 +336,28 @@ class TestCli:
         shown = json.loads(run("plan", "show", plan_id, "--json").stdout)
         assert {e["actor"] for e in shown["events"]} >= {"alice", "bob"}
 
+    def test_a_sync_that_stores_a_snapshot_verifies_the_open_plans(
+        self, run, day0: App, sandbox_dir: Path
+    ) -> None:
+        owners = sorted({gln_owners(current_view(day0))[g].sor_id for g in SWITCHED})
+        args = [a for owner in owners for a in ("--owner", owner)]
+        created = json.loads(
+            run("plan", "create", *args, "--switch-to", "carecommunication", "--json").stdout
+        )
+        plan_id = str(created["id"])
+        unsubmitted = json.loads(
+            run("plan", "create", *args, "--switch-to", "carecommunication", "--json").stdout
+        )
+        run("plan", "submit", plan_id, "--channel", "worklist")
+        synced = run("sync", "--from-dir", str(sandbox_dir / "day-001"))
+        assert f"plan {plan_id} verified on snapshot" in synced.stdout
+        assert f"plan {unsubmitted['id']} verified" not in synced.stdout
+        shown = json.loads(run("plan", "show", plan_id, "--json").stdout)
+        assert shown["counts"]["confirmed"] > 0 and shown["counts"]["submitted"] == 0
+        assert "sync" in {e["actor"] for e in shown["events"]}
+        again = run("sync", "--from-dir", str(sandbox_dir / "day-001"))
+        assert "verified" not in again.stdout  # nothing new stored, nothing judged again
+
     def test_unknown_plan_and_owner(self, run, day0: App) -> None:
         run("plan", "show", "999", expect=4)
         run("plan", "verify", "999", expect=4)
