@@ -7,11 +7,16 @@ Layout written under ``out_dir``::
     day-000/Sor_complete.zip   (EDITypes.csv, LocationsCodeEDITypeMap.csv, LocationsCodes.csv)
     day-001/...
 
-The output is a pure function of (profile, seed, days) and the configuration passed in (CSV
-columns, message types, names): running it twice gives byte-identical files, and day *n* is
-the same whatever ``days`` is. The manifest lists, per day, the sha256 of each zip, counts,
-every defect the audit should find (planted or arisen) and what changed since the day before, all
-computed from the generator's own model so tests can check parsers, sync and audit against it.
+The output is a pure function of (profile, seed, days), the accepted SORUS submissions and the
+configuration passed in (CSV columns, message types, names): running it twice gives
+byte-identical files, and day *n* is the same whatever ``days`` is. The manifest lists, per day,
+the sha256 of each zip, counts, every defect the audit should find (planted or arisen) and what
+changed since the day before, all computed from the generator's own model so tests can check
+parsers, sync and audit against it; with submissions it also lists them (``sorus``).
+
+``write_from`` lets a running sandbox publish submissions: a submission only changes the days
+from its ``effective_day`` on, so the days before are simulated again (the world needs their
+state) but neither rewritten nor re-hashed, and the file being served stays untouched.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,6 +41,7 @@ from soredi_sync.sandbox.catalog import (
     TYPE_CODES,
     VANS_NAMES,
 )
+from soredi_sync.sandbox.journal import JOURNAL_NAME, JournalEntry
 from soredi_sync.sandbox.snapshot import (
     DEFECT_CODES,
     DEFECT_DEFINITIONS,
@@ -95,12 +101,22 @@ class Manifest:
     snapshots: list[DayEntry] = field(default_factory=list)
     format: int = MANIFEST_FORMAT
     generation_seconds: float | None = None
+    # The SORUS journal entries the files were generated with, in journal order (those effective
+    # after the last day are in no file yet). Left out of the JSON when empty.
+    sorus: list[dict[str, Any]] = field(default_factory=list)
 
     def day(self, day: int) -> DayEntry:
         return self.snapshots[day]
 
+    def submissions(self) -> tuple[JournalEntry, ...]:
+        """:attr:`sorus` as journal entries."""
+        return tuple(JournalEntry.from_dict(dict(item)) for item in self.sorus)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+        data = asdict(self)
+        if not data["sorus"]:
+            del data["sorus"]  # a register without submissions keeps its manifest unchanged
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -146,21 +162,33 @@ def generate(
     edi_types_member: str = "EDITypes.csv",
     gln_edi_types_member: str = "LocationsCodeEDITypeMap.csv",
     glns_member: str = "LocationsCodes.csv",
+    submissions: Sequence[JournalEntry] = (),
+    write_from: int = 0,
 ) -> Manifest:
     """Write days 0..``days`` (inclusive) of a synthetic register under ``out_dir``.
 
     :param profile: ``tiny`` (~300 units), ``small`` (~3,000) or ``national`` (>= 60,000).
-    :param seed: varies the register; the same (profile, seed, days) gives identical files.
+    :param seed: varies the register; the same (profile, seed, days, submissions) gives
+        identical files.
     :param days: the number of nights to simulate after day 0.
     :param columns: CSV headers, delimiter and encoding; default ``config/csv-columns.toml``.
     :param message_types: default ``config/message-types.tsv``.
+    :param submissions: accepted SORUS changes (the journal's entries), applied on their
+        ``effective_day`` after that night's churn.
+    :param write_from: the first day to write. Earlier days keep their files and their entries
+        of the existing ``manifest.json``, which must describe the same register (profile,
+        seed, base date, file names) with the same submissions effective before ``write_from``.
     :returns: the manifest, also written to ``out_dir/manifest.json``.
-    :raises ValueError: for an unknown profile, a negative ``days``, or a configuration that
-        lacks a column or message type the sandbox needs.
+    :raises ValueError: for an unknown profile, a negative ``days`` or ``write_from``, a
+        configuration that lacks a column or message type the sandbox needs, or a
+        ``write_from`` the existing manifest cannot support.
     """
     if days < 0:
         raise ValueError(f"days must be >= 0, got {days}")
+    if write_from < 0:
+        raise ValueError(f"write_from must be >= 0, got {write_from}")
     started = time.perf_counter()
+    submissions = tuple(submissions)
     csv_columns = _columns(columns)
     files = SourceFiles(
         xml_zip=xml_zip,
@@ -172,12 +200,29 @@ def generate(
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    world = World(profile, seed, message_types or load_message_types(), base_date)
-    entries: list[DayEntry] = []
+    kept = (
+        _kept_days(out_dir, write_from, days, profile, seed, base_date, files, submissions)
+        if write_from
+        else []
+    )
+    if not submissions and (out_dir / JOURNAL_NAME).is_file():
+        logger.warning(
+            "%s holds a SORUS journal these files do not include; `soredi-sync sandbox serve` "
+            "applies it (delete the file to start without submissions)",
+            out_dir / JOURNAL_NAME,
+        )
+    world = World(
+        profile, seed, message_types or load_message_types(), base_date, submissions=submissions
+    )
+    entries: list[DayEntry] = list(kept)
     previous: Snapshot | None = None
     for day in range(days + 1):
         if day:
             world.advance()
+        if day < write_from:
+            # Only the day before the first written one is needed, for its changes.
+            previous = world.snapshot() if day == write_from - 1 else None
+            continue
         snapshot = world.snapshot()
         directory = day_directory(day)
         xml_file, csv_file, map_rows = write_day(world, out_dir / directory, csv_columns, files)
@@ -251,6 +296,7 @@ def generate(
         edi_administrators=dict(EDI_ADMINISTRATORS),
         type_codes=dict(TYPE_CODES),
         snapshots=entries,
+        sorus=[entry.to_dict() for entry in submissions],
     )
     stale = sorted(
         child.name
@@ -268,6 +314,55 @@ def generate(
     return Manifest(**{**manifest.__dict__, "generation_seconds": round(elapsed, 3)})
 
 
+def _kept_days(
+    out_dir: Path,
+    write_from: int,
+    days: int,
+    profile: str,
+    seed: int,
+    base_date: date,
+    files: SourceFiles,
+    submissions: Sequence[JournalEntry],
+) -> list[DayEntry]:
+    """The existing manifest's entries for the days before ``write_from``, after checking that
+    they describe what this run would have written (else the manifest would lie)."""
+    try:
+        existing = Manifest.load(out_dir)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"write_from={write_from} needs the existing manifest: {exc}") from exc
+    expected_files = {
+        "sor_xml": files.xml_zip,
+        "sor_csv": files.csv_zip,
+        "sor_xml_member": files.xml_member,
+        "edi_types_member": files.edi_types_member,
+        "gln_edi_types_member": files.gln_edi_types_member,
+        "glns_member": files.glns_member,
+    }
+    if (existing.profile, existing.seed, existing.base_date, existing.files) != (
+        profile,
+        seed,
+        base_date.isoformat(),
+        expected_files,
+    ):
+        raise ValueError(
+            f"write_from={write_from}: {out_dir} holds another register "
+            f"({existing.profile}/{existing.seed} from {existing.base_date})"
+        )
+    last = min(write_from, days + 1)
+    if len(existing.snapshots) < last:
+        raise ValueError(
+            f"write_from={write_from}: the existing manifest has only days "
+            f"0..{len(existing.snapshots) - 1}"
+        )
+    before = [e for e in existing.submissions() if e.effective_day < write_from]
+    if before != [e for e in submissions if e.effective_day < write_from]:
+        raise ValueError(
+            f"write_from={write_from}: the submissions effective before day {write_from} differ "
+            "from those the existing files were generated with"
+        )
+    return list(existing.snapshots[:last])
+
+
 def expected_snapshot(
     profile: str,
     seed: int,
@@ -275,12 +370,15 @@ def expected_snapshot(
     *,
     message_types: MessageTypeRegistry | None = None,
     base_date: date = BASE_DATE,
+    submissions: Sequence[JournalEntry] = (),
 ) -> Snapshot:
     """The generator's own model of one day, as domain records (no files written).
 
     Sync and parser tests compare what they read from the files with ``.registry()``.
     """
-    world = World(profile, seed, message_types or load_message_types(), base_date)
+    world = World(
+        profile, seed, message_types or load_message_types(), base_date, submissions=submissions
+    )
     for _ in range(day):
         world.advance()
     return world.snapshot()
@@ -293,10 +391,16 @@ def expected_registry(
     *,
     message_types: MessageTypeRegistry | None = None,
     base_date: date = BASE_DATE,
+    submissions: Sequence[JournalEntry] = (),
 ) -> Registry:
     """:func:`expected_snapshot` as a :class:`~soredi_sync.domain.model.Registry`."""
     return expected_snapshot(
-        profile, seed, day, message_types=message_types, base_date=base_date
+        profile,
+        seed,
+        day,
+        message_types=message_types,
+        base_date=base_date,
+        submissions=submissions,
     ).registry()
 
 

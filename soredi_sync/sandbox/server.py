@@ -7,6 +7,11 @@ mid-transfer, connections reset without an answer) so fetch, retry and fail-clos
 tested end to end. Tests drive it through :class:`SandboxServer`; a person running
 ``soredi-sync sandbox serve`` drives it through the ``/_sandbox/`` control endpoints.
 
+The server owns the directory's SORUS journal (:mod:`soredi_sync.sandbox.journal`): when it
+moves to a day that accepted submissions take effect on and the files do not show them yet, it
+regenerates the days from the earliest such one before switching (the earlier days, including
+the one being served, are left as they are), so the next day's files carry the change.
+
 It binds to loopback only unless explicitly allowed: it serves whatever directory it is given
 and its control endpoints are unauthenticated.
 """
@@ -21,16 +26,20 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from soredi_sync.sandbox.generate import MANIFEST_NAME, Manifest, day_directory
+from soredi_sync.config import CsvColumns
+from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.sandbox.generate import MANIFEST_NAME, Manifest, day_directory, generate
+from soredi_sync.sandbox.journal import JournalEntry, SubmissionJournal
 from soredi_sync.sandbox.loopback import BackgroundServer, QuietHandler
 
 logger = logging.getLogger(__name__)
@@ -301,8 +310,13 @@ class SandboxServer(BackgroundServer):
     :param xml_path: URL path of the XML zip (``sources.sor_xml_path``).
     :param csv_path: URL path of the CSV zip (``sources.sor_csv_path``).
     :param control: serve the ``/_sandbox/`` control endpoints.
-    :raises ValueError: for a non-loopback host without ``allow_non_loopback``, or a day the
-        directory does not have.
+    :param columns: the CSV columns the directory was generated with, used to regenerate days
+        for SORUS submissions (default: ``config/csv-columns.toml``, as :func:`generate`).
+    :param message_types: likewise (default: ``config/message-types.tsv``).
+    :param journal: the SORUS journal (default: the directory's ``sorus-journal.json``, read
+        if present and written only when a submission arrives).
+    :raises ValueError: for a non-loopback host without ``allow_non_loopback``, a day the
+        directory does not have, or an unreadable journal.
     """
 
     handler_class = _Handler
@@ -319,6 +333,9 @@ class SandboxServer(BackgroundServer):
         *,
         allow_non_loopback: bool = False,
         control: bool = True,
+        columns: CsvColumns | Mapping[str, Any] | None = None,
+        message_types: MessageTypeRegistry | None = None,
+        journal: SubmissionJournal | None = None,
     ) -> None:
         if not allow_non_loopback and not is_loopback_host(host):
             raise ValueError(
@@ -342,7 +359,19 @@ class SandboxServer(BackgroundServer):
         self._faults: list[Fault] = []
         self._requests: list[tuple[str, str, int]] = []
         self._etags: dict[tuple[str, int, int], str] = {}
+        self.columns = columns
+        self.message_types = message_types
+        self.journal = (
+            journal if journal is not None else SubmissionJournal.for_directory(self.directory)
+        )
+        # Held while the served day changes (and the files are regenerated), and by SORUS while
+        # it judges a submission against the day: a submission is never recorded for a day that
+        # is no longer the one served. Re-entrant so a holder may call set_day.
+        self._day_lock = threading.RLock()
         self._day = 0
+        if day in self.available_days():
+            # Nothing is served yet: bring every day up to date with the journal now.
+            self._publish(self.last_day)
         self.set_day(day)
 
     @property
@@ -371,16 +400,102 @@ class SandboxServer(BackgroundServer):
     def day(self) -> int:
         return self._day
 
+    @property
+    def last_day(self) -> int:
+        """The last day the directory has (a SORUS change needs a day after the served one)."""
+        return max(self.available_days(), default=self._day)
+
     def set_day(self, day: int) -> None:
         """Serve ``day``'s files from now on.
+
+        When journal entries effective on ``day`` or earlier are not in the files yet, the days
+        from the earliest pending entry on are regenerated first (see :meth:`publish`).
 
         :raises ValueError: when the directory has no complete ``day-NNN`` folder for it.
         """
         if day not in self.available_days():
             raise ValueError(f"the sandbox directory {self.directory} has no day {day}")
-        with self._lock:
-            self._day = day
+        with self._day_lock:
+            self._publish(day)
+            with self._lock:
+                self._day = day
         logger.info("Sandbox server now serves day %d", day)
+
+    @contextmanager
+    def holding_day(self) -> Iterator[int]:
+        """Keep the served day (and the files) from changing while the block runs; yields it."""
+        with self._day_lock:
+            yield self._day
+
+    # -- SORUS journal --
+
+    def pending_submissions(self) -> list[JournalEntry]:
+        """Journal entries the files do not show yet (effective after the served day, unless
+        the journal was changed behind the server's back)."""
+        written = set(self.manifest.submissions()) if self.manifest is not None else set()
+        return [entry for entry in self.journal.entries() if entry not in written]
+
+    def publish(self, up_to: int | None = None) -> bool:
+        """Regenerate the days that pending journal entries change, if any takes effect on
+        ``up_to`` (default: the last day) or earlier; :meth:`set_day` does this by itself.
+
+        :returns: whether files were rewritten.
+        :raises ValueError: when the directory has no manifest to regenerate from.
+        """
+        with self._day_lock:
+            return self._publish(self.last_day if up_to is None else up_to)
+
+    def _publish(self, up_to: int) -> bool:
+        journal = self.journal.entries()
+        manifest = self.manifest
+        written = manifest.submissions() if manifest is not None else ()
+        in_journal = set(journal)
+        in_files = set(written)
+        # Entries the files lack, and entries the files have that the journal no longer does
+        # (a replaced journal file): both change the days from their effective day on.
+        changed = [e for e in journal if e not in in_files] + [
+            e for e in written if e not in in_journal
+        ]
+        if not any(e.effective_day <= up_to for e in changed):
+            return False
+        if manifest is None:
+            raise ValueError(
+                f"{self.directory} has no {MANIFEST_NAME}: cannot publish SORUS submissions"
+            )
+        write_from = max(1, min(e.effective_day for e in changed))
+        if self._httpd is not None and write_from <= self._day:
+            logger.warning("Rewriting day %d while it is being served", self._day)
+        started = datetime.now(UTC)
+        files = manifest.files
+        generate(
+            self.directory,
+            manifest.profile,
+            manifest.seed,
+            manifest.days,
+            columns=self.columns,
+            message_types=self.message_types,
+            base_date=date.fromisoformat(manifest.base_date),
+            xml_zip=files["sor_xml"],
+            csv_zip=files["sor_csv"],
+            xml_member=files["sor_xml_member"],
+            edi_types_member=files["edi_types_member"],
+            gln_edi_types_member=files["gln_edi_types_member"],
+            glns_member=files["glns_member"],
+            submissions=journal,
+            write_from=write_from,
+        )
+        self.manifest = Manifest.load(self.directory)
+        with self._lock:
+            # A rewritten file may keep its size and (on a coarse clock) its mtime.
+            self._etags.clear()
+        logger.info(
+            "Sandbox published %d SORUS change(s): days %d..%d regenerated in %.1f s",
+            len(changed),
+            write_from,
+            manifest.days,
+            (datetime.now(UTC) - started).total_seconds(),
+        )
+        return True
 
     # -- faults --
 
@@ -502,6 +617,12 @@ class SandboxServer(BackgroundServer):
             "faults": faults,
             "requests": requests,
             "base_url": self.base_url if self._httpd is not None else None,
+            "journal": {
+                "file": str(self.journal.path) if self.journal.path is not None else None,
+                "submissions": self.journal.submissions,
+                "entries": len(self.journal),
+                "pending": [entry.to_dict() for entry in self.pending_submissions()],
+            },
         }
 
 
@@ -515,10 +636,13 @@ def serve_forever(
     *,
     allow_non_loopback: bool = False,
     on_ready: Callable[[SandboxServer], None] | None = None,
+    columns: CsvColumns | Mapping[str, Any] | None = None,
 ) -> None:
     """Serve ``directory`` until interrupted (Ctrl-C); for ``soredi-sync sandbox serve``.
 
-    :param on_ready: called once the server listens, e.g. to print :attr:`~SandboxServer.base_url`.
+    :param on_ready: called once the server listens, e.g. to print :attr:`~SandboxServer.base_url`
+        or to start SOAP services linked to it.
+    :param columns: as :class:`SandboxServer`.
     :raises ValueError: as :class:`SandboxServer`.
     """
     server = SandboxServer(
@@ -529,6 +653,7 @@ def serve_forever(
         xml_path=xml_path,
         csv_path=csv_path,
         allow_non_loopback=allow_non_loopback,
+        columns=columns,
     )
     with server:
         if on_ready is not None:

@@ -84,6 +84,17 @@ class Vocabulary:
     def __contains__(self, code: str) -> bool:
         return code in self._ids
 
+    def id_for(self, code: str, version_code: str | None) -> str | None:
+        """The EDI type id of ``code`` in ``version_code``, or None when there is no such row.
+
+        A blank ``version_code`` names the row without one (the FHIR types).
+        """
+        wanted = version_code or ""
+        for row in self._ids.get(code, ()):
+            if row.version_code == wanted:
+                return row.id
+        return None
+
     def pick_version(self, code: str, rng: random.Random) -> str:
         """An EDI type id for ``code``: mostly the newest version, sometimes an older one."""
         options = self._ids[code]

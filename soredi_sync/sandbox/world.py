@@ -2,16 +2,18 @@
 
 :class:`World` builds a deterministic register for a profile and seed, then :meth:`World.advance`
 applies one night's worth of changes (CareCommunication adoption, renames, new and closed units,
-VANS changes). :meth:`World.snapshot` turns the current state into domain records
-(:class:`~soredi_sync.domain.model.Unit`, :class:`~soredi_sync.domain.model.Gln`, capabilities)
-so the generator's own view of "what the files say" uses the same vocabulary as the parsers, and
-from that snapshot the expected audit defects and the day-to-day changes are computed.
+VANS changes) and then the accepted SORUS submissions that take effect that day (see
+:mod:`soredi_sync.sandbox.journal`). :meth:`World.snapshot` turns the current state into domain
+records (:class:`~soredi_sync.domain.model.Unit`, :class:`~soredi_sync.domain.model.Gln`,
+capabilities) so the generator's own view of "what the files say" uses the same vocabulary as
+the parsers, and from that snapshot the expected audit defects and the day-to-day changes are
+computed.
 
 Determinism: every random choice comes from a :class:`random.Random` seeded with a string built
 from (profile, seed, day) (string seeds are hashed with SHA-512, independent of
 ``PYTHONHASHSEED``), and nothing iterates over a ``set`` of strings, whose order would vary
-between processes. Day *n* therefore depends only on (profile, seed, n), never on how many days
-are generated.
+between processes. Day *n* therefore depends only on (profile, seed, n) and the submissions
+effective on day *n* or earlier, never on how many days are generated.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from soredi_sync.sandbox.catalog import (
     sctid,
     vendor_administrator,
 )
+from soredi_sync.sandbox.journal import JournalEntry
 from soredi_sync.sandbox.snapshot import DEFECT_CODES, Snapshot
 from soredi_sync.sandbox.vocabulary import Vocabulary
 
@@ -191,7 +194,11 @@ _FHIR_START = date(2025, 5, 31)  # CareCommunication went live
 
 
 class World:
-    """The synthetic register for one profile and seed, at :attr:`day`."""
+    """The synthetic register for one profile and seed, at :attr:`day`.
+
+    :param submissions: accepted SORUS changes (:class:`~soredi_sync.sandbox.journal.JournalEntry`);
+        :meth:`advance` applies those whose ``effective_day`` is the new day, in the given order.
+    """
 
     def __init__(
         self,
@@ -199,6 +206,8 @@ class World:
         seed: int,
         message_types: MessageTypeRegistry,
         base_date: date = BASE_DATE,
+        *,
+        submissions: Iterable[JournalEntry] = (),
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown sandbox profile {profile!r}; known: {sorted(PROFILES)}")
@@ -219,6 +228,9 @@ class World:
         self._next_body = 579_000_010_000
         self._next_provider = 10_000
         self._next_pharmacy = 100
+        self._submissions: dict[int, list[JournalEntry]] = {}
+        for entry in submissions:
+            self._submissions.setdefault(entry.effective_day, []).append(entry)
         self._build()
 
     # -- helpers --
@@ -940,6 +952,46 @@ class World:
             record.updated_at = today
 
         self._adoption_step(rng, today, yesterday, at_least=fhir_lost + 1)
+        # After the night's own churn: SOR publishes what was submitted yesterday on top of it.
+        self._apply_submissions(today, yesterday)
+
+    def _apply_submissions(self, today: date, yesterday: date) -> None:
+        entries = self._submissions.get(self.day, ())
+        if not entries:
+            return
+        # Its own stream, so the churn above draws the same numbers with or without submissions.
+        rng = self._rng_for(f"sorus-{self.day}")
+        voc = self.vocabulary
+        for entry in entries:
+            record = self.glns.get(entry.gln)
+            if record is None or record.non_active:
+                # Closed overnight (or never there): SOR would not publish types on it.
+                logger.info(
+                    "SORUS %s change %s: GLN %s is gone on day %d; skipped",
+                    entry.ticket,
+                    entry.change_id,
+                    entry.gln,
+                    self.day,
+                )
+                continue
+            code = entry.message_type
+            if entry.action == "add":
+                if code not in voc:
+                    logger.info("SORUS %s: unknown message type %r; skipped", entry.ticket, code)
+                    continue
+                edi_id = voc.id_for(code, entry.version_code) if entry.version_code else None
+                current = record.types.get(code)
+                if current is not None and (edi_id is None or current[0] == edi_id):
+                    continue  # already advertised as asked
+                # Another version replaces the current row (one row per GLN and type, as in
+                # _add_type), and a re-registration replaces an ended one.
+                record.types[code] = (edi_id or voc.pick_version(code, rng), today)
+                record.ended = [row for row in record.ended if row[0] != code]
+            else:
+                if code not in record.types:
+                    continue  # already absent, as asked
+                self._end_type(record, code, yesterday)
+            record.updated_at = today
 
     def _adoption_step(
         self, rng: random.Random, today: date, yesterday: date, at_least: int

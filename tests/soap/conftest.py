@@ -35,6 +35,7 @@ def soap_settings(soap_server: SoapSandboxServer) -> SoapSettings:
     )
     settings.sorls.address = soap_server.url("sorls")
     settings.skrs.address = soap_server.url("skrs")
+    settings.sorus.address = soap_server.url("sorus")
     return settings
 
 
