@@ -521,3 +521,69 @@ class TestDriftAfterTheNextFullSync:
         assert drift["only_incremental"] == len(partial - full)
         assert drift["only_full"] == len(full - partial)
         assert len(partial ^ full) > 0
+
+
+class TestKilledProcess:
+    def test_a_sync_killed_with_sigkill_mid_feed_resumes_without_gaps_or_repeats(
+        self, database_url: str, feed_day: SoapDay, base_registry: Registry
+    ) -> None:
+        import os
+        import signal
+        import subprocess
+        import sys
+        import time
+
+        with _app_for(database_url) as app:
+            _store_base(app, base_registry)
+        with SoapSandboxServer(data=feed_day) as server:
+            # Pages 1 and 2 answer at once; the third request hangs, so the process is killed
+            # after page 2 was committed and while it waits for page 3.
+            server.inject("delay", "skrs", delay=0, times=2)
+            server.inject("delay", "skrs", delay=60)
+            env = {
+                **os.environ,
+                "SOREDI_SOAP__SKRS__ADDRESS": server.url("skrs"),
+                "SOREDI_SOAP__SKRS_MAX_RECORDS": str(PAGE),
+            }
+            process = subprocess.Popen(
+                [sys.executable, "-m", "soredi_sync.cli", "--database-url", database_url]
+                + ["sync", "--source", "skrs"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while len(server.calls) < 3 and time.monotonic() < deadline:
+                    assert process.poll() is None, "the sync ended before it could be killed"
+                    time.sleep(0.05)
+                assert len(server.calls) == 3
+                process.send_signal(signal.SIGKILL)
+                assert process.wait(timeout=10) == -signal.SIGKILL
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            server.clear_faults()
+            with _app_for(database_url) as app:
+                with app.uow() as uow:
+                    assert read_cursor(uow) == feed_day.rows[2 * PAGE - 1].offset
+                client = make_skrs_client(_soap_settings(server), sleep=lambda _s: None)
+                resumed = sync_incremental(app.uow_factory, client)
+                assert resumed.ok, resumed.error
+                assert resumed.counts["from_offset"] == feed_day.rows[2 * PAGE - 1].offset
+                assert resumed.offset == feed_day.rows[-1].offset
+                events = _events(app)
+                reference = _reference_events(client, base_registry, date.today())
+        assert len(events) == len(set(events)) and events == reference
+
+
+def _soap_settings(server: SoapSandboxServer) -> SoapSettings:
+    settings = SoapSettings(
+        timeout=5,
+        operation_timeout=5,
+        retry=RetrySettings(attempts=2, initial_wait=0, max_wait=0),
+        skrs_max_records=PAGE,
+    )
+    settings.skrs.address = server.url("skrs")
+    return settings
