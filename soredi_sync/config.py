@@ -11,7 +11,7 @@ import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -195,6 +195,88 @@ class SoapSettings(BaseModel):
     dgws: DgwsSettings | None = None
 
 
+class DaemonSettings(BaseModel):
+    """``soredi-sync run``: the schedule, leadership, failure handling and shutdown."""
+
+    timezone: str = "Europe/Copenhagen"
+    # The daily full pull, as a crontab line (minute hour day month weekday) in ``timezone``:
+    # after the sources' publish window (sor-filer rebuilds 01:00-04:30).
+    full_sync_cron: str = "15 5 * * *"
+    # Overrides the cron line with a fixed interval (tests, trials).
+    full_sync_interval_seconds: float | None = Field(default=None, gt=0)
+    # The incremental SKRS pull; None: not configured (needs [soap.skrs]). 900 = every 15 min.
+    incremental_interval_seconds: float | None = Field(default=None, gt=0)
+    # Decision-log retention purge, as a crontab line.
+    retention_cron: str = "30 3 * * *"
+    # Webhook deliveries that failed are retried this often.
+    webhook_retry_seconds: float = Field(default=60.0, gt=0)
+    # A job that could not start on time (process down, previous run busy) still runs when it
+    # is at most this late; later ones are skipped (coalesced into one run).
+    misfire_grace_seconds: int = Field(default=3600, ge=1)
+    # Leadership lease: the leader renews it every lease_seconds / 3; when the leader dies,
+    # another replica takes over at most lease_seconds later.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # A source is marked degraded after this many failed runs in a row.
+    degraded_after_failures: int = Field(default=3, ge=1)
+    # /readyz turns not-ready when the current snapshot is older than this (hours); set
+    # ready_requires_fresh_data = false to only report the age.
+    max_data_age_hours: float = Field(default=36.0, gt=0)
+    ready_requires_fresh_data: bool = True
+    # On SIGTERM a running job may finish for this long; then it is cancelled and rolled back.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # With --no-api: serve /metrics on this port (None: no metrics endpoint).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class LoggingSettings(BaseModel):
+    # "text" for people, "json" (one object per line) for log shippers.
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class WebhookConfig(BaseModel):
+    """A change subscription registered by configuration (``[[webhooks.subscriptions]]``).
+
+    Filters are ANDed between fields and ORed within one; an empty field matches everything.
+    """
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str
+    # The HMAC key: give secret_env (the name of an environment variable holding it), or the
+    # secret itself through the environment (never in a file under version control).
+    secret: SecretStr | None = None
+    secret_env: str | None = None
+    glns: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(default_factory=list)  # SOR-IDs of institution owners
+    message_types: list[str] = Field(default_factory=list)
+    kinds: list[Literal["added", "removed", "changed"]] = Field(default_factory=list)
+    entities: list[Literal["unit", "gln", "capability"]] = Field(default_factory=list)
+
+    def signing_key(self) -> str:
+        """:raises ValueError: neither or both of secret and secret_env, or the variable unset"""
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError(f"webhook {self.name!r}: give exactly one of secret and secret_env")
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        value = os.environ.get(self.secret_env or "")
+        if not value:
+            raise ValueError(
+                f"webhook {self.name!r}: environment variable {self.secret_env} is unset"
+            )
+        return value
+
+
+class WebhookSettings(BaseModel):
+    timeout: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    # Retry backoff between attempts of one delivery: initial, doubling, capped.
+    initial_backoff: float = Field(default=30.0, ge=0)
+    max_backoff: float = Field(default=3600.0, ge=0)
+    # Changes per delivery (one POST); more changes make more deliveries.
+    batch_size: int = Field(default=500, ge=1)
+    subscriptions: list[WebhookConfig] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SOREDI_",
@@ -211,6 +293,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
     soap: SoapSettings = Field(default_factory=SoapSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("database_url")
     @classmethod

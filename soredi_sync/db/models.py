@@ -337,3 +337,65 @@ class ReplicationCursor(Base):
     offset: Mapped[str] = mapped_column(String(40))
     updated_at: Mapped[utc_datetime]
     snapshot_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class LeaderLease(Base):
+    """Who leads the replicas (runs the sync jobs) until when.
+
+    A replica becomes leader by taking a lease that is free or has expired, and keeps it by
+    renewing it before ``expires_at``; a leader that dies stops renewing and another replica
+    takes over once the lease expires.
+    """
+
+    __tablename__ = "leader_leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[utc_datetime]
+    renewed_at: Mapped[utc_datetime]
+    expires_at: Mapped[utc_datetime]
+
+
+class WebhookSubscription(Base):
+    """A change subscription: where to POST the changes that pass its filters, and how far
+    it has been given them (``cursor``: the last change id put into a delivery)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    # The HMAC key for API-registered subscriptions (shown once on creation); NULL for
+    # configured ones, whose key stays in the configuration / environment.
+    secret: Mapped[str | None] = mapped_column(String(200))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    origin: Mapped[str] = mapped_column(String(10))  # "config" or "api"
+    created_at: Mapped[utc_datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(default=True)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookDelivery(Base):
+    """One POST of a batch of changes to one subscription, with its retry state."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("webhook_subscriptions.id"), index=True
+    )
+    created_at: Mapped[utc_datetime]
+    first_change_id: Mapped[int] = mapped_column(BigInteger)
+    last_change_id: Mapped[int] = mapped_column(BigInteger)
+    change_count: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(10))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
