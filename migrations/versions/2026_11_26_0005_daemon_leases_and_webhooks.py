@@ -1,4 +1,4 @@
-"""Daemon: the leadership lease, and webhook subscriptions with their deliveries.
+"""Daemon: the leadership lease, webhook subscriptions and deliveries, audit summaries.
 
 Revision ID: 0005
 Revises: 0004
@@ -10,7 +10,7 @@ Team rules for every revision:
 - Data migrations use op.execute or sa.table() stand-ins, never the app's models.
 - downgrade() really undoes upgrade().
 
-Three new, empty tables; nothing a running version reads is touched.
+Four new, empty tables; nothing a running version reads is touched.
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ def upgrade() -> None:
         sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_leader_leases")),
+    )
+    op.create_table(
+        "audit_summaries",
+        sa.Column("snapshot_id", BIG_ID, nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("findings", sa.JSON(), nullable=False),
+        sa.Column("adoption", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("snapshot_id", name=op.f("pk_audit_summaries")),
     )
     op.create_table(
         "webhook_subscriptions",
@@ -91,4 +99,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_webhook_deliveries_subscription_id"), table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_subscriptions")
+    op.drop_table("audit_summaries")
     op.drop_table("leader_leases")

@@ -399,3 +399,19 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
+
+
+class AuditSummary(Base):
+    """The audit and adoption figures of one snapshot, computed once after its sync.
+
+    ``findings``: counts by finding code and by severity; ``adoption``: CareCommunication
+    adoption counts in all and per region, owner type and VANS. The adoption series over time
+    reads these instead of reloading every snapshot.
+    """
+
+    __tablename__ = "audit_summaries"
+
+    snapshot_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    computed_at: Mapped[utc_datetime]
+    findings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    adoption: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
+from sqlalchemy import select
+
+from soredi_sync.db.models import AuditSummary
 from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.audit import (
@@ -179,13 +182,77 @@ AdoptionSeries = list[tuple[SnapshotInfo, dict[str, AdoptionCounts]]]
 def adoption_series(
     uow: UnitOfWork, context: AuditContext, by: AdoptionDimension | str | None = None
 ) -> AdoptionSeries:
-    """FDIS91 adoption among active GLNs on every snapshot, oldest first (in all or per group)."""
+    """FDIS91 adoption among active GLNs on every snapshot, oldest first (in all or per group).
+
+    Snapshots with a stored summary (:func:`record_summary`, run by the daemon after each
+    accepted sync) are read from it; the others are loaded and counted.
+    """
     dimension = AdoptionDimension(by) if by is not None else None
+    key = dimension.value if dimension is not None else "all"
     snapshots = sorted(uow.registry.list_snapshots(limit=ALL_SNAPSHOTS), key=lambda s: s.id)
+    stored = _stored_adoption(uow, key)
     series: AdoptionSeries = []
     for snapshot in snapshots:
-        registry = uow.registry.load_registry(snapshot.id)
-        series.append(
-            (snapshot, adoption(registry, context, snapshot.effective_date, by=dimension))
-        )
+        counts = stored.get(snapshot.id)
+        if counts is None:
+            registry = uow.registry.load_registry(snapshot.id)
+            counts = adoption(registry, context, snapshot.effective_date, by=dimension)
+        series.append((snapshot, counts))
     return series
+
+
+def _stored_adoption(uow: UnitOfWork, key: str) -> dict[int, dict[str, AdoptionCounts]]:
+    rows = uow.registry.session.scalars(select(AuditSummary))
+    return {
+        row.snapshot_id: {
+            group: AdoptionCounts(**values) for group, values in row.adoption[key].items()
+        }
+        for row in rows
+        if key in row.adoption
+    }
+
+
+@dataclass(frozen=True)
+class SummaryOutcome:
+    snapshot_id: int
+    findings: dict[str, int]
+    adoption: dict[str, int]
+
+
+def record_summary(
+    uow: UnitOfWork, context: AuditContext, snapshot_id: int | None = None
+) -> SummaryOutcome:
+    """Compute and store the audit and adoption figures of a snapshot (default: the current
+    one), replacing any earlier summary of it; commits.
+
+    :raises NoSnapshot: nothing synced yet
+    :raises NotFound: no such snapshot
+    """
+    snapshot = _snapshot(uow, snapshot_id, None)
+    registry = uow.registry.load_registry(snapshot.id)
+    on = snapshot.effective_date
+    findings = audit(registry, context, on)
+    codes = Counter(f.code for f in findings)
+    severities = Counter(f.severity.value for f in findings)
+    figures: dict[str, dict[str, dict[str, int]]] = {}
+    for dimension in (None, *AdoptionDimension):
+        counts = adoption(registry, context, on, by=dimension)
+        figures[dimension.value if dimension else "all"] = {
+            group: {"fhir_only": c.fhir_only, "legacy_only": c.legacy_only, "both": c.both}
+            for group, c in counts.items()
+        }
+    session = uow.registry.session
+    row = session.get(AuditSummary, snapshot.id)
+    if row is None:
+        row = AuditSummary(snapshot_id=snapshot.id)
+        session.add(row)
+    row.computed_at = datetime.now(UTC)
+    row.findings = {
+        "by_code": {rule.code: codes[rule.code] for rule in RULES},
+        "by_severity": {s: severities[s] for s in ("error", "warning", "info")},
+        "total": len(findings),
+    }
+    row.adoption = figures
+    uow.commit()
+    overall = figures["all"].get("all", {})
+    return SummaryOutcome(snapshot.id, dict(row.findings["by_code"]), dict(overall))
