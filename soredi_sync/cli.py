@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -115,17 +116,43 @@ at_option = click.option(
     help="SQLAlchemy URL (default from config: a SQLite file).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines on stderr as text or JSON objects (default from config [logging]).",
+)
 @click.version_option(package_name="soredi-sync")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, database_url: str | None, verbose: int, log_format: str | None) -> None:
     """Keep a versioned local copy of SOR and SOR-EDI, and answer questions about it."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # At DEBUG these log whole SOAP envelopes, DGWS ID cards and signatures included: never.
-    for noisy in ("zeep.transports", "signxml"):
-        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
     overrides = {"database_url": database_url} if database_url else {}
     ctx.obj = LazySettings(overrides)
+    _configure_logging(ctx, ctx.obj, log_format, verbose)
+
+
+def _configure_logging(
+    ctx: click.Context, lazy: LazySettings, log_format: str | None, verbose: int
+) -> None:
+    """Logs to stderr, secrets masked, zeep's and signxml's envelope dumps never (see
+    :func:`~soredi_sync.observability.logging.configure_logging`).
+
+    The format is ``--log-format``, else ``[logging] format``. Commands log at WARNING (``-v``
+    INFO, ``-vv`` DEBUG) so their output stays readable; ``[logging] level`` is the long-running
+    daemon's, which reconfigures with ``ctx.meta["soredi.log_format"]`` and ``["soredi.verbose"]``.
+    """
+    from soredi_sync.observability.logging import configure_logging
+
+    if log_format is None:
+        try:
+            log_format = lazy.get().logging.format
+        except (ValueError, OSError):
+            # A broken configuration is reported by the command that needs it (and --help
+            # must work without one): log as text until then.
+            log_format = "text"
+    fmt: Literal["text", "json"] = "json" if log_format == "json" else "text"
+    configure_logging(fmt, "WARNING", min(verbose, 2))
+    ctx.meta["soredi.log_format"] = fmt
+    ctx.meta["soredi.verbose"] = verbose
 
 
 # -- db ------------------------------------------------------------------------------------
@@ -874,7 +901,8 @@ def token() -> None:
     multiple=True,
     required=True,
     metavar="SCOPE",
-    help="route:read, registry:read, audit:read or plan:write; repeat or comma-separate.",
+    help="route:read, registry:read, audit:read, plan:write or webhook:admin; repeat or "
+    "comma-separate.",
 )
 @click.option(
     "--owner",
@@ -1066,6 +1094,48 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
     settings = settings.model_copy(update=overrides)
     with _app(ctx) as app:
         serve_api(app, settings, log_settings, access_log=access_log)
+
+
+@cli.command("run")
+@click.option("--no-api", is_flag=True, help="Run the scheduled jobs only (a worker).")
+@click.option("--host", help="API address (default from config [api]).")
+@click.option("--port", type=click.IntRange(0, 65535), help="API port (default from config).")
+@click.pass_context
+def run_daemon(ctx: click.Context, no_api: bool, host: str | None, port: int | None) -> None:
+    """Run the scheduler and the HTTP API until SIGTERM or Ctrl-C.
+
+    Jobs ([daemon] in the configuration): the full pull (daily 05:15 Europe/Copenhagen by
+    default), the incremental SKRS pull where configured, after each stored snapshot the plan
+    verification, audit summary and webhook deliveries, and the decision-log retention. On
+    PostgreSQL several replicas elect one leader that runs the jobs; the others serve the API.
+    """
+    from soredi_sync.api.settings import api_settings
+    from soredi_sync.daemon.runner import engine_note, run
+    from soredi_sync.observability.logging import configure_logging
+
+    settings = _settings(ctx)
+    log_format = ctx.meta.get("soredi.log_format", "text")
+    # The service logs at [logging] level (INFO by default); -v goes further down.
+    configure_logging(log_format, settings.logging.level, ctx.meta.get("soredi.verbose", 0))
+    api, _log = api_settings(settings)
+    api = api.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+
+    def ready(daemon: Any) -> None:
+        where = "no API" if no_api else f"API on http://{api.host}:{api.port}/"
+        click.echo(f"soredi-sync running ({where}); {engine_note(daemon.app)}", err=True)
+
+    from soredi_sync.daemon.runner import EXIT_ABANDONED
+
+    with _app(ctx, migrate_empty=True) as app:
+        code = run(app, with_api=not no_api, api=api, on_ready=ready, log_format=log_format)
+    if code == EXIT_ABANDONED:
+        # A job thread is stuck (e.g. in a download); do not wait for it.
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(0)
+    ctx.exit(code)
 
 
 # -- audits and adoption -----------------------------------------------------------------------
@@ -1552,6 +1622,229 @@ def plan_verify(ctx: click.Context, plan_id: int, actor: str | None, as_json: bo
     click.echo(
         f"plan {plan_id} on snapshot {result.snapshot_id}: {result.changed} items changed "
         f"state; {counts or 'no items'}"
+    )
+
+
+# -- change subscriptions (webhooks) ----------------------------------------------------------
+
+
+def _webhook_uow(app: Any) -> Any:
+    from soredi_sync.db.webhook_repository import SqlAlchemyWebhookUnitOfWork
+
+    return SqlAlchemyWebhookUnitOfWork(app.session_factory)
+
+
+def _webhook_json(sub: Any, counts: dict[str, int]) -> dict[str, Any]:
+    from soredi_sync.services.webhooks import WebhookFilter
+
+    data: dict[str, Any] = jsonable(sub)
+    data["filters"] = WebhookFilter.of(sub.filters).as_dict()
+    data["deliveries"] = counts
+    return data
+
+
+def _filter_text(sub: Any) -> str:
+    from soredi_sync.services.webhooks import WebhookFilter
+
+    parts = [f"{k}={','.join(v)}" for k, v in WebhookFilter.of(sub.filters).as_dict().items() if v]
+    return " ".join(parts) or "everything"
+
+
+@cli.group()
+def webhook() -> None:
+    """Change subscriptions: changes POSTed, signed, after each sync (see also `changes`)."""
+
+
+@webhook.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--gln", "glns", multiple=True, metavar="GLN", help="Repeat or comma-separate.")
+@click.option(
+    "--owner",
+    "owners",
+    multiple=True,
+    metavar="SOR_ID",
+    help="An institution owner (SOR-ID); repeat or comma-separate.",
+)
+@click.option("--message-type", "message_types", multiple=True, metavar="TYPE", help="e.g. FDIS91.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["added", "removed", "changed"]))
+@click.option(
+    "--entity", "entities", multiple=True, type=click.Choice(["unit", "gln", "capability"])
+)
+@actor_option
+@click.pass_context
+def webhook_add(
+    ctx: click.Context,
+    name: str,
+    url: str,
+    glns: tuple[str, ...],
+    owners: tuple[str, ...],
+    message_types: tuple[str, ...],
+    kinds: tuple[str, ...],
+    entities: tuple[str, ...],
+    actor: str | None,
+) -> None:
+    """Register subscription NAME posting to URL; prints its secret once on stdout.
+
+    It gets the changes made from now on that pass the filters: options of one kind are ORed,
+    different ones ANDed; none at all: every change.
+    """
+    from soredi_sync.services.webhooks import (
+        InvalidWebhook,
+        WebhookFilter,
+        create_subscription,
+    )
+
+    try:
+        webhook_filter = WebhookFilter.build(
+            glns=_split_values(glns),
+            owners=_split_values(owners),
+            message_types=_split_values(message_types),
+            kinds=kinds,
+            entities=entities,
+        )
+    except InvalidWebhook as exc:
+        raise click.UsageError(str(exc)) from None
+    with _app(ctx) as app, _webhook_uow(app) as uow:
+        try:
+            created = create_subscription(
+                uow, name=name, url=url, webhook_filter=webhook_filter, actor=_actor(actor)
+            )
+        except InvalidWebhook as exc:
+            raise click.UsageError(str(exc)) from None
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    sub = created.subscription
+    click.echo(
+        f"created webhook {sub.id} {sub.name!r} for {_filter_text(sub)}, from change "
+        f"{sub.cursor} on. Its signing secret follows; store it now: it is not shown again.",
+        err=True,
+    )
+    click.echo(created.secret)
+
+
+@webhook.command("list")
+@json_option
+@click.pass_context
+def webhook_list(ctx: click.Context, as_json: bool) -> None:
+    """Every subscription (configured and registered, active or removed) and its deliveries."""
+    from soredi_sync.services.webhooks import delivery_counts, list_subscriptions
+
+    with _app(ctx) as app, _webhook_uow(app) as uow:
+        subs = list_subscriptions(uow)
+        counts = delivery_counts(uow)
+    if as_json:
+        _emit_json([_webhook_json(s, counts.get(s.id, {})) for s in subs])
+        return
+    from rich.table import Table
+
+    table = Table("id", "name", "url", "origin", "active", "filters", "cursor", "deliveries")
+    for s in subs:
+        done = ", ".join(f"{k} {v}" for k, v in counts.get(s.id, {}).items() if v)
+        table.add_row(
+            str(s.id),
+            s.name,
+            s.url,
+            s.origin,
+            "yes" if s.active else "no",
+            _filter_text(s),
+            str(s.cursor),
+            done,
+        )
+    _console().print(table)
+
+
+@webhook.command("remove")
+@click.argument("name")
+@actor_option
+@click.pass_context
+def webhook_remove(ctx: click.Context, name: str, actor: str | None) -> None:
+    """Stop subscription NAME and cancel its pending deliveries (it stays listed, inactive)."""
+    from soredi_sync.services.webhooks import (
+        WebhookConflict,
+        deactivate_subscription,
+        find_subscription,
+    )
+
+    with _app(ctx) as app, _webhook_uow(app) as uow:
+        try:
+            found = find_subscription(uow, name)
+            sub = deactivate_subscription(uow, found.id, actor=_actor(actor))
+        except WebhookConflict as exc:
+            raise click.UsageError(str(exc)) from None
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    click.echo(f"removed webhook {sub.id} {sub.name!r}")
+
+
+@webhook.command("deliveries")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@json_option
+@click.pass_context
+def webhook_deliveries(ctx: click.Context, name: str, limit: int, as_json: bool) -> None:
+    """The recent deliveries of subscription NAME, newest first, and how each went."""
+    from soredi_sync.services.webhooks import find_subscription, recent_deliveries
+
+    with _app(ctx) as app, _webhook_uow(app) as uow:
+        try:
+            sub = find_subscription(uow, name)
+            deliveries = recent_deliveries(uow, sub.id, limit)
+        except SorediError as exc:
+            _fail(ctx, exc)
+            return
+    if as_json:
+        _emit_json(deliveries)
+        return
+    from rich.table import Table
+
+    table = Table(
+        "id", "changes", "status", "attempts", "last answer", "next attempt (UTC)", "created"
+    )
+    for d in deliveries:
+        answer = d.last_error or (f"HTTP {d.last_status_code}" if d.last_status_code else "")
+        table.add_row(
+            str(d.id),
+            f"{d.change_count} ({d.first_change_id}-{d.last_change_id})",
+            d.status,
+            str(d.attempts),
+            answer,
+            f"{d.next_attempt_at:%Y-%m-%d %H:%M:%S}" if d.next_attempt_at else "",
+            f"{d.created_at:%Y-%m-%d %H:%M}",
+        )
+    _console().print(table)
+
+
+@webhook.command("dispatch")
+@json_option
+@click.pass_context
+def webhook_dispatch(ctx: click.Context, as_json: bool) -> None:
+    """Apply the configured subscriptions, enqueue new changes and deliver what is due, now."""
+    from soredi_sync.services.webhooks import dispatch
+
+    with _app(ctx) as app:
+        report = dispatch(app)
+    if as_json:
+        _emit_json(report)
+        return
+    c, e, d = report.configured, report.enqueued, report.delivered
+    configured = ", ".join(
+        f"{what} {len(names)}"
+        for what, names in (
+            ("added", c.added),
+            ("updated", c.updated),
+            ("restarted", c.reactivated),
+            ("deactivated", c.deactivated),
+            ("skipped", c.skipped),
+        )
+        if names
+    )
+    click.echo(
+        f"configured subscriptions: {configured or 'unchanged'}; enqueued {e.deliveries} "
+        f"deliveries ({e.changes} changes of {e.scanned} scanned); delivered {d.delivered}, "
+        f"retrying {d.retrying}, failed {d.failed}"
     )
 
 

@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
-from soredi_sync.api import audit_routes, plan_routes, routes
+from soredi_sync.api import audit_routes, plan_routes, routes, webhook_routes
 from soredi_sync.api.problems import install_problem_handlers
 from soredi_sync.api.routes import ApiContext
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.bootstrap import App
+from soredi_sync.daemon.health import data_age_seconds
 from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
+from soredi_sync.observability.metrics import Metrics, shared_metrics
 from soredi_sync.services.decision_log import BackgroundFlusher, DecisionLog
 from soredi_sync.services.tokens import TokenVerifier
 
@@ -37,6 +39,7 @@ def create_app(
     app: App,
     settings: ApiSettings | None = None,
     log_settings: DecisionLogSettings | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The HTTP API over ``app``.
 
@@ -46,6 +49,8 @@ def create_app(
 
     :param settings: ``[api]``; default: from the configuration that goes with ``app.settings``
     :param log_settings: ``[decision_log]``; default likewise
+    :param metrics: where decisions are counted and what ``GET /metrics`` shows; default: the
+        process's :func:`~soredi_sync.observability.metrics.shared_metrics`
     """
     if settings is None or log_settings is None:
         configured_api, configured_log = api_settings(app.settings)
@@ -59,7 +64,17 @@ def create_app(
     decision_log = DecisionLog(
         api_uow, batch_size=log_settings.batch_size, max_pending=log_settings.max_pending
     )
-    ctx = ApiContext(app=app, settings=settings, verifier=verifier, decision_log=decision_log)
+    metrics = metrics or shared_metrics()
+
+    def data_age() -> float | None:
+        # The age /readyz judges: since the data was last confirmed by a source.
+        with app.uow() as uow:
+            return data_age_seconds(uow)
+
+    metrics.set_data_age_source(data_age)
+    ctx = ApiContext(
+        app=app, settings=settings, verifier=verifier, decision_log=decision_log, metrics=metrics
+    )
     flush_interval = log_settings.flush_seconds
 
     @asynccontextmanager
@@ -92,4 +107,13 @@ def create_app(
     api.include_router(routes.health)
     api.include_router(audit_routes.audit_router)
     api.include_router(plan_routes.plan_router)
+    api.include_router(webhook_routes.webhook_router)
+
+    # No token: Prometheus scrapes it. Expose it on the internal network only, never through
+    # the proxy the gateways reach. Plain def: the data age is a database read.
+    @api.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = ctx.metrics.exposition()
+        return Response(body, media_type=content_type)
+
     return api

@@ -17,7 +17,7 @@ answer 503 rather than hang the loop when the database does.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Annotated
 
@@ -42,15 +42,18 @@ from soredi_sync.api.schemas import (
     RouteIn,
     RouteOut,
     SnapshotOut,
+    SourceHealthOut,
     UnitOut,
     UnitViewOut,
 )
 from soredi_sync.api.security import authorize, bearer_scheme
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App
+from soredi_sync.daemon.health import data_health
 from soredi_sync.db.api_repository import TokenRecord
-from soredi_sync.domain.routing import RouteRequest
+from soredi_sync.domain.routing import Decision, RouteRequest
 from soredi_sync.errors import NoSnapshot
+from soredi_sync.observability.metrics import Metrics, shared_metrics
 from soredi_sync.parsing.bundle import JSON_CONTENT_TYPES, XML_CONTENT_TYPES, parse_bundle
 from soredi_sync.services import queries
 from soredi_sync.services.decision_log import DecisionLog, decision_entry
@@ -68,6 +71,7 @@ class ApiContext:
     settings: ApiSettings
     verifier: TokenVerifier
     decision_log: DecisionLog
+    metrics: Metrics = field(default_factory=shared_metrics)
 
 
 def context(request: Request) -> ApiContext:
@@ -107,9 +111,19 @@ def _decide(ctx: ApiContext, question: RouteRequest, caller: TokenRecord) -> Res
     service = ctx.app.routing()
     # One resolver for the decision and the owner check, so both see the same snapshot.
     resolver = service.resolver()
-    decision = resolver.resolve(question, service.today())
+    today = service.today()
+    resolving = time.perf_counter()
+    decision = resolver.resolve(question, today)
+    resolved = time.perf_counter()
     if not may_route_to(caller, resolver.index, decision.address):
         raise Forbidden("the receiver is outside the owners this token is restricted to")
+    ctx.metrics.record_decision(
+        "reject"
+        if decision.decision is Decision.REJECT
+        else ("convert" if decision.conversion else "deliver"),
+        decision.reason,
+        resolved - resolving,
+    )
     now = service.now()
     ctx.decision_log.record(
         decision_entry(question, decision, caller=caller.name, token_id=caller.id, decided_at=now)
@@ -135,7 +149,11 @@ async def route(request: Request, body: RouteIn, caller: RouteReader) -> Respons
     """Deliver or reject; in which syntax and message type, converted by whom, to which
     address, on which snapshot, and the rules that fired. Needs `route:read`; an
     owner-restricted token gets 403 for a receiver outside its owners."""
-    return _decide(context(request), body.to_request(), caller)
+    started = time.perf_counter()
+    ctx = context(request)
+    response = _decide(ctx, body.to_request(), caller)
+    ctx.metrics.record_request("/v1/route", time.perf_counter() - started)
+    return response
 
 
 @routing.post(
@@ -162,6 +180,7 @@ async def route_bundle(
     receiver, message facts and message id are read from the bundle. Needs `route:read`.
     400 when the body is not FHIR XML/JSON at all, 422 when it is not a CareCommunication
     message (`bundle_problem` says why)."""
+    started = time.perf_counter()
     ctx = context(request)
     content_type = request.headers.get("content-type")
     media_type = content_type.split(";")[0].strip().lower() if content_type else None
@@ -179,7 +198,9 @@ async def route_bundle(
     )
     if question.message_id is None and facts.message_id is not None:
         question = replace(question, message_id=facts.message_id)
-    return _decide(ctx, question, caller)
+    response = _decide(ctx, question, caller)
+    ctx.metrics.record_request("/v1/route/bundle", time.perf_counter() - started)
+    return response
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -317,14 +338,51 @@ async def healthz() -> HealthOut:
     summary="The database answers and a snapshot exists",
 )
 def readyz(request: Request) -> ReadyOut:
+    """Ready when the database answers, a snapshot exists and, unless
+    `daemon.ready_requires_fresh_data` is off, the data was confirmed against a source within
+    `daemon.max_data_age_hours` (default 36). The answer lists the data's age and each source's
+    failures in a row (degraded after `daemon.degraded_after_failures`)."""
     # A pooled session in the thread pool, not the routing service's per-thread connection:
     # the probe must not pin a connection to each pool thread, nor stall the event loop when
     # the database hangs.
+    settings = context(request).app.settings
+    daemon = settings.daemon
+    sources = ("sor-filer", "skrs") if daemon.incremental_interval_seconds else ("sor-filer",)
     try:
         with context(request).app.uow() as uow:
             current = uow.registry.current_snapshot()
+            health = data_health(
+                uow,
+                sources,
+                degraded_after=daemon.degraded_after_failures,
+                max_age_hours=daemon.max_data_age_hours,
+            )
     except SQLAlchemyError:
         raise ApiProblem(503, "database-unavailable", "the database does not answer") from None
     if current is None:
         raise NoSnapshot()
-    return ReadyOut(status="ready", snapshot_id=current.id)
+    if daemon.ready_requires_fresh_data and not health.fresh:
+        age = health.data_age_seconds or 0.0
+        raise ApiProblem(
+            503,
+            "stale-data",
+            f"the data was last confirmed {age / 3600:.1f} h ago "
+            f"(limit {daemon.max_data_age_hours:g} h)",
+            data_age_seconds=age,
+        )
+    return ReadyOut(
+        status="ready",
+        snapshot_id=current.id,
+        data_age_seconds=health.data_age_seconds,
+        max_data_age_seconds=health.max_age_seconds,
+        sources=[
+            SourceHealthOut(
+                source=s.source,
+                consecutive_failures=s.consecutive_failures,
+                degraded=s.degraded,
+                last_status=s.last_status,
+                last_success_at=s.last_success_at,
+            )
+            for s in health.sources
+        ],
+    )

@@ -286,6 +286,18 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
 
 
+class SourceHealthOut(BaseModel):
+    source: str
+    consecutive_failures: int
+    degraded: bool
+    last_status: str | None
+    last_success_at: datetime | None
+
+
 class ReadyOut(BaseModel):
     status: Literal["ready"]
     snapshot_id: int
+    # Seconds since the data was last confirmed against a source (an accepted sync run).
+    data_age_seconds: float | None
+    max_data_age_seconds: float
+    sources: list[SourceHealthOut]

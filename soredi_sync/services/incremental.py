@@ -30,6 +30,7 @@ from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.diff import ChangeSet, diff
 from soredi_sync.domain.model import Capability, Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
+from soredi_sync.observability.logging import bind_run
 from soredi_sync.soap.records import CapabilityVersion, ReplicationPage
 
 logger = logging.getLogger(__name__)
@@ -243,101 +244,104 @@ def sync_incremental(
     with uow_factory() as uow:
         run_id = uow.runs.start(source, location, trigger)
         uow.commit()
-    logger.info("Incremental sync run %d started from %s", run_id, location)
+    with bind_run(run_id, source):
+        logger.info("Incremental sync run %d started from %s", run_id, location)
 
-    pages = snapshots = entries = skipped = 0
-    offset: str | None = None
-    last: SnapshotInfo | None = None
-    try:
-        with uow_factory() as uow:
-            last = uow.registry.current_snapshot()
-            if last is None:
-                raise NoBaseSnapshot()
-            registry = uow.registry.load_registry(last.id)
-            offset = read_cursor(uow, source)
-        start_offset = offset
-        base_count = registry.capability_count
-        removed = 0
+        pages = snapshots = entries = skipped = 0
+        offset: str | None = None
+        last: SnapshotInfo | None = None
+        try:
+            with uow_factory() as uow:
+                last = uow.registry.current_snapshot()
+                if last is None:
+                    raise NoBaseSnapshot()
+                registry = uow.registry.load_registry(last.id)
+                offset = read_cursor(uow, source)
+            start_offset = offset
+            base_count = registry.capability_count
+            removed = 0
 
-        for page in client.pages(offset, max_records=max_records):
-            if page.requested_offset != offset:
-                raise ConcurrentIncrementalSync("requested offset", offset, page.requested_offset)
-            pages += 1
-            entries += len(page.entries)
-            updated, page_skipped = apply_entries(registry, page.entries, day)
-            skipped += page_skipped
-            changes = capability_changes(
-                registry, updated, {e.capability.gln for e in page.entries}
+            for page in client.pages(offset, max_records=max_records):
+                if page.requested_offset != offset:
+                    raise ConcurrentIncrementalSync(
+                        "requested offset", offset, page.requested_offset
+                    )
+                pages += 1
+                entries += len(page.entries)
+                updated, page_skipped = apply_entries(registry, page.entries, day)
+                skipped += page_skipped
+                changes = capability_changes(
+                    registry, updated, {e.capability.gln for e in page.entries}
+                )
+                page_removed = len(changes.capabilities.removed)
+                if (
+                    not accept_mass_change
+                    and page_removed
+                    and removed + page_removed > max_removal_ratio * base_count
+                ):
+                    raise MassChangeRefused(
+                        [
+                            f"the feed after offset {offset or 'start'} would remove "
+                            f"{removed + page_removed} of {base_count} GLN message types in "
+                            f"this run (more than {max_removal_ratio:.0%})"
+                        ]
+                    )
+                removed += page_removed
+                if page.next_offset is not None and page.next_offset != offset:
+                    with uow_factory() as uow:
+                        _check_unchanged(uow, source, last, offset)
+                        if not changes.is_empty:
+                            last = uow.registry.add_snapshot(
+                                updated,
+                                changes,
+                                run_id=run_id,
+                                source=source,
+                                content_hash=_page_hash(source, page),
+                                baseline=False,
+                            )
+                            snapshots += 1
+                        _write_cursor(uow, source, page.next_offset, last.id)
+                        uow.commit()
+                    offset = page.next_offset
+                    registry = updated
+                    logger.info(
+                        "Stored SKRS page up to offset %s: %d entries, %d changes",
+                        offset,
+                        len(page.entries),
+                        len(changes),
+                    )
+                if max_pages is not None and pages >= max_pages:
+                    break
+
+            counts: dict[str, Any] = {
+                "pages": pages,
+                "entries": entries,
+                "skipped_unknown_gln": skipped,
+                "snapshots": snapshots,
+                "capabilities_removed": removed,
+                "from_offset": start_offset,
+                "to_offset": offset,
+            }
+            status = RunStatus.SUCCEEDED if snapshots else RunStatus.UNCHANGED
+            with uow_factory() as uow:
+                uow.runs.finish(run_id, status, counts=counts, snapshot_id=last.id)
+                uow.commit()
+            return IncrementalOutcome(
+                run_id,
+                status,
+                last,
+                offset,
+                pages,
+                snapshots,
+                counts,
+                None,
+                time.monotonic() - started,
             )
-            page_removed = len(changes.capabilities.removed)
-            if (
-                not accept_mass_change
-                and page_removed
-                and removed + page_removed > max_removal_ratio * base_count
-            ):
-                raise MassChangeRefused(
-                    [
-                        f"the feed after offset {offset or 'start'} would remove "
-                        f"{removed + page_removed} of {base_count} GLN message types in this run "
-                        f"(more than {max_removal_ratio:.0%})"
-                    ]
-                )
-            removed += page_removed
-            if page.next_offset is not None and page.next_offset != offset:
-                with uow_factory() as uow:
-                    _check_unchanged(uow, source, last, offset)
-                    if not changes.is_empty:
-                        last = uow.registry.add_snapshot(
-                            updated,
-                            changes,
-                            run_id=run_id,
-                            source=source,
-                            content_hash=_page_hash(source, page),
-                            baseline=False,
-                        )
-                        snapshots += 1
-                    _write_cursor(uow, source, page.next_offset, last.id)
-                    uow.commit()
-                offset = page.next_offset
-                registry = updated
-                logger.info(
-                    "Stored SKRS page up to offset %s: %d entries, %d changes",
-                    offset,
-                    len(page.entries),
-                    len(changes),
-                )
-            if max_pages is not None and pages >= max_pages:
-                break
-
-        counts: dict[str, Any] = {
-            "pages": pages,
-            "entries": entries,
-            "skipped_unknown_gln": skipped,
-            "snapshots": snapshots,
-            "capabilities_removed": removed,
-            "from_offset": start_offset,
-            "to_offset": offset,
-        }
-        status = RunStatus.SUCCEEDED if snapshots else RunStatus.UNCHANGED
-        with uow_factory() as uow:
-            uow.runs.finish(run_id, status, counts=counts, snapshot_id=last.id)
-            uow.commit()
-        return IncrementalOutcome(
-            run_id,
-            status,
-            last,
-            offset,
-            pages,
-            snapshots,
-            counts,
-            None,
-            time.monotonic() - started,
-        )
-    except SorediError as exc:
-        return _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
-    except BaseException as exc:
-        _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
-        raise
+        except SorediError as exc:
+            return _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
+        except BaseException as exc:
+            _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
+            raise
 
 
 def _check_unchanged(

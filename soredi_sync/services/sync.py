@@ -24,6 +24,7 @@ from soredi_sync.domain.diff import ChangeSet, diff, implausible_removals
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
+from soredi_sync.observability.logging import bind_run
 from soredi_sync.parsing.load import load_registry
 
 logger = logging.getLogger(__name__)
@@ -127,38 +128,78 @@ def sync_source(
         last = uow.runs.last_accepted(SOURCE)
         current = uow.registry.current_snapshot()
         uow.commit()
-    logger.info("Sync run %d started from %s", run_id, client.location)
+    with bind_run(run_id, SOURCE):
+        logger.info("Sync run %d started from %s", run_id, client.location)
 
-    names = (config.sources.sor_xml_path, config.sources.sor_csv_path)
-    # Conditional GET only makes sense when the last accepted copy is the one we hold.
-    use_validators = not force and last is not None and current is not None
-    try:
-        with tempfile.TemporaryDirectory(prefix="soredi-sync-") as workdir:
-            fetched = []
-            for name in names:
-                stage(f"download {name}")
-                validators = (
-                    Validators(last.etags.get(name), last.last_modified.get(name))
-                    if use_validators and last is not None
-                    else None
-                )
-                fetched.append(client.fetch(name, Path(workdir), validators, on_download))
-            etags = {f.name: f.etag for f in fetched if f.etag}
-            modified = {f.name: f.last_modified for f in fetched if f.last_modified}
+        names = (config.sources.sor_xml_path, config.sources.sor_csv_path)
+        # Conditional GET only makes sense when the last accepted copy is the one we hold.
+        use_validators = not force and last is not None and current is not None
+        try:
+            with tempfile.TemporaryDirectory(prefix="soredi-sync-") as workdir:
+                fetched = []
+                for name in names:
+                    stage(f"download {name}")
+                    validators = (
+                        Validators(last.etags.get(name), last.last_modified.get(name))
+                        if use_validators and last is not None
+                        else None
+                    )
+                    fetched.append(client.fetch(name, Path(workdir), validators, on_download))
+                etags = {f.name: f.etag for f in fetched if f.etag}
+                modified = {f.name: f.last_modified for f in fetched if f.last_modified}
 
-            if current is not None and all(f.not_modified for f in fetched):
-                return _finish_unchanged(
-                    uow_factory, run_id, started, current, etags, modified, "not modified"
+                if current is not None and all(f.not_modified for f in fetched):
+                    return _finish_unchanged(
+                        uow_factory, run_id, started, current, etags, modified, "not modified"
+                    )
+                if current is not None and any(f.not_modified for f in fetched):
+                    # One file changed and the other did not: fetch both for a consistent pair.
+                    fetched = [
+                        client.fetch(name, Path(workdir), None, on_download) for name in names
+                    ]
+                content_hash = _combined_hash(fetched)
+                hashes = {f.name: f.sha256 for f in fetched} | {"combined": content_hash}
+                seen_before = {current.content_hash if current else None}
+                if last is not None:
+                    seen_before.add(last.content_hashes.get("combined"))
+                if current is not None and not force and content_hash in seen_before:
+                    return _finish_unchanged(
+                        uow_factory,
+                        run_id,
+                        started,
+                        current,
+                        etags,
+                        modified,
+                        "same content",
+                        hashes,
+                    )
+
+                stage("parse and validate")
+                xml_file, csv_file = (f.path for f in fetched)
+                assert xml_file is not None and csv_file is not None
+                registry = load_registry(
+                    xml_file,
+                    csv_file,
+                    config.sources,
+                    config.columns,
+                    config.guards,
+                    config.message_types,
                 )
-            if current is not None and any(f.not_modified for f in fetched):
-                # One file changed and the other did not: fetch both for a consistent pair.
-                fetched = [client.fetch(name, Path(workdir), None, on_download) for name in names]
-            content_hash = _combined_hash(fetched)
-            hashes = {f.name: f.sha256 for f in fetched} | {"combined": content_hash}
-            seen_before = {current.content_hash if current else None}
-            if last is not None:
-                seen_before.add(last.content_hashes.get("combined"))
-            if current is not None and not force and content_hash in seen_before:
+
+            stage("compare with the current snapshot")
+            with uow_factory() as uow:
+                current = uow.registry.current_snapshot()
+                previous = uow.registry.load_registry(current.id) if current else None
+            changes = diff(previous, registry)
+            counts: dict[str, Any] = {
+                "units": len(registry.units),
+                "glns": len(registry.glns),
+                "capabilities": registry.capability_count,
+                "changes": changes.counts(),
+            }
+            if current is not None and previous is not None and current.source != SOURCE:
+                counts["drift"] = _drift(current, previous, registry)
+            if previous is not None and changes.is_empty:
                 return _finish_unchanged(
                     uow_factory,
                     run_id,
@@ -166,103 +207,68 @@ def sync_source(
                     current,
                     etags,
                     modified,
-                    "same content",
+                    "no data changes",
                     hashes,
                 )
-
-            stage("parse and validate")
-            xml_file, csv_file = (f.path for f in fetched)
-            assert xml_file is not None and csv_file is not None
-            registry = load_registry(
-                xml_file,
-                csv_file,
-                config.sources,
-                config.columns,
-                config.guards,
-                config.message_types,
-            )
-
-        stage("compare with the current snapshot")
-        with uow_factory() as uow:
-            current = uow.registry.current_snapshot()
-            previous = uow.registry.load_registry(current.id) if current else None
-        changes = diff(previous, registry)
-        counts: dict[str, Any] = {
-            "units": len(registry.units),
-            "glns": len(registry.glns),
-            "capabilities": registry.capability_count,
-            "changes": changes.counts(),
-        }
-        if current is not None and previous is not None and current.source != SOURCE:
-            counts["drift"] = _drift(current, previous, registry)
-        if previous is not None and changes.is_empty:
-            return _finish_unchanged(
-                uow_factory,
-                run_id,
-                started,
-                current,
-                etags,
-                modified,
-                "no data changes",
-                hashes,
-            )
-        reasons = implausible_removals(
-            previous,
-            changes,
-            config.guards.max_gln_removal_ratio,
-            config.guards.max_capability_removal_ratio,
-        )
-        if reasons and not accept_mass_change:
-            raise MassChangeRefused(reasons)
-        baseline = previous is None
-        # The change set holds what the store needs; the old registry can go before the write.
-        del previous
-
-        stage("store snapshot")
-        with uow_factory() as uow:
-            now_current = uow.registry.current_snapshot()
-            if (now_current.id if now_current else None) != (current.id if current else None):
-                raise ConcurrentSync(
-                    current.id if current else None, now_current.id if now_current else None
-                )
-            snapshot = uow.registry.add_snapshot(
-                registry,
+            reasons = implausible_removals(
+                previous,
                 changes,
-                run_id=run_id,
-                source=SOURCE,
-                content_hash=content_hash,
-                baseline=baseline,
+                config.guards.max_gln_removal_ratio,
+                config.guards.max_capability_removal_ratio,
             )
-            duration = time.monotonic() - started
-            uow.runs.finish(
+            if reasons and not accept_mass_change:
+                raise MassChangeRefused(reasons)
+            baseline = previous is None
+            # The change set holds what the store needs; the old registry can go before the write.
+            del previous
+
+            stage("store snapshot")
+            with uow_factory() as uow:
+                now_current = uow.registry.current_snapshot()
+                if (now_current.id if now_current else None) != (current.id if current else None):
+                    raise ConcurrentSync(
+                        current.id if current else None, now_current.id if now_current else None
+                    )
+                snapshot = uow.registry.add_snapshot(
+                    registry,
+                    changes,
+                    run_id=run_id,
+                    source=SOURCE,
+                    content_hash=content_hash,
+                    baseline=baseline,
+                )
+                duration = time.monotonic() - started
+                uow.runs.finish(
+                    run_id,
+                    RunStatus.SUCCEEDED,
+                    etags=etags,
+                    last_modified=modified,
+                    content_hashes=hashes,
+                    counts=counts,
+                    snapshot_id=snapshot.id,
+                    accepted_mass_change=bool(reasons),
+                )
+                uow.commit()
+            logger.info(
+                "Sync run %d stored snapshot %d: %d units, %d GLNs, %d capabilities, %d changes",
                 run_id,
-                RunStatus.SUCCEEDED,
-                etags=etags,
-                last_modified=modified,
-                content_hashes=hashes,
-                counts=counts,
-                snapshot_id=snapshot.id,
-                accepted_mass_change=bool(reasons),
+                snapshot.id,
+                counts["units"],
+                counts["glns"],
+                counts["capabilities"],
+                len(changes),
             )
-            uow.commit()
-        logger.info(
-            "Sync run %d stored snapshot %d: %d units, %d GLNs, %d capabilities, %d changes",
-            run_id,
-            snapshot.id,
-            counts["units"],
-            counts["glns"],
-            counts["capabilities"],
-            len(changes),
-        )
-        return SyncOutcome(run_id, RunStatus.SUCCEEDED, snapshot, changes, None, counts, duration)
-    except MassChangeRefused as exc:
-        return _finish_failed(uow_factory, run_id, started, RunStatus.REFUSED, exc)
-    except SorediError as exc:
-        return _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
-    except BaseException as exc:
-        # Not an expected failure (a bug, an interrupt): record it, keep the data, re-raise.
-        _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
-        raise
+            return SyncOutcome(
+                run_id, RunStatus.SUCCEEDED, snapshot, changes, None, counts, duration
+            )
+        except MassChangeRefused as exc:
+            return _finish_failed(uow_factory, run_id, started, RunStatus.REFUSED, exc)
+        except SorediError as exc:
+            return _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
+        except BaseException as exc:
+            # Not an expected failure (a bug, an interrupt): record it, keep the data, re-raise.
+            _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
+            raise
 
 
 def _finish_unchanged(

@@ -44,6 +44,7 @@ class Scope(enum.StrEnum):
     REGISTRY_READ = "registry:read"  # units, GLNs, the change feed, snapshots
     AUDIT_READ = "audit:read"  # audit findings (later)
     PLAN_WRITE = "plan:write"  # registration change plans (later)
+    WEBHOOK_ADMIN = "webhook:admin"  # change subscriptions: register, list, remove
 
 
 class InvalidTokenRequest(SorediError, ValueError):

@@ -32,6 +32,11 @@ ENDPOINTS = {
     ("post", "/v1/plans/{plan_id}/verify"),
     ("post", "/v1/plans/{plan_id}/submit"),
     ("get", "/v1/plans/{plan_id}/worklist"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{webhook_id}"),
+    ("delete", "/v1/webhooks/{webhook_id}"),
+    ("get", "/v1/webhooks/{webhook_id}/deliveries"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 }

@@ -1,0 +1,252 @@
+"""Change subscriptions (webhooks) over HTTP: scope ``webhook:admin``, unrestricted tokens only.
+
+An owner-restricted token gets 403 on every endpoint here, even with the scope. A subscription
+is an operator's tool: it names an arbitrary URL and sees who else is subscribed, and a
+restricted token that could subscribe "to its own owners" would still get records whose owner
+changed away from it (a unit's ``before``), so the rule is the change feed's: unrestricted only.
+
+Configured subscriptions (``[[webhooks.subscriptions]]``) are listed here but can be changed
+only in the configuration (DELETE answers 409). The endpoints are plain ``def``: they run in
+the thread pool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from soredi_sync.api.problems import ApiProblem, Forbidden, problem_responses
+from soredi_sync.api.routes import Credentials, context
+from soredi_sync.api.schemas import GLN_PATTERN, SOR_ID_PATTERN
+from soredi_sync.api.security import authorize
+from soredi_sync.db.api_repository import TokenRecord
+from soredi_sync.db.webhook_repository import (
+    Delivery,
+    SqlAlchemyWebhookUnitOfWork,
+    Subscription,
+)
+from soredi_sync.services.tokens import Scope
+from soredi_sync.services.webhooks import (
+    InvalidWebhook,
+    WebhookConflict,
+    WebhookFilter,
+    create_subscription,
+    deactivate_subscription,
+    delivery_counts,
+    get_subscription,
+    list_subscriptions,
+    recent_deliveries,
+)
+
+
+async def webhook_admin(request: Request, credentials: Credentials) -> TokenRecord:
+    record = authorize(context(request).verifier, credentials, Scope.WEBHOOK_ADMIN)
+    if record.owners:
+        raise Forbidden("change subscriptions need a token not restricted to owners")
+    return record
+
+
+WebhookAdmin = Annotated[TokenRecord, Depends(webhook_admin)]
+
+webhook_router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["region-north"])
+    url: str = Field(min_length=1, max_length=2000, examples=["https://gateway.example/hook"])
+    glns: list[Annotated[str, Field(pattern=GLN_PATTERN)]] = Field(default_factory=list)
+    owners: list[Annotated[str, Field(pattern=SOR_ID_PATTERN)]] = Field(
+        default_factory=list, description="SOR-IDs of institution owners"
+    )
+    message_types: list[Annotated[str, Field(max_length=40)]] = Field(
+        default_factory=list, examples=[["FDIS91", "XDIS91"]]
+    )
+    kinds: list[Literal["added", "removed", "changed"]] = Field(default_factory=list)
+    entities: list[Literal["unit", "gln", "capability"]] = Field(default_factory=list)
+
+
+class FiltersOut(BaseModel):
+    glns: list[str]
+    owners: list[str]
+    message_types: list[str]
+    kinds: list[str]
+    entities: list[str]
+
+
+class WebhookOut(BaseModel):
+    id: int
+    name: str
+    url: str
+    origin: Literal["config", "api"]
+    active: bool
+    created_at: datetime
+    created_by: str
+    cursor: int = Field(description="the last change id scanned for this subscription")
+    filters: FiltersOut
+    deliveries: dict[str, int] = Field(description="deliveries per state")
+
+    @classmethod
+    def of(cls, sub: Subscription, counts: dict[str, int]) -> WebhookOut:
+        return cls(
+            id=sub.id,
+            name=sub.name,
+            url=sub.url,
+            origin="config" if sub.origin == "config" else "api",
+            active=sub.active,
+            created_at=sub.created_at,
+            created_by=sub.created_by,
+            cursor=sub.cursor,
+            filters=FiltersOut(**WebhookFilter.of(sub.filters).as_dict()),
+            deliveries=counts,
+        )
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(description="the HMAC key; shown now and never again")
+
+
+class WebhooksOut(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+DeliveryState = Literal["pending", "delivered", "failed", "cancelled"]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    created_at: datetime
+    first_change_id: int
+    last_change_id: int
+    change_count: int
+    status: DeliveryState
+    attempts: int
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryOut:
+        return cls.model_validate(d, from_attributes=True)
+
+
+class DeliveriesOut(BaseModel):
+    webhook_id: int
+    deliveries: list[DeliveryOut]
+
+
+def _uow(request: Request) -> SqlAlchemyWebhookUnitOfWork:
+    return SqlAlchemyWebhookUnitOfWork(context(request).app.session_factory)
+
+
+def _actor(caller: TokenRecord) -> str:
+    return f"token:{caller.name}"
+
+
+def _out(uow: SqlAlchemyWebhookUnitOfWork, sub: Subscription) -> WebhookOut:
+    return WebhookOut.of(sub, delivery_counts(uow).get(sub.id, {}))
+
+
+@webhook_router.post(
+    "/webhooks",
+    status_code=201,
+    responses=problem_responses(401, 403, 409, 422),
+    summary="Register a change subscription (the secret is in this answer only)",
+)
+def post_webhook(request: Request, caller: WebhookAdmin, body: WebhookIn) -> WebhookCreatedOut:
+    """The subscription gets the changes made from now on that pass its filters (fields
+    ANDed, values ORed, empty matches all), POSTed after each sync and signed with `secret`
+    (`X-Soredi-Signature: sha256=HMAC(secret, timestamp + "." + body)`). Store the secret now:
+    it is not shown again. The name of a removed subscription may be used again; a name in use
+    is 409. Needs `webhook:admin` and a token not restricted to owners."""
+    with _uow(request) as uow:
+        try:
+            created = create_subscription(
+                uow,
+                name=body.name,
+                url=body.url,
+                webhook_filter=WebhookFilter.build(
+                    glns=body.glns,
+                    owners=body.owners,
+                    message_types=body.message_types,
+                    kinds=body.kinds,
+                    entities=body.entities,
+                ),
+                actor=_actor(caller),
+            )
+        except InvalidWebhook as exc:
+            raise ApiProblem(422, "invalid-webhook", str(exc)) from None
+        except WebhookConflict as exc:
+            raise ApiProblem(409, "webhook-conflict", str(exc)) from None
+        out = _out(uow, created.subscription)
+    return WebhookCreatedOut(**out.model_dump(), secret=created.secret)
+
+
+@webhook_router.get(
+    "/webhooks",
+    responses=problem_responses(401, 403),
+    summary="Every change subscription, configured and registered, active or removed",
+)
+def list_webhooks(request: Request, caller: WebhookAdmin) -> WebhooksOut:
+    """Needs `webhook:admin` and a token not restricted to owners."""
+    with _uow(request) as uow:
+        counts = delivery_counts(uow)
+        subs = list_subscriptions(uow)
+    return WebhooksOut(webhooks=[WebhookOut.of(s, counts.get(s.id, {})) for s in subs])
+
+
+@webhook_router.get(
+    "/webhooks/{webhook_id}",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="One change subscription and its deliveries per state",
+)
+def get_webhook(request: Request, caller: WebhookAdmin, webhook_id: int) -> WebhookOut:
+    """Needs `webhook:admin` and a token not restricted to owners."""
+    with _uow(request) as uow:
+        return _out(uow, get_subscription(uow, webhook_id))
+
+
+@webhook_router.delete(
+    "/webhooks/{webhook_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Remove a change subscription (its pending deliveries are cancelled)",
+)
+def delete_webhook(request: Request, caller: WebhookAdmin, webhook_id: int) -> Response:
+    """The subscription stops and stays listed, inactive, with its deliveries. A configured
+    subscription is removed from the configuration instead (409). Needs `webhook:admin` and a
+    token not restricted to owners."""
+    with _uow(request) as uow:
+        try:
+            deactivate_subscription(uow, webhook_id, actor=_actor(caller))
+        except WebhookConflict as exc:
+            raise ApiProblem(409, "webhook-conflict", str(exc)) from None
+    return Response(status_code=204)
+
+
+@webhook_router.get(
+    "/webhooks/{webhook_id}/deliveries",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="The subscription's recent deliveries and their state, newest first",
+)
+def get_deliveries(
+    request: Request,
+    caller: WebhookAdmin,
+    webhook_id: int,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    status: Annotated[DeliveryState | None, Query()] = None,
+) -> DeliveriesOut:
+    """Per delivery: the changes it carries (first/last change id, count), `status`
+    (`pending`, `delivered`, `failed` after the last attempt, `cancelled` when the subscription
+    was removed), attempts, the last HTTP status or error and when the next attempt is due.
+    Needs `webhook:admin` and a token not restricted to owners."""
+    with _uow(request) as uow:
+        deliveries = recent_deliveries(uow, webhook_id, limit, status)
+    return DeliveriesOut(webhook_id=webhook_id, deliveries=[DeliveryOut.of(d) for d in deliveries])

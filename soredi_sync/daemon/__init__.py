@@ -1,0 +1,1 @@
+"""The long-running service: schedule, leadership among replicas, health, graceful stop."""

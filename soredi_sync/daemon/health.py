@@ -1,0 +1,120 @@
+"""Health of the data: failures in a row per source, degraded sources, and the data's age.
+
+Everything here is read from ``sync_runs`` and ``snapshots``, so every replica answers the same
+whichever of them ran the syncs.
+
+*Data age* is the time since the registry was last confirmed against a source: the finish of
+the newest run that stored a snapshot or found the source unchanged (the nightly files are the
+same most weekends, which does not make the data old). Before any such run it is the age of
+the current snapshot; with no snapshot there is no age.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from soredi_sync.db.models import RunStatus, SyncRun
+from soredi_sync.db.unit_of_work import UnitOfWork
+
+ACCEPTED = (RunStatus.SUCCEEDED, RunStatus.UNCHANGED)
+ENDED_BADLY = (RunStatus.FAILED, RunStatus.REFUSED)
+# Enough history to count a streak of failures far past any sensible threshold.
+_STREAK_WINDOW = 200
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    source: str
+    consecutive_failures: int
+    degraded: bool
+    last_status: str | None
+    last_success_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class DataHealth:
+    data_age_seconds: float | None
+    max_age_seconds: float
+    sources: tuple[SourceHealth, ...]
+
+    @property
+    def fresh(self) -> bool:
+        return self.data_age_seconds is not None and self.data_age_seconds <= self.max_age_seconds
+
+    @property
+    def degraded_sources(self) -> list[str]:
+        return [s.source for s in self.sources if s.degraded]
+
+
+def source_health(uow: UnitOfWork, source: str, degraded_after: int) -> SourceHealth:
+    """Failed or refused runs of ``source`` since its last accepted one (running ones skipped)."""
+    session = uow.registry.session
+    rows = session.execute(
+        select(SyncRun.status, SyncRun.finished_at, SyncRun.error)
+        .where(SyncRun.source == source, SyncRun.status != RunStatus.RUNNING)
+        .order_by(SyncRun.id.desc())
+        .limit(_STREAK_WINDOW)
+    ).all()
+    streak = 0
+    for status, _finished, _error in rows:
+        if status in ACCEPTED:
+            break
+        streak += 1
+    last_success = session.scalar(
+        select(SyncRun.finished_at)
+        .where(SyncRun.source == source, SyncRun.status.in_(ACCEPTED))
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    return SourceHealth(
+        source=source,
+        consecutive_failures=streak,
+        degraded=streak >= degraded_after,
+        last_status=rows[0][0].value if rows else None,
+        last_success_at=_utc(last_success),
+        last_error=rows[0][2] if rows and rows[0][0] in ENDED_BADLY else None,
+    )
+
+
+def data_age_seconds(uow: UnitOfWork, now: datetime | None = None) -> float | None:
+    """Seconds since the registry was last confirmed by an accepted run (see module doc)."""
+    now = now or datetime.now(UTC)
+    confirmed = _utc(
+        uow.registry.session.scalar(
+            select(SyncRun.finished_at)
+            .where(SyncRun.status.in_(ACCEPTED), SyncRun.snapshot_id.is_not(None))
+            .order_by(SyncRun.id.desc())
+            .limit(1)
+        )
+    )
+    if confirmed is None:
+        current = uow.registry.current_snapshot()
+        if current is None:
+            return None
+        confirmed = current.taken_at
+    return max(0.0, (now - confirmed).total_seconds())
+
+
+def data_health(
+    uow: UnitOfWork,
+    sources: tuple[str, ...],
+    *,
+    degraded_after: int,
+    max_age_hours: float,
+    now: datetime | None = None,
+) -> DataHealth:
+    return DataHealth(
+        data_age_seconds=data_age_seconds(uow, now),
+        max_age_seconds=max_age_hours * 3600.0,
+        sources=tuple(source_health(uow, s, degraded_after) for s in sources),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -1,0 +1,253 @@
+"""The daemon's jobs: use cases run on schedule, only on the leader, stoppable on shutdown.
+
+Each job is a method of :class:`Jobs` that the scheduler calls without arguments. Sync jobs run
+only while this replica holds the lease; the use cases themselves (``services.*``) know nothing
+of schedules or leadership.
+
+After every sync that stored a snapshot: open change plans are verified on it, its audit and
+adoption summary is stored, and the change subscriptions are served. Each of these follow-ups
+is independent: one failing is logged and does not undo the sync or skip the others.
+
+Shutdown: :meth:`Jobs.request_stop` makes a running sync stop at its next stage or download
+chunk; it then fails with "interrupted by shutdown" and stores nothing (the snapshot is written
+in one transaction, after the last check, so a sync is never left half-stored).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from soredi_sync.bootstrap import App
+from soredi_sync.daemon.health import source_health
+from soredi_sync.daemon.leader import Lease
+from soredi_sync.db.models import RunStatus, SyncRun
+from soredi_sync.errors import SorediError
+
+logger = logging.getLogger(__name__)
+
+FILES = "sor-filer"
+INCREMENTAL = "skrs"
+
+
+class ShutdownRequested(SorediError):
+    def __init__(self) -> None:
+        super().__init__("interrupted by shutdown; nothing stored, the next run starts over")
+
+
+@dataclass
+class JobLog:
+    """What the jobs did, for tests and the status page (bounded)."""
+
+    events: list[tuple[str, str]] = field(default_factory=list)
+    limit: int = 200
+
+    def add(self, job: str, result: str) -> None:
+        self.events.append((job, result))
+        del self.events[: -self.limit]
+
+
+class Jobs:
+    """The use cases the scheduler runs, bound to one app, one lease and one stop flag.
+
+    :param observe: called with ``(source, outcome)`` after each sync run (metrics)
+    :param after_sync: extra follow-ups after a stored snapshot (webhooks), each ``(app) -> Any``
+    """
+
+    def __init__(
+        self,
+        app: App,
+        lease: Lease,
+        *,
+        observe: Callable[[str, Any], None] | None = None,
+        after_sync: tuple[Callable[[App], Any], ...] = (),
+        webhooks: Callable[[App], Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.lease = lease
+        self.stopping = threading.Event()
+        self.log = JobLog()
+        self._observe = observe
+        self._after_sync = after_sync
+        self._webhooks = webhooks
+        self._sync_lock = threading.Lock()  # one sync at a time in this process, files or feed
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def _check_stop(self, *_args: object) -> None:
+        if self.stopping.is_set():
+            raise ShutdownRequested()
+
+    # -- leadership ------------------------------------------------------------------------
+
+    def refresh_lease(self) -> None:
+        if self.stopping.is_set():
+            return
+        was = self.lease.is_leader
+        if self.lease.refresh() and not was:
+            self._close_abandoned_runs()
+
+    def _close_abandoned_runs(self) -> None:
+        """Runs still 'running' when this replica becomes leader belong to a process that died
+        (only the leader syncs); record them as failed so history and health are right."""
+        now = datetime.now(UTC)
+        with self.app.uow() as uow:
+            result = uow.registry.session.execute(
+                update(SyncRun)
+                .where(SyncRun.status == RunStatus.RUNNING)
+                .values(
+                    status=RunStatus.FAILED,
+                    finished_at=now,
+                    error="abandoned: the process running it ended before it finished",
+                )
+            )
+            uow.commit()
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            logger.warning("Recorded %d sync runs left running by a dead process as failed", count)
+
+    # -- syncs -----------------------------------------------------------------------------
+
+    def full_sync(self) -> None:
+        """Pull the nightly files (leader only)."""
+        if not self._may_sync("full sync"):
+            return
+        from soredi_sync.services.sync import sync_source
+
+        with self._sync_lock:
+            outcome = sync_source(
+                self.app.uow_factory,
+                self.app.files_client(),
+                self.app.sync_config(),
+                trigger="schedule",
+                on_stage=self._check_stop,
+                on_download=self._check_stop,
+            )
+        self._after_run(FILES, outcome)
+
+    def incremental_sync(self) -> None:
+        """Pull the SKRS feed after the stored cursor (leader only)."""
+        if not self._may_sync("incremental sync"):
+            return
+        from soredi_sync.services.incremental import sync_incremental
+        from soredi_sync.soap.skrs import make_skrs_client
+
+        soap = self.app.settings.soap
+        with self._sync_lock:
+            try:
+                client = make_skrs_client(soap)
+            except SorediError as exc:
+                logger.error("Incremental sync cannot start: %s", exc)
+                self.log.add("incremental sync", f"failed: {exc}")
+                return
+            outcome = sync_incremental(
+                self.app.uow_factory,
+                _StoppablePages(client, self._check_stop),
+                location=soap.skrs.address or soap.skrs.wsdl,
+                trigger="schedule",
+                max_removal_ratio=self.app.settings.guards.max_capability_removal_ratio,
+            )
+        self._after_run(INCREMENTAL, outcome)
+
+    def _may_sync(self, job: str) -> bool:
+        if self.stopping.is_set():
+            self.log.add(job, "skipped: stopping")
+            return False
+        if not self.lease.is_leader:
+            logger.debug("Not the leader; %s skipped", job)
+            self.log.add(job, "skipped: not the leader")
+            return False
+        return True
+
+    def _after_run(self, source: str, outcome: Any) -> None:
+        status = outcome.status
+        self.log.add(f"{source} sync", status.value)
+        if self._observe is not None:
+            _quietly("metrics", lambda: self._observe(source, outcome))  # type: ignore[misc]
+        settings = self.app.settings.daemon
+        with self.app.uow() as uow:
+            health = source_health(uow, source, settings.degraded_after_failures)
+        if health.degraded:
+            logger.error(
+                "Source %s is degraded: %d failed runs in a row (last: %s)",
+                source,
+                health.consecutive_failures,
+                health.last_error,
+            )
+        if status is RunStatus.SUCCEEDED:
+            self._follow_up()
+
+    def _follow_up(self) -> None:
+        from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
+        from soredi_sync.services.audit import record_summary
+        from soredi_sync.services.plans import verify_open_plans
+
+        app = self.app
+
+        def plans() -> None:
+            with SqlAlchemyPlanUnitOfWork(app.session_factory) as uow:
+                for result in verify_open_plans(uow, actor="sync"):
+                    logger.info("Plan %d verified: %s", result.plan_id, result.counts)
+
+        def summary() -> None:
+            with app.uow() as uow:
+                outcome = record_summary(uow, app.settings.audit_context)
+            logger.info("Audit summary of snapshot %d stored", outcome.snapshot_id)
+
+        for name, step in (("plan verification", plans), ("audit summary", summary)):
+            if _quietly(name, step):
+                self.log.add(name, "done")
+        for extra in self._after_sync:
+            _quietly("follow-up", lambda extra=extra: extra(app))  # type: ignore[misc]
+        self.deliver_webhooks()
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def deliver_webhooks(self) -> None:
+        """Serve the change subscriptions (leader only: one sender per delivery)."""
+        if self._webhooks is None or self.stopping.is_set() or not self.lease.is_leader:
+            return
+        webhooks = self._webhooks
+        if _quietly("webhook delivery", lambda: webhooks(self.app)):
+            self.log.add("webhooks", "done")
+
+    def purge_decisions(self) -> None:
+        """Delete decisions older than the retention (leader only)."""
+        if self.stopping.is_set() or not self.lease.is_leader:
+            return
+        from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
+        from soredi_sync.services.decision_log import purge_decisions, retention_cutoff
+
+        days = self.app.settings.decision_log.retention_days
+        cutoff = retention_cutoff(datetime.now(UTC), days)
+        count = purge_decisions(lambda: SqlAlchemyApiUnitOfWork(self.app.session_factory), cutoff)
+        self.log.add("decision retention", f"purged {count}")
+
+
+class _StoppablePages:
+    """The SKRS client, checking for shutdown before every page."""
+
+    def __init__(self, client: Any, check: Callable[[], None]) -> None:
+        self._client = client
+        self._check = check
+
+    def pages(self, offset: str | None = None, *, max_records: int | None = None) -> Any:
+        for page in self._client.pages(offset, max_records=max_records):
+            yield page
+            self._check()
+
+
+def _quietly(name: str, step: Callable[[], Any]) -> bool:
+    try:
+        step()
+    except Exception:
+        logger.exception("The %s after the sync failed; the sync itself stands", name)
+        return False
+    return True

@@ -1,0 +1,94 @@
+"""``soredi-sync webhook``: add (the secret once), list, deliveries, remove, dispatch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from soredi_sync.bootstrap import App
+from soredi_sync.cli import cli
+from soredi_sync.services.webhooks import verify
+
+from .conftest import Receiver, sync_day
+
+
+@pytest.fixture
+def run(database_url: str, day0: App):
+    runner = CliRunner()
+
+    def invoke(*args: str, expect: int = 0) -> Result:
+        result = runner.invoke(cli, ["--database-url", database_url, *args], catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result
+
+    return invoke
+
+
+class TestWebhookCommands:
+    def test_add_prints_the_secret_once_and_list_never_shows_it(
+        self, run, receiver: Receiver
+    ) -> None:
+        result = run(
+            "webhook", "add", "north", receiver.url, "--owner", "123,456",
+            "--message-type", "fdis91", "--kind", "added", "--kind", "removed",
+        )  # fmt: skip
+        secret = result.stdout.strip()
+        assert secret.startswith("whsec_") and secret not in result.stderr
+        assert "not shown again" in result.stderr
+        listed = run("webhook", "list", "--json").stdout
+        assert secret not in listed
+        (sub,) = json.loads(listed)
+        assert sub["name"] == "north" and sub["origin"] == "api" and sub["active"] is True
+        assert sub["filters"]["owners"] == ["123", "456"]
+        assert sub["filters"]["message_types"] == ["FDIS91"]
+        assert sub["filters"]["kinds"] == ["added", "removed"]
+        assert sub["deliveries"] == {"pending": 0, "delivered": 0, "failed": 0}
+        table = run("webhook", "list").stdout
+        assert "north" in table and secret not in table
+
+    def test_dispatch_delivers_and_deliveries_shows_the_state(
+        self, run, day0: App, sandbox_dir: Path, receiver: Receiver
+    ) -> None:
+        secret = run("webhook", "add", "all", receiver.url).stdout.strip()
+        sync_day(day0, sandbox_dir, 1)
+
+        summary = run("webhook", "dispatch").stdout
+
+        assert "enqueued 1 deliveries" in summary and "delivered 1" in summary
+        (request,) = receiver.requests
+        assert verify(
+            secret,
+            request.headers["X-Soredi-Timestamp"],
+            request.body,
+            request.headers["X-Soredi-Signature"],
+        )
+        (delivery,) = json.loads(run("webhook", "deliveries", "all", "--json").stdout)
+        assert delivery["status"] == "delivered" and delivery["last_status_code"] == 204
+        assert delivery["change_count"] == len(request.payload["changes"])
+        assert "delivered" in run("webhook", "deliveries", "all").stdout
+
+    def test_remove_stops_the_subscription_and_keeps_it_listed(
+        self, run, receiver: Receiver
+    ) -> None:
+        run("webhook", "add", "gone", receiver.url)
+        assert "removed webhook" in run("webhook", "remove", "gone").stdout
+        (sub,) = json.loads(run("webhook", "list", "--json").stdout)
+        assert sub["active"] is False
+
+    def test_unknown_names_and_bad_input_fail_with_a_message(self, run, receiver: Receiver) -> None:
+        assert (
+            "no webhook subscription 'nope'"
+            in run("webhook", "deliveries", "nope", expect=4).stderr
+        )
+        run("webhook", "remove", "nope", expect=4)
+        run("webhook", "add", "bad", "ftp://127.0.0.1/x", expect=2)
+        run("webhook", "add", "bad", receiver.url, "--gln", "123", expect=2)
+        run("webhook", "add", "twice", receiver.url)
+        assert "exists" in run("webhook", "add", "twice", receiver.url, expect=1).stderr
+
+    def test_the_token_command_accepts_the_webhook_admin_scope(self, run) -> None:
+        token = run("token", "create", "--scope", "webhook:admin").stdout.strip()
+        assert token.startswith("sst_")
