@@ -8,6 +8,8 @@ fresh SQLite database, then times, on the current snapshot read back from the da
 - full audit: ``load_registry`` + every audit rule (target ≤ 10 s);
 - audit since the previous snapshot: both registries loaded and audited, then compared;
 - adoption over both snapshots: ``load_registry`` + ``adoption`` for each;
+- the audit summary the daemon stores after each sync (``record_summary``: load, every rule,
+  adoption in all four dimensions, one row written);
 - cut-over for 2027-01-04: every correspondence receiver resolved by the routing resolver for
   each sender syntax (index built from the loaded registry, which is timed separately).
 
@@ -31,6 +33,7 @@ from soredi_sync.config import Settings
 from soredi_sync.domain.audit import adoption, audit, compare
 from soredi_sync.domain.routing import Resolver, RoutingIndex, SnapshotRef
 from soredi_sync.sandbox.generate import generate
+from soredi_sync.services.audit import record_summary
 from soredi_sync.services.cutover import cutover
 from soredi_sync.services.schema import upgrade
 from soredi_sync.services.sync import sync_source
@@ -109,6 +112,12 @@ def main() -> None:
                     return total
 
                 timed(rows, "adoption over both snapshots", adoption_both, "2 snapshots")
+                timed(
+                    rows,
+                    "audit summary after a sync (daemon follow-up)",
+                    lambda: record_summary(uow, context),
+                    "audit + adoption in 4 dimensions, stored",
+                )
                 registry = timed(
                     rows,
                     "load_registry (cut-over setup, not in the row below)",

@@ -9,31 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from soredi_sync.soap import mapping
 from soredi_sync.soap.errors import SoapProtocolError
 from soredi_sync.soap.records import ReplicationPage
 from soredi_sync.soap.settings import SoapSettings
-from soredi_sync.soap.transport import call, make_service, security_plugins
+from soredi_sync.soap.transport import SoapClient, make_service, security_plugins
 
 logger = logging.getLogger(__name__)
 
 SERVICE = "SKRS"
 
 
-class SkrsReplicationClient:
+class SkrsReplicationClient(SoapClient):
     """The replication service over zeep (see :func:`make_skrs_client`)."""
 
-    def __init__(
-        self,
-        service: Any,
-        settings: SoapSettings,
-        sleep: Callable[[float], None] | None = None,
-    ) -> None:
-        self._service = service
-        self._settings = settings
-        self._sleep = sleep
+    SERVICE = SERVICE
 
     def replicate(
         self,
@@ -59,17 +50,9 @@ class SkrsReplicationClient:
             offset,
             limit,
         )
-        response = call(
-            SERVICE,
-            "replicate",
-            lambda: self._service.replicate(**request),
-            s,
-            self._sleep,
+        entries = self._call(
+            "replicate", lambda: self._service.replicate(**request), mapping.capability_versions
         )
-        try:
-            entries = mapping.capability_versions(response)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise SoapProtocolError(SERVICE, "replicate", str(exc)) from exc
         if len(entries) > limit:
             raise SoapProtocolError(
                 SERVICE, "replicate", f"asked for {limit} records, got {len(entries)}"

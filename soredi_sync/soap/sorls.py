@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
 from soredi_sync.errors import NotFound
 from soredi_sync.soap import mapping
-from soredi_sync.soap.errors import SoapProtocolError
 from soredi_sync.soap.records import LookedUpUnit
 from soredi_sync.soap.settings import SoapSettings
-from soredi_sync.soap.transport import call, make_service, security_plugins
+from soredi_sync.soap.transport import SoapClient, make_service, security_plugins
 
 logger = logging.getLogger(__name__)
 
@@ -26,32 +25,18 @@ class SorLookup(Protocol):
         ...
 
 
-class SorlsClient:
+class SorlsClient(SoapClient):
     """SORLS over zeep. ``service`` is a zeep service proxy (see :func:`make_sorls_client`)."""
 
-    def __init__(
-        self,
-        service: Any,
-        settings: SoapSettings,
-        sleep: Callable[[float], None] | None = None,
-    ) -> None:
-        self._service = service
-        self._settings = settings
-        self._sleep = sleep
+    SERVICE = SERVICE
 
     def get_sor_entity(self, sor_id: str, day: date) -> LookedUpUnit:
         request = mapping.sorls_request(sor_id, day)
-        response = call(
-            SERVICE,
+        found = self._call(
             "GetSorEntity",
             lambda: self._service.GetSorEntity(**request),
-            self._settings,
-            self._sleep,
+            mapping.looked_up_unit,
         )
-        try:
-            found = mapping.looked_up_unit(response)
-        except ValueError as exc:
-            raise SoapProtocolError(SERVICE, "GetSorEntity", str(exc)) from exc
         if found is None:
             raise NotFound("unit", sor_id)
         logger.debug("SORLS %s on %s: %s", sor_id, day, found.unit.name)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from soredi_sync.soap import mapping
 from soredi_sync.soap.errors import SoapProtocolError
 from soredi_sync.soap.records import EdiTypeChange, SubmissionReceipt
 from soredi_sync.soap.settings import SoapSettings
-from soredi_sync.soap.transport import call, make_service, security_plugins
+from soredi_sync.soap.transport import SoapClient, make_service, security_plugins
 
 logger = logging.getLogger(__name__)
 
@@ -29,18 +29,10 @@ class SorUpdater(Protocol):
         ...
 
 
-class SorusClient:
+class SorusClient(SoapClient):
     """SORUS over zeep (see :func:`make_sorus_client`)."""
 
-    def __init__(
-        self,
-        service: Any,
-        settings: SoapSettings,
-        sleep: Callable[[float], None] | None = None,
-    ) -> None:
-        self._service = service
-        self._settings = settings
-        self._sleep = sleep
+    SERVICE = SERVICE
 
     @property
     def batch_size(self) -> int:
@@ -59,17 +51,11 @@ class SorusClient:
         if len(set(ids)) != len(ids):
             raise ValueError("change ids must be unique within a submission")
         request = mapping.sorus_request(reference, changes)
-        response = call(
-            SERVICE,
+        receipt = self._call(
             "SubmitEdiTypeChanges",
             lambda: self._service.SubmitEdiTypeChanges(**request),
-            self._settings,
-            self._sleep,
+            mapping.submission_receipt,
         )
-        try:
-            receipt = mapping.submission_receipt(response)
-        except ValueError as exc:
-            raise SoapProtocolError(SERVICE, "SubmitEdiTypeChanges", str(exc)) from exc
         answered = [result.change_id for result in receipt.results]
         if sorted(answered) != sorted(ids):
             missing = sorted(set(ids) - set(answered))

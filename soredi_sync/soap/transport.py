@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import requests
 import zeep
@@ -31,6 +31,8 @@ from soredi_sync.soap.errors import (
 from soredi_sync.soap.settings import ServiceEndpoint, SoapSettings, contract_path
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class TransientSoapTransportError(Exception):
@@ -140,6 +142,37 @@ def call(
     except ZeepError as exc:
         raise SoapProtocolError(service_name, operation, f"{type(exc).__name__}: {exc}") from exc
     raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+class SoapClient:
+    """What every service client shares: the zeep proxy, settings, and one call wrapper.
+
+    Subclasses set :attr:`SERVICE` (the name in errors and logs) and call :meth:`_call`.
+    """
+
+    SERVICE: ClassVar[str]
+
+    def __init__(
+        self,
+        service: Any,
+        settings: SoapSettings,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._service = service
+        self._settings = settings
+        self._sleep = sleep
+
+    def _call(self, operation: str, invoke: Callable[[], Any], parse: Callable[[Any], T]) -> T:
+        """Run one call under the retry policy and map the answer with ``parse``.
+
+        :raises SoapProtocolError: ``parse`` found the answer unusable (ValueError, TypeError,
+            KeyError), besides what :func:`call` raises
+        """
+        response = call(self.SERVICE, operation, invoke, self._settings, self._sleep)
+        try:
+            return parse(response)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SoapProtocolError(self.SERVICE, operation, str(exc)) from exc
 
 
 def _once(invoke: Callable[[], Any]) -> Any:

@@ -1,0 +1,131 @@
+"""Every benchmark of the project in one script run, as one Markdown report.
+
+    .venv/bin/python -m benchmarks.run_all [--postgres URL] [--seconds 10] > report.md
+
+Runs, one after the other and each in fresh child processes (so every peak RSS is its own):
+the sync benchmark on SQLite (and on PostgreSQL with ``--postgres``), the routing benchmark
+(in-process resolver and HTTP through ``wrk``), and the audit benchmark, all on the national
+sandbox profile (generated once into ``benchmarks/.data``). Prints the machine, the command, each
+benchmark's table and a summary of every target with its measured ratio. Exits 1 when a target
+is missed, so a regression is visible; the tables are printed either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    measured: str
+    met: bool
+
+
+def _run(*args: str) -> str:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"{' '.join(args)} failed with exit {done.returncode}")
+    sys.stderr.write(f"{' '.join(args)}: {time.perf_counter() - started:.0f} s\n")
+    return done.stdout
+
+
+def _number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    if match is None:
+        raise SystemExit(f"no {pattern!r} in the benchmark output:\n{text}")
+    return float(match.group(1).replace(",", ""))
+
+
+def _sync_targets(label: str, text: str) -> list[Target]:
+    ratio = _number(r"\| ([\d.]+)x bare parse \(target <= 3x\)", text)
+    unchanged = _number(r"\| unchanged re-sync \(304\) \| ([\d.]+) \|", text)
+    peak = _number(r"peak RSS of any sync step: (\d+) MB", text)
+    return [
+        Target(f"full sync vs bare parse, {label} (<= 3x)", f"{ratio:.2f}x", ratio <= 3),
+        Target(f"unchanged re-sync, {label} (<= 2 s)", f"{unchanged:.2f} s", unchanged <= 2),
+        Target(f"peak RSS of any sync step, {label} (<= 400 MB)", f"{peak:.0f} MB", peak <= 400),
+    ]
+
+
+def _route_targets(text: str) -> list[Target]:
+    p99 = _number(r"resolver p99 per decision \| ([\d.]+) us", text)
+    targets = [Target("resolver p99 (<= 200 us)", f"{p99:.1f} us", p99 <= 200)]
+    if "decisions/s" in text:
+        rps = _number(r"\| ([\d,]+) decisions/s", text)
+        post = _number(r"route / bare POST \| (\d+)%", text)
+        get = _number(r"route / bare GET \| (\d+)%", text)
+        targets += [
+            Target("HTTP decisions/s, one worker (>= 2,000/s)", f"{rps:,.0f}/s", rps >= 2000),
+            Target("route vs bare POST (>= 50%)", f"{post:.0f}%", post >= 50),
+            Target("route vs bare GET /healthz (>= 50%)", f"{get:.0f}%", get >= 50),
+        ]
+    return targets
+
+
+def _audit_targets(text: str) -> list[Target]:
+    full = _number(r"\| full audit \(load_registry \+ audit\) \| ([\d.]+) \|", text)
+    return [Target("full audit (<= 10 s)", f"{full:.2f} s", full <= 10)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="also run the sync benchmark on this database URL")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
+    parser.add_argument("--skip-http", action="store_true", help="no wrk (not installed)")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    sections: list[tuple[str, str]] = []
+    targets: list[Target] = []
+    sqlite = _run("benchmarks.bench_sync")
+    sections.append(("Sync, SQLite", sqlite))
+    targets += _sync_targets("SQLite", sqlite)
+    if args.postgres:
+        pg = _run("benchmarks.bench_sync", "--database-url", args.postgres)
+        sections.append(("Sync, PostgreSQL", pg))
+        targets += _sync_targets("PostgreSQL", pg)
+    route_args = ["benchmarks.bench_route", "--seconds", str(args.seconds)]
+    route = _run(*route_args, *(["--skip-http"] if args.skip_http else []))
+    sections.append(("Routing", route))
+    targets += _route_targets(route)
+    audit = _run("benchmarks.bench_audit")
+    sections.append(("Audit", audit))
+    targets += _audit_targets(audit)
+
+    command = "python -m benchmarks.run_all " + " ".join(sys.argv[1:])
+    out = [
+        f"# Benchmark run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- command: `{command.strip()}`",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}",
+        f"- wall time of the whole run: {time.perf_counter() - started:.0f} s",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---:|---|",
+        *(f"| {t.name} | {t.measured} | {'yes' if t.met else 'NO'} |" for t in targets),
+    ]
+    for title, text in sections:
+        out += ["", f"## {title}", "", text.rstrip()]
+    sys.stdout.write("\n".join(out) + "\n")
+    if not all(t.met for t in targets):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
