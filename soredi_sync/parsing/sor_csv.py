@@ -344,11 +344,16 @@ def parse_glns(
 ) -> Iterator[Gln]:
     """Read ``LocationsCodes.csv`` as GLN records (``sor_id`` and dates are optional columns).
 
+    A GLN listed twice with the same values is read once; listed twice with different values it
+    is a problem (which row would be right is unknowable, so the pull fails closed).
+
     :raises InvalidSourceData: a missing header or undecodable file; without ``problems``,
-        after the last row, also bad booleans and dates and rows without a GLN
+        after the last row, also bad booleans and dates, rows without a GLN and GLNs listed
+        twice with different values
     """
     collected = problems if problems is not None else Problems()
     count = 0
+    seen: dict[str, tuple[int, Gln]] = {}
     with _csv_rows(fileobj, columns, columns.glns, GLNS_REQUIRED, GLNS_OPTIONAL, label, "glns") as (
         reader,
         header,
@@ -397,8 +402,24 @@ def parse_glns(
                     values[key] = parse_date(raw)
                 except ValueError as exc:
                     collected.add(f"{label} line {reader.line_num}: GLN {gln}: {key} {exc}")
+            record = Gln(gln=gln, **values)
+            earlier = seen.get(gln)
+            if earlier is not None:
+                first_line, first = earlier
+                if first != record:
+                    differ = sorted(
+                        f
+                        for f in Gln.__dataclass_fields__
+                        if getattr(first, f) != getattr(record, f)
+                    )
+                    collected.add(
+                        f"{label} line {reader.line_num}: GLN {gln} is listed again (first on "
+                        f"line {first_line}) with different {', '.join(differ)}"
+                    )
+                continue
+            seen[gln] = (reader.line_num, record)
             count += 1
-            yield Gln(gln=gln, **values)
+            yield record
     logger.info("Read %s: %d GLNs", label, count)
     if problems is None:
         collected.raise_if_any(f"{label} has invalid rows")

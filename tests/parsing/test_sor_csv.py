@@ -153,6 +153,24 @@ class TestGlnEdiTypes:
 
 
 class TestGlns:
+    ROW = "5790000121786;328051000016008;false;false;;;41000035001;1084;116;2001-01-01;\r\n"
+
+    def test_a_gln_listed_twice_with_the_same_values_is_read_once(
+        self, columns: CsvColumns
+    ) -> None:
+        records = list(parse_glns(stream(GLNS + self.ROW + self.ROW), columns))
+        assert [r.gln for r in records] == ["5790000121786"]
+
+    def test_a_gln_listed_twice_with_different_values_is_a_problem(
+        self, columns: CsvColumns
+    ) -> None:
+        other = self.ROW.replace(";false;false;", ";true;false;").replace("41000035001", "7")
+        with pytest.raises(InvalidSourceData) as raised:
+            list(parse_glns(stream(GLNS + self.ROW + other), columns))
+        problem = str(raised.value)
+        assert "GLN 5790000121786 is listed again (first on line 2)" in problem
+        assert "active" in problem and "vans" in problem
+
     def test_rows_become_gln_records(self, columns: CsvColumns) -> None:
         text = GLNS + (
             "5790000121786;328051000016008;false;true;641000055002;1611000045003;41000035001;"

@@ -1,0 +1,198 @@
+"""API reads while a sync stores the next snapshot: every answer comes from one whole snapshot.
+
+A reader thread keeps asking the running API (current snapshot, a GLN, a routing decision, the
+change feed) while a sync of day 1 runs; the sync is held inside its write transaction, with
+day 1 flushed but not committed, long enough for many reads. Each answer names its snapshot,
+and must match that snapshot entirely: day 0 before the commit, day 1 after, never a mix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from soredi_sync.db.models import RunStatus
+from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
+from soredi_sync.services.sync import SyncOutcome, sync_source
+from tests.faults.invariants import LastGood
+from tests.faults.paused_sync import pause_before_storing
+from tests.faults.report import Case
+
+HOLD_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    endpoint: str
+    snapshot_id: int
+    content: Any
+
+
+class Reader(threading.Thread):
+    """Asks the API in a loop until stopped; keeps every answer (and every failure)."""
+
+    def __init__(self, last_good: LastGood) -> None:
+        super().__init__(name="api-reader", daemon=True)
+        self.api = last_good.api
+        self.auth = {"Authorization": f"Bearer {last_good.token}"}
+        self.gln = last_good.probe_gln
+        self.stop = threading.Event()
+        self.answers: list[Answer] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.answers.extend(self.read_once())
+            except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in a thread)
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def read_once(self) -> list[Answer]:
+        current = self._ok(self.api.get("/v1/snapshots/current", headers=self.auth))["snapshot"]
+        gln = self._ok(self.api.get(f"/v1/glns/{self.gln}", headers=self.auth))
+        route = self._ok(
+            self.api.post(
+                "/v1/route",
+                headers=self.auth,
+                json={
+                    "receiver": {"gln": self.gln},
+                    "business_message": "correspondence",
+                    "sender_syntax": "fhir",
+                },
+            )
+        )
+        feed = self._ok(self.api.get("/v1/changes?cursor=0&limit=10000", headers=self.auth))
+        by_snapshot: dict[int, int] = {}
+        for change in feed["changes"]:
+            by_snapshot[change["snapshot_id"]] = by_snapshot.get(change["snapshot_id"], 0) + 1
+        return [
+            Answer(
+                "snapshots/current",
+                current["id"],
+                (current["gln_count"], current["capability_count"], current["change_count"]),
+            ),
+            Answer(
+                "glns",
+                gln["snapshot"]["id"],
+                frozenset(m["message_type"] for m in gln["message_types"]),
+            ),
+            Answer(
+                "route",
+                route["snapshot"]["id"],
+                (route["decision"], route["message_type"], route["syntax"]),
+            ),
+            *(Answer("changes", sid, count) for sid, count in sorted(by_snapshot.items())),
+        ]
+
+    @staticmethod
+    def _ok(response: Any) -> Any:
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+class TestReadsDuringASync:
+    def test_every_api_answer_during_a_sync_comes_from_one_whole_snapshot(
+        self, last_good: LastGood
+    ) -> None:
+        app = last_good.app
+        held = threading.Event()
+        release = threading.Event()
+
+        def hold(_uow: SqlAlchemyUnitOfWork) -> None:
+            held.set()
+            assert release.wait(30)
+
+        uow_factory, on_stage = pause_before_storing(app, hold)
+        outcomes: list[SyncOutcome] = []
+        sync = threading.Thread(
+            target=lambda: outcomes.append(
+                sync_source(
+                    uow_factory,
+                    app.files_client(base_url=last_good.files.base_url),
+                    app.sync_config(),
+                    on_stage=on_stage,
+                )
+            ),
+            name="sync",
+        )
+        reader = Reader(last_good)
+        reader.start()
+        started = time.monotonic()
+        sync.start()
+        try:
+            assert held.wait(30), "the sync never reached its store transaction"
+            during = len(reader.answers)
+            last_good.assert_served()  # the old snapshot, whole, while day 1 is flushed
+            time.sleep(HOLD_SECONDS)
+            held_reads = len(reader.answers) - during
+        finally:
+            release.set()
+            sync.join(30)
+        [outcome] = outcomes
+        assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+        assert outcome.snapshot is not None
+        new = outcome.snapshot
+        after = len(reader.answers)
+        deadline = time.monotonic() + 10
+        while len(reader.answers) < after + 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reader.stop.set()
+        reader.join(10)
+        elapsed = time.monotonic() - started
+        assert reader.errors == []
+        assert held_reads > 0, "no read happened while the sync held its transaction"
+
+        with app.uow() as uow:
+            registries = {
+                last_good.snapshot.id: last_good.registry,
+                new.id: uow.registry.load_registry(new.id),
+            }
+            snapshots = {last_good.snapshot.id: last_good.snapshot, new.id: new}
+        # Expected answer of each endpoint per snapshot, from the stored snapshots themselves.
+        expected: dict[tuple[str, int], Any] = {}
+        for sid, snap in snapshots.items():
+            expected["snapshots/current", sid] = (
+                snap.gln_count,
+                snap.capability_count,
+                snap.change_count,
+            )
+            expected["glns", sid] = frozenset(registries[sid].message_types(last_good.probe_gln))
+            if snap.change_count:
+                expected["changes", sid] = snap.change_count
+        assert expected["glns", last_good.snapshot.id] != expected["glns", new.id]
+
+        routes: dict[int, set[Any]] = {}
+        counted = dict.fromkeys(snapshots, 0)
+        for answer in reader.answers:
+            assert answer.snapshot_id in snapshots, answer
+            counted[answer.snapshot_id] += 1
+            if answer.endpoint == "route":
+                routes.setdefault(answer.snapshot_id, set()).add(answer.content)
+            else:
+                assert answer.content == expected[answer.endpoint, answer.snapshot_id], answer
+        # One decision per snapshot, and the two differ: day 1 switched the probe to FDIS91.
+        assert all(len(decisions) == 1 for decisions in routes.values()), routes
+        assert routes[last_good.snapshot.id] != routes[new.id]
+        assert counted[last_good.snapshot.id] > 0 and counted[new.id] > 0
+
+        record = last_good.begin(
+            Case(
+                "API reads during a sync",
+                "a thread reading the API in a loop (current snapshot, a GLN, a routing "
+                "decision, the change feed) while a sync of day 1 runs, held "
+                f"{HOLD_SECONDS:g} s inside its write transaction with day 1 flushed but not "
+                "committed",
+            )
+        )
+        record.status = outcome.status.value
+        record.reason = "(no fault: the sync stores day 1)"
+        record.did = (
+            f"{len(reader.answers)} answers in {elapsed:.1f} s: "
+            f"{counted[last_good.snapshot.id]} from snapshot {last_good.snapshot.id} (day 0), "
+            f"{held_reads} of them while day 1 sat uncommitted, then {counted[new.id]} from "
+            f"snapshot {new.id} (day 1); every answer matched its snapshot whole, none mixed "
+            "the two"
+        )
+        record.data_lost = "none"
