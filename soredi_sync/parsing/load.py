@@ -77,7 +77,9 @@ def _load(
             )
         )
     with open_member(csv_zip, sources.glns_member, guards) as stream:
-        csv_glns = list(parse_glns(stream, columns, problems=problems, label=sources.glns_member))
+        csv_glns = list(
+            parse_glns(stream, columns, problems=problems, label=sources.glns_member, as_of=as_of)
+        )
     csv_done = time.perf_counter()
 
     glns = merge_glns(sor.glns, csv_glns)

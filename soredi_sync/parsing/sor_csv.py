@@ -335,25 +335,58 @@ def parse_gln_edi_types(
         collected.raise_if_any(f"{label} has invalid rows")
 
 
+def _gln_in_force(
+    gln: str, listed: list[tuple[int, Gln]], as_of: date | None, problems: Problems, label: str
+) -> Gln | None:
+    """The one record of ``gln`` among its rows (see :func:`parse_glns`), or None on a conflict."""
+    if len(listed) == 1:
+        return listed[0][1]
+
+    def ended(record: Gln) -> bool:
+        return record.to_date is not None and (as_of is None or record.to_date <= as_of)
+
+    in_force = [(line, r) for line, r in listed if not ended(r)]
+    if not in_force:
+        last = max(r.to_date for _line, r in listed if r.to_date is not None)
+        in_force = [(line, r) for line, r in listed if r.to_date == last]
+    (first_line, first), *others = in_force
+    for line, record in others:
+        if record != first:
+            differ = sorted(
+                f for f in Gln.__dataclass_fields__ if getattr(first, f) != getattr(record, f)
+            )
+            problems.add(
+                f"{label} line {line}: GLN {gln} is listed again (first on line {first_line}) "
+                f"with different {', '.join(differ)}, both in force"
+            )
+            return None
+    return first
+
+
 def parse_glns(
     fileobj: IO[bytes],
     columns: CsvColumns,
     *,
     problems: Problems | None = None,
     label: str = "LocationsCodes.csv",
+    as_of: date | None = None,
 ) -> Iterator[Gln]:
     """Read ``LocationsCodes.csv`` as GLN records (``sor_id`` and dates are optional columns).
 
-    A GLN listed twice with the same values is read once; listed twice with different values it
-    is a problem (which row would be right is unknowable, so the pull fails closed).
+    A GLN may be listed on several rows. Rows that ended (``to_date`` on or before ``as_of``, or
+    any ``to_date`` when another row is open) are history and give way to the row in force;
+    identical rows count once. Two rows in force with different values are a problem: which one
+    is right is unknowable, so the pull fails closed. With only ended rows, the latest ending
+    ones stand for the GLN (a closed GLN).
 
+    :param as_of: the snapshot date rows are judged on (None: only open rows are in force)
     :raises InvalidSourceData: a missing header or undecodable file; without ``problems``,
-        after the last row, also bad booleans and dates, rows without a GLN and GLNs listed
-        twice with different values
+        after the last row, also bad booleans and dates, rows without a GLN and GLNs with two
+        different rows in force
     """
     collected = problems if problems is not None else Problems()
     count = 0
-    seen: dict[str, tuple[int, Gln]] = {}
+    rows: dict[str, list[tuple[int, Gln]]] = {}
     with _csv_rows(fileobj, columns, columns.glns, GLNS_REQUIRED, GLNS_OPTIONAL, label, "glns") as (
         reader,
         header,
@@ -402,22 +435,10 @@ def parse_glns(
                     values[key] = parse_date(raw)
                 except ValueError as exc:
                     collected.add(f"{label} line {reader.line_num}: GLN {gln}: {key} {exc}")
-            record = Gln(gln=gln, **values)
-            earlier = seen.get(gln)
-            if earlier is not None:
-                first_line, first = earlier
-                if first != record:
-                    differ = sorted(
-                        f
-                        for f in Gln.__dataclass_fields__
-                        if getattr(first, f) != getattr(record, f)
-                    )
-                    collected.add(
-                        f"{label} line {reader.line_num}: GLN {gln} is listed again (first on "
-                        f"line {first_line}) with different {', '.join(differ)}"
-                    )
-                continue
-            seen[gln] = (reader.line_num, record)
+            rows.setdefault(gln, []).append((reader.line_num, Gln(gln=gln, **values)))
+    for gln, listed in rows.items():
+        record = _gln_in_force(gln, listed, as_of, collected, label)
+        if record is not None:
             count += 1
             yield record
     logger.info("Read %s: %d GLNs", label, count)

@@ -169,7 +169,30 @@ class TestGlns:
             list(parse_glns(stream(GLNS + self.ROW + other), columns))
         problem = str(raised.value)
         assert "GLN 5790000121786 is listed again (first on line 2)" in problem
-        assert "active" in problem and "vans" in problem
+        assert "active" in problem and "vans" in problem and "both in force" in problem
+
+    def test_an_ended_row_is_history_and_gives_way_to_the_row_in_force(
+        self, columns: CsvColumns
+    ) -> None:
+        ended = self.ROW.replace("41000035001", "7").replace("2001-01-01;", "1999-01-01;2001-01-01")
+        for text in (GLNS + ended + self.ROW, GLNS + self.ROW + ended):
+            (record,) = parse_glns(stream(text), columns, as_of=date(2025, 6, 1))
+            assert record.vans == "41000035001" and record.to_date is None
+
+    def test_a_row_ending_after_the_snapshot_date_is_still_in_force(
+        self, columns: CsvColumns
+    ) -> None:
+        later = self.ROW.replace("41000035001", "7").replace("2001-01-01;", "2001-01-01;2030-01-01")
+        with pytest.raises(InvalidSourceData, match="both in force"):
+            list(parse_glns(stream(GLNS + self.ROW + later), columns, as_of=date(2025, 6, 1)))
+
+    def test_with_only_ended_rows_the_latest_ending_stands_for_the_closed_gln(
+        self, columns: CsvColumns
+    ) -> None:
+        first = self.ROW.replace("41000035001", "7").replace("2001-01-01;", "1990-01-01;2000-01-01")
+        last = self.ROW.replace("2001-01-01;", "2000-01-01;2010-01-01")
+        (record,) = parse_glns(stream(GLNS + last + first), columns, as_of=date(2025, 6, 1))
+        assert record.vans == "41000035001" and record.to_date == date(2010, 1, 1)
 
     def test_rows_become_gln_records(self, columns: CsvColumns) -> None:
         text = GLNS + (
