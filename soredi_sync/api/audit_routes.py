@@ -21,9 +21,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from soredi_sync.api.problems import Forbidden, problem_responses
+from soredi_sync.api.problems import Forbidden, marks_authorization, problem_responses
 from soredi_sync.api.routes import Credentials, context
-from soredi_sync.api.schemas import SOR_ID_PATTERN, SnapshotOut
+from soredi_sync.api.schemas import MAX_ROW_ID, SOR_ID_PATTERN, SnapshotOut
 from soredi_sync.api.security import authorize
 from soredi_sync.db.api_repository import TokenRecord
 from soredi_sync.domain.audit import (
@@ -60,6 +60,7 @@ CSV_COLUMNS = (
 )
 
 
+@marks_authorization
 async def audit_reader(request: Request, credentials: Credentials) -> TokenRecord:
     return authorize(context(request).verifier, credentials, Scope.AUDIT_READ)
 
@@ -300,7 +301,8 @@ def audit_findings(
     region: Annotated[str | None, Query(max_length=10, description="region code")] = None,
     vans: Annotated[str | None, Query(max_length=20, description="VANS code")] = None,
     since: Annotated[
-        int | None, Query(ge=1, description="also new/resolved since this snapshot id")
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="also new/resolved since this snapshot id"),
     ] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Response:

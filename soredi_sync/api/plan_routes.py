@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from soredi_sync.api.problems import ApiProblem, Forbidden, problem_responses
+from soredi_sync.api.problems import ApiProblem, Forbidden, marks_authorization, problem_responses
 from soredi_sync.api.routes import Credentials, context
-from soredi_sync.api.schemas import SOR_ID_PATTERN
+from soredi_sync.api.schemas import SOR_ID_PATTERN, RowId
 from soredi_sync.api.security import authorize
 from soredi_sync.db.api_repository import TokenRecord
 from soredi_sync.db.plan_repository import Plan, PlanItem, SqlAlchemyPlanUnitOfWork
@@ -35,6 +35,7 @@ from soredi_sync.services.plans import (
 from soredi_sync.services.tokens import Scope
 
 
+@marks_authorization
 async def plan_writer(request: Request, credentials: Credentials) -> TokenRecord:
     return authorize(context(request).verifier, credentials, Scope.PLAN_WRITE)
 
@@ -128,7 +129,7 @@ def _check_plan_owners(caller: TokenRecord, plan: Plan) -> None:
 @plan_router.post(
     "/plans",
     status_code=201,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 422, 503),
     summary="Create a change plan on the current snapshot",
 )
 def post_plan(request: Request, caller: PlanWriter, body: PlanIn) -> PlanOut:
@@ -162,7 +163,7 @@ def post_plan(request: Request, caller: PlanWriter, body: PlanIn) -> PlanOut:
     responses=problem_responses(401, 403, 404, 422),
     summary="A change plan and the state of its items",
 )
-def get_plan_route(request: Request, caller: PlanWriter, plan_id: int) -> PlanOut:
+def get_plan_route(request: Request, caller: PlanWriter, plan_id: RowId) -> PlanOut:
     """Needs `plan:write`; an owner-restricted token sees only plans of its own owners."""
     with _uow(request) as uow:
         plan = get_plan(uow, plan_id)
@@ -175,7 +176,7 @@ def get_plan_route(request: Request, caller: PlanWriter, plan_id: int) -> PlanOu
     responses=problem_responses(401, 403, 404, 422, 503),
     summary="Judge the plan's submitted items against the current snapshot",
 )
-def verify_plan_route(request: Request, caller: PlanWriter, plan_id: int) -> VerifyOut:
+def verify_plan_route(request: Request, caller: PlanWriter, plan_id: RowId) -> VerifyOut:
     """Each submitted item becomes confirmed, pending or diverged. Needs `plan:write`; an
     owner-restricted token may verify only plans of its own owners."""
     with _uow(request) as uow:
@@ -195,11 +196,11 @@ class SubmitIn(BaseModel):
 
 @plan_router.post(
     "/plans/{plan_id}/submit",
-    responses=problem_responses(401, 403, 404, 422, 502),
+    responses=problem_responses(400, 401, 403, 404, 422, 502),
     summary="Hand the plan's items to SOR (SORUS, or the worklist for the SOR-EDI application)",
 )
 def submit_plan_route(
-    request: Request, caller: PlanWriter, plan_id: int, body: SubmitIn
+    request: Request, caller: PlanWriter, plan_id: RowId, body: SubmitIn
 ) -> PlanOut:
     """`sorus`: planned items are sent to the SOR update service; accepted ones become
     `submitted`, refused ones `rejected`. `worklist`: planned (and rejected) items become
@@ -232,7 +233,7 @@ def submit_plan_route(
     },
     summary="The plan's worklist for the SOR-EDI application (CSV)",
 )
-def get_worklist_route(request: Request, caller: PlanWriter, plan_id: int) -> Response:
+def get_worklist_route(request: Request, caller: PlanWriter, plan_id: RowId) -> Response:
     """One row per item: GLN, owner, action, message type, version, reason. Needs
     `plan:write`; an owner-restricted token sees only plans of its own owners."""
     with _uow(request) as uow:

@@ -93,12 +93,16 @@ def problem_response(
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for problem documents with these statuses."""
+    """OpenAPI ``responses`` entries for problem documents with these statuses.
+
+    The schema is given inline under ``application/problem+json``, the media type actually
+    served: with ``model=`` FastAPI would put it under the route's ``application/json``.
+    """
+    schema = Problem.model_json_schema()
     return {
         status: {
-            "model": Problem,
             "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
         }
         for status in statuses
     }
@@ -131,8 +135,47 @@ async def _invalid_bundle(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def marks_authorization(dependency: Any) -> Any:
+    """Mark a route's token dependency, so a request that fails validation before that
+    dependency ran is authorized first (:func:`_authorized_first`)."""
+    dependency.authorizes = True
+    return dependency
+
+
+async def _authorized_first(request: Request) -> JSONResponse | None:
+    """The 401/403 an invalid request would have had with a valid body, or None when its token
+    passes.
+
+    FastAPI reads and validates the body (and parameters) before it runs the route's
+    dependencies, so without this a malformed body to a /v1 endpoint would be answered 400/422
+    to a caller with no token at all, and the error would describe the endpoint's input to it.
+    Only failing requests pay for this; the happy path is untouched.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    pending = list(dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        call = dependency.call
+        if getattr(call, "authorizes", False):
+            from soredi_sync.api.security import bearer_scheme
+
+            try:
+                await call(request, await bearer_scheme(request))
+            except ApiProblem as problem:
+                return await _api_problem(request, problem)
+            return None
+        pending.extend(dependency.dependencies)
+    return None
+
+
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    refused = await _authorized_first(request)
+    if refused is not None:
+        return refused
     # loc/msg/type only: the offending input is the caller's own, and may be large.
     errors = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
@@ -145,6 +188,10 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # a body that cannot be read at all
+        refused = await _authorized_first(request)
+        if refused is not None:
+            return refused
     headers = dict(exc.headers) if exc.headers else None
     detail = exc.detail if isinstance(exc.detail, str) else None
     return problem_response(request, exc.status_code, detail, headers=headers)

@@ -26,9 +26,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.exc import SQLAlchemyError
 
-from soredi_sync.api.problems import ApiProblem, Forbidden, problem_responses
+from soredi_sync.api.problems import ApiProblem, Forbidden, marks_authorization, problem_responses
 from soredi_sync.api.schemas import (
     GLN_PATTERN,
+    MAX_ROW_ID,
     SOR_ID_PATTERN,
     CapabilityOut,
     ChangeOut,
@@ -86,10 +87,12 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_sch
 # The token dependencies are async on purpose: a cached verification is a dict look-up, far
 # cheaper than a hop to the thread pool; only a cache miss (once per token per TTL) reads the
 # database.
+@marks_authorization
 async def route_reader(request: Request, credentials: Credentials) -> TokenRecord:
     return authorize(context(request).verifier, credentials, Scope.ROUTE_READ)
 
 
+@marks_authorization
 async def registry_reader(request: Request, credentials: Credentials) -> TokenRecord:
     return authorize(context(request).verifier, credentials, Scope.REGISTRY_READ)
 
@@ -142,7 +145,7 @@ def _decide(ctx: ApiContext, question: RouteRequest, caller: TokenRecord) -> Res
 @routing.post(
     "/route",
     response_model=RouteOut,
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(400, 401, 403, 422, 503),
     summary="Decide how to deliver a message",
 )
 async def route(request: Request, body: RouteIn, caller: RouteReader) -> Response:
@@ -290,7 +293,7 @@ def gln(
 def changes(
     request: Request,
     caller: RegistryReader,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> ChangesOut:
     """Events in cursor order, whole snapshots only; continue with `next_cursor`. Needs

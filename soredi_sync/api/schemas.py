@@ -7,8 +7,9 @@ inside the domain does not silently change what the gateway receives.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
+from fastapi import Path as FastApiPath
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from soredi_sync.db.repository import ChangeRecord, SnapshotInfo
@@ -16,6 +17,10 @@ from soredi_sync.domain.model import GlnMode, UnitKind
 from soredi_sync.domain.routing import Attachment, RouteDecision, RouteRequest
 
 GLN_PATTERN = r"^\d{13}$"
+# Ids and cursors are 64-bit in the database: larger numbers are a 422, never a 500.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, FastApiPath(ge=1, le=MAX_ROW_ID, description="an id")]
+
 SOR_ID_PATTERN = r"^\d{1,20}$"
 
 

@@ -18,9 +18,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from soredi_sync.api.problems import ApiProblem, Forbidden, problem_responses
+from soredi_sync.api.problems import ApiProblem, Forbidden, marks_authorization, problem_responses
 from soredi_sync.api.routes import Credentials, context
-from soredi_sync.api.schemas import GLN_PATTERN, SOR_ID_PATTERN
+from soredi_sync.api.schemas import GLN_PATTERN, SOR_ID_PATTERN, RowId
 from soredi_sync.api.security import authorize
 from soredi_sync.db.api_repository import TokenRecord
 from soredi_sync.db.webhook_repository import (
@@ -42,6 +42,7 @@ from soredi_sync.services.webhooks import (
 )
 
 
+@marks_authorization
 async def webhook_admin(request: Request, credentials: Credentials) -> TokenRecord:
     record = authorize(context(request).verifier, credentials, Scope.WEBHOOK_ADMIN)
     if record.owners:
@@ -156,7 +157,7 @@ def _out(uow: SqlAlchemyWebhookUnitOfWork, sub: Subscription) -> WebhookOut:
 @webhook_router.post(
     "/webhooks",
     status_code=201,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(400, 401, 403, 409, 422),
     summary="Register a change subscription (the secret is in this answer only)",
 )
 def post_webhook(request: Request, caller: WebhookAdmin, body: WebhookIn) -> WebhookCreatedOut:
@@ -206,7 +207,7 @@ def list_webhooks(request: Request, caller: WebhookAdmin) -> WebhooksOut:
     responses=problem_responses(401, 403, 404, 422),
     summary="One change subscription and its deliveries per state",
 )
-def get_webhook(request: Request, caller: WebhookAdmin, webhook_id: int) -> WebhookOut:
+def get_webhook(request: Request, caller: WebhookAdmin, webhook_id: RowId) -> WebhookOut:
     """Needs `webhook:admin` and a token not restricted to owners."""
     with _uow(request) as uow:
         return _out(uow, get_subscription(uow, webhook_id))
@@ -219,7 +220,7 @@ def get_webhook(request: Request, caller: WebhookAdmin, webhook_id: int) -> Webh
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Remove a change subscription (its pending deliveries are cancelled)",
 )
-def delete_webhook(request: Request, caller: WebhookAdmin, webhook_id: int) -> Response:
+def delete_webhook(request: Request, caller: WebhookAdmin, webhook_id: RowId) -> Response:
     """The subscription stops and stays listed, inactive, with its deliveries. A configured
     subscription is removed from the configuration instead (409). Needs `webhook:admin` and a
     token not restricted to owners."""
@@ -239,7 +240,7 @@ def delete_webhook(request: Request, caller: WebhookAdmin, webhook_id: int) -> R
 def get_deliveries(
     request: Request,
     caller: WebhookAdmin,
-    webhook_id: int,
+    webhook_id: RowId,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     status: Annotated[DeliveryState | None, Query()] = None,
 ) -> DeliveriesOut:
