@@ -129,6 +129,17 @@ def _fresh_database(url: str | None, workdir: Path) -> str:
         url = f"sqlite:///{workdir / 'bench.db'}"
         upgrade(url)
         return url
+    from sqlalchemy import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # a fresh machine has no benchmark database yet
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+        ).scalar()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
     upgrade(url)
 
     engine = create_engine(url)

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import update
 
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import source_health
+from soredi_sync.daemon.health import SourceHealth, source_health
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.db.models import RunStatus, SyncRun
 from soredi_sync.errors import SorediError
@@ -56,7 +56,7 @@ class JobLog:
 class Jobs:
     """The use cases the scheduler runs, bound to one app, one lease and one stop flag.
 
-    :param observe: called with ``(source, outcome)`` after each sync run (metrics)
+    :param observe: called with ``(source, outcome, health)`` after each sync run (metrics)
     :param after_sync: extra follow-ups after a stored snapshot (webhooks), each ``(app) -> Any``
     """
 
@@ -65,7 +65,7 @@ class Jobs:
         app: App,
         lease: Lease,
         *,
-        observe: Callable[[str, Any], None] | None = None,
+        observe: Callable[[str, Any, SourceHealth], None] | None = None,
         after_sync: tuple[Callable[[App], Any], ...] = (),
         webhooks: Callable[[App], Any] | None = None,
     ) -> None:
@@ -169,11 +169,12 @@ class Jobs:
     def _after_run(self, source: str, outcome: Any) -> None:
         status = outcome.status
         self.log.add(f"{source} sync", status.value)
-        if self._observe is not None:
-            _quietly("metrics", lambda: self._observe(source, outcome))  # type: ignore[misc]
         settings = self.app.settings.daemon
         with self.app.uow() as uow:
             health = source_health(uow, source, settings.degraded_after_failures)
+        observe = self._observe
+        if observe is not None:
+            _quietly("metrics", lambda: observe(source, outcome, health))
         if health.degraded:
             logger.error(
                 "Source %s is degraded: %d failed runs in a row (last: %s)",

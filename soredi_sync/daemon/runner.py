@@ -21,7 +21,7 @@ from typing import Any
 
 from soredi_sync.api.settings import ApiSettings, api_settings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import source_health
+from soredi_sync.daemon.health import SourceHealth
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.scheduler import build_scheduler, describe
@@ -67,10 +67,8 @@ def build_daemon(app: App, *, metrics: Metrics | None = None) -> Daemon:
     lease.on_change = metrics.set_leader
     metrics.set_leader(False)
 
-    def observe(source: str, outcome: Any) -> None:
+    def observe(source: str, outcome: Any, health: SourceHealth) -> None:
         metrics.record_sync_outcome(source, outcome)
-        with app.uow() as uow:
-            health = source_health(uow, source, settings.degraded_after_failures)
         metrics.record_failure_streak(source, health.consecutive_failures, health.degraded)
 
     def webhooks(app: App) -> Any:

@@ -70,7 +70,9 @@ class TestAfterASync:
             app,
             files,
             webhooks=delivered.append,
-            observe=lambda source, outcome: observed.append((source, outcome.status)),
+            observe=lambda source, outcome, health: observed.append(
+                (source, outcome.status, health.consecutive_failures)
+            ),
         )
         jobs.full_sync()
         owners = sorted({gln_owners(current_view(app))[g].sor_id for g in SWITCHED})
@@ -91,7 +93,7 @@ class TestAfterASync:
             summaries = uow.session.scalar(select(func.count()).select_from(AuditSummary))
         assert summaries == 2
         assert delivered == [app, app]
-        assert observed == [("sor-filer", RunStatus.SUCCEEDED)] * 2
+        assert observed == [("sor-filer", RunStatus.SUCCEEDED, 0)] * 2
 
     def test_an_unchanged_source_has_no_follow_ups(self, app: App, files: SandboxServer) -> None:
         delivered: list[App] = []
