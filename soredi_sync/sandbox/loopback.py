@@ -1,5 +1,6 @@
 """What the sandbox's HTTP, SOAP and STS servers share: a quiet threaded server on loopback,
-run in a background thread, with start/stop and a context manager."""
+run in a background thread, with start/stop and a context manager; and a queue of injected
+faults."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import logging
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -116,3 +119,48 @@ class BackgroundServer:
     def url_host(self) -> str:
         host = self.host.strip("[]")
         return f"[{host}]" if ":" in host else host
+
+
+class _Counted(Protocol):
+    @property
+    def times(self) -> int: ...
+
+
+F = TypeVar("F", bound=_Counted)
+
+
+class FaultQueue(Generic[F]):
+    """Injected faults, each used for its next ``times`` matching requests, in the order added.
+
+    Thread-safe: the servers' handler threads take faults while tests add and clear them.
+    Faults are frozen dataclasses with a ``times`` field.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[F] = []
+
+    def add(self, fault: F) -> F:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[F]:
+        with self._lock:
+            return list(self._faults)
+
+    def take(self, matches: Callable[[F], bool]) -> F | None:
+        """The first fault that ``matches``, counted down by one use (gone after its last)."""
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if matches(fault):
+                    if fault.times <= 1:
+                        del self._faults[index]
+                    else:
+                        self._faults[index] = replace(fault, times=fault.times - 1)  # type: ignore[type-var]
+                    return fault
+        return None

@@ -28,7 +28,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http import HTTPStatus
@@ -40,7 +40,7 @@ from soredi_sync.config import CsvColumns
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.sandbox.generate import MANIFEST_NAME, Manifest, day_directory, generate
 from soredi_sync.sandbox.journal import JournalEntry, SubmissionJournal
-from soredi_sync.sandbox.loopback import BackgroundServer, QuietHandler
+from soredi_sync.sandbox.loopback import BackgroundServer, FaultQueue, QuietHandler
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ class SandboxServer(BackgroundServer):
             _normalise_path(csv_path): files.get("sor_csv", "Sor_complete.zip"),
         }
         self._lock = threading.Lock()
-        self._faults: list[Fault] = []
+        self._faults: FaultQueue[Fault] = FaultQueue()
         self._requests: list[tuple[str, str, int]] = []
         self._etags: dict[tuple[str, int, int], str] = {}
         self.columns = columns
@@ -527,30 +527,19 @@ class SandboxServer(BackgroundServer):
             headers=dict(headers or {}),
             reset=reset,
         )
-        with self._lock:
-            self._faults.append(fault)
+        self._faults.add(fault)
         logger.info("Sandbox fault injected: %s", fault)
         return fault
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     @property
     def faults(self) -> list[Fault]:
-        with self._lock:
-            return list(self._faults)
+        return self._faults.pending()
 
     def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for index, fault in enumerate(self._faults):
-                if fault.path is None or fault.path == path:
-                    if fault.times <= 1:
-                        del self._faults[index]
-                    else:
-                        self._faults[index] = replace(fault, times=fault.times - 1)
-                    return fault
-        return None
+        return self._faults.take(lambda fault: fault.path is None or fault.path == path)
 
     # -- bookkeeping --
 
@@ -606,7 +595,7 @@ class SandboxServer(BackgroundServer):
     def state(self) -> dict[str, Any]:
         """What ``GET /_sandbox/state`` answers."""
         with self._lock:
-            faults = [f.to_dict() for f in self._faults]
+            faults = [f.to_dict() for f in self._faults.pending()]
             requests = len(self._requests)
             day = self._day
         return {

@@ -38,7 +38,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from http import HTTPStatus
 from pathlib import Path
@@ -53,7 +53,7 @@ from soredi_sync.domain.model import Gln, Unit
 from soredi_sync.sandbox.catalog import BASE_DATE
 from soredi_sync.sandbox.generate import load_message_types
 from soredi_sync.sandbox.journal import ACTIONS, ChangeRequest, JournalEntry, SubmissionJournal
-from soredi_sync.sandbox.loopback import BackgroundServer, QuietHandler
+from soredi_sync.sandbox.loopback import BackgroundServer, FaultQueue, QuietHandler
 from soredi_sync.sandbox.server import SandboxServer, is_loopback_host
 from soredi_sync.sandbox.vocabulary import Vocabulary
 from soredi_sync.sandbox.world import World
@@ -361,7 +361,7 @@ class SoapSandboxServer(BackgroundServer):
         self._day_lock = threading.RLock()
         self._data_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._faults: list[SoapFaultSpec] = []
+        self._faults: FaultQueue[SoapFaultSpec] = FaultQueue()
         self._calls: list[str] = []
 
     # -- the day served --
@@ -440,14 +440,10 @@ class SoapSandboxServer(BackgroundServer):
     def inject(self, kind: str, service: str | None = None, **options: Any) -> SoapFaultSpec:
         """Make the next ``times`` calls to ``service`` (``sorls``/``skrs``/``sorus``/None)
         misbehave (see :class:`SoapFaultSpec`)."""
-        fault = SoapFaultSpec(kind=kind, service=service, **options)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
+        return self._faults.add(SoapFaultSpec(kind=kind, service=service, **options))
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     @property
     def calls(self) -> list[str]:
@@ -460,15 +456,7 @@ class SoapSandboxServer(BackgroundServer):
             self._calls.append(service)
 
     def _take_fault(self, service: str) -> SoapFaultSpec | None:
-        with self._lock:
-            for index, fault in enumerate(self._faults):
-                if fault.service is None or fault.service == service:
-                    if fault.times <= 1:
-                        del self._faults[index]
-                    else:
-                        self._faults[index] = replace(fault, times=fault.times - 1)
-                    return fault
-        return None
+        return self._faults.take(lambda fault: fault.service is None or fault.service == service)
 
     # -- operations --
 
