@@ -1093,7 +1093,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=overrides)
     with _app(ctx) as app:
-        serve_api(app, settings, log_settings, access_log=access_log)
+        serve_api(
+            app,
+            settings,
+            log_settings,
+            access_log=access_log,
+            json_logs=ctx.meta.get("soredi.log_format") == "json",
+        )
 
 
 @cli.command("run")

@@ -48,10 +48,13 @@ def serve(
     log_settings: DecisionLogSettings,
     *,
     access_log: bool = True,
+    json_logs: bool = False,
 ) -> None:
     """Serve the API on ``api_settings.host:port`` until interrupted; flushes the decision log
     on the way out."""
     import uvicorn
+
+    from soredi_sync.observability.logging import uvicorn_log_config
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
@@ -61,7 +64,8 @@ def serve(
         host=api_settings.host,
         port=api_settings.port,
         workers=1,
-        log_config=log_config(),
+        # JSON logs: uvicorn's lines go through the root handler in the same format.
+        log_config=uvicorn_log_config() if json_logs else log_config(),
         access_log=access_log,
         server_header=False,
     )

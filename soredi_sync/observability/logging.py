@@ -152,6 +152,7 @@ class JsonFormatter(_LibraryJsonFormatter):
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         created = log_data.pop("_created", None)
+        log_data.pop("color_message", None)  # uvicorn's copy of the message with ANSI colours
         ordered: dict[str, Any] = {}
         if isinstance(created, float):
             ordered["time"] = datetime.fromtimestamp(created, UTC).isoformat(

@@ -46,6 +46,17 @@ class TestJsonFormat:
         assert stamp.utcoffset() == timedelta(0)
         assert "run_id" not in line
 
+    def test_uvicorns_coloured_copy_of_a_message_is_left_out(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        configure_logging("json", "INFO")
+        logging.getLogger("uvicorn.error").info(
+            "Started server process [%d]", 7, extra={"color_message": "\x1b[36m%d\x1b[0m"}
+        )
+        (line,) = json_lines(capsys.readouterr().err)
+        assert line["message"] == "Started server process [7]"
+        assert "color_message" not in line
+
     def test_an_exception_is_one_field_of_the_same_line(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
