@@ -202,25 +202,23 @@ class TestDuringASync:
         assert errors[0]["source"] == "skrs"
 
 
+def _sync_day0(database_url: str, sandbox_dir: Path, *options: str) -> Any:
+    """``soredi-sync [OPTIONS] -v sync`` of the sandbox's day 0; it must succeed."""
+    result = CliRunner().invoke(
+        cli,
+        ["--database-url", database_url, *options, "-v", "sync", "--from-dir",
+         str(sandbox_dir / "day-000")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result
+
+
 class TestCommandLine:
     def test_log_format_json_makes_the_cli_write_json_lines(
         self, database_url: str, sandbox_dir: Path
     ) -> None:
-        result = CliRunner().invoke(
-            cli,
-            [
-                "--database-url",
-                database_url,
-                "--log-format",
-                "json",
-                "-v",
-                "sync",
-                "--from-dir",
-                str(sandbox_dir / "day-000"),
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
+        result = _sync_day0(database_url, sandbox_dir, "--log-format", "json")
         lines = json_lines(result.stderr)
         assert lines, "sync logs at INFO with -v"
         started = next(line for line in lines if "started" in line["message"])
@@ -230,33 +228,9 @@ class TestCommandLine:
         self, database_url: str, sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("SOREDI_LOGGING__FORMAT", "json")
-        result = CliRunner().invoke(
-            cli,
-            [
-                "--database-url",
-                database_url,
-                "-v",
-                "sync",
-                "--from-dir",
-                str(sandbox_dir / "day-000"),
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
+        result = _sync_day0(database_url, sandbox_dir)
         assert json_lines(result.stderr)
 
     def test_text_is_the_default_format(self, database_url: str, sandbox_dir: Path) -> None:
-        result = CliRunner().invoke(
-            cli,
-            [
-                "--database-url",
-                database_url,
-                "-v",
-                "sync",
-                "--from-dir",
-                str(sandbox_dir / "day-000"),
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
+        result = _sync_day0(database_url, sandbox_dir)
         assert " INFO soredi_sync.services.sync [run " in result.stderr
