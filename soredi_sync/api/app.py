@@ -13,7 +13,7 @@ from soredi_sync.api.problems import install_problem_handlers
 from soredi_sync.api.routes import ApiContext
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import data_age_seconds
+from soredi_sync.daemon.health import data_age_seconds, source_gauges_reader
 from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
 from soredi_sync.observability.metrics import Metrics, shared_metrics
 from soredi_sync.services.decision_log import BackgroundFlusher, DecisionLog
@@ -72,6 +72,7 @@ def create_app(
             return data_age_seconds(uow)
 
     metrics.set_data_age_source(data_age)
+    metrics.set_source_health_reader(source_gauges_reader(app.uow, app.settings.daemon))
     ctx = ApiContext(
         app=app, settings=settings, verifier=verifier, decision_log=decision_log, metrics=metrics
     )

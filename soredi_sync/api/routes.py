@@ -50,7 +50,7 @@ from soredi_sync.api.schemas import (
 from soredi_sync.api.security import authorize, bearer_scheme
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import data_health
+from soredi_sync.daemon.health import data_health, monitored_sources
 from soredi_sync.db.api_repository import TokenRecord
 from soredi_sync.domain.routing import Decision, RouteRequest
 from soredi_sync.errors import NoSnapshot
@@ -350,7 +350,7 @@ def readyz(request: Request) -> ReadyOut:
     # the database hangs.
     settings = context(request).app.settings
     daemon = settings.daemon
-    sources = ("sor-filer", "skrs") if daemon.incremental_interval_seconds else ("sor-filer",)
+    sources = monitored_sources(daemon)
     try:
         with context(request).app.uow() as uow:
             current = uow.registry.current_snapshot()

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from typing import Any
 
 from soredi_sync.api.app import create_app
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
 from soredi_sync.bootstrap import App
+from soredi_sync.observability.logging import RedactSecrets
 
-# Our tokens, wherever they might turn up in a message (a client that puts one in a URL).
-_TOKEN = re.compile(r"sst_[A-Za-z0-9_\-]{8,}")
-
-
-class RedactTokens(logging.Filter):
-    """Replaces anything shaped like a soredi-sync token in a log record with ``sst_***``.
+class RedactTokens(RedactSecrets):
+    """The redaction filter on uvicorn's own handlers (text logs).
 
     A second line of defence: nothing here logs the Authorization header or a token, and
     uvicorn's access log writes the request line only. This catches a token that a client
-    sends where it should not (a query string, a message id).
+    sends where it should not (a query string, a message id), masking it inside the access
+    record's arguments so that uvicorn's access formatter still writes the line.
     """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "sst_" in message:
-            record.msg = _TOKEN.sub("sst_***", message)
-            record.args = None
-        return True
 
 
 def log_config() -> dict[str, Any]:

@@ -11,13 +11,19 @@ the current snapshot; with no snapshot there is no age.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from soredi_sync.db.models import RunStatus, SyncRun
 from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.observability.metrics import SourceGauges
+
+if TYPE_CHECKING:
+    from soredi_sync.config import DaemonSettings
 
 ACCEPTED = (RunStatus.SUCCEEDED, RunStatus.UNCHANGED)
 ENDED_BADLY = (RunStatus.FAILED, RunStatus.REFUSED)
@@ -112,6 +118,35 @@ def data_health(
         max_age_seconds=max_age_hours * 3600.0,
         sources=tuple(source_health(uow, s, degraded_after) for s in sources),
     )
+
+
+def monitored_sources(settings: DaemonSettings) -> tuple[str, ...]:
+    """The sources whose health /readyz and the metrics report: the files always, the SKRS
+    feed where an incremental pull is configured."""
+    return ("sor-filer", "skrs") if settings.incremental_interval_seconds else ("sor-filer",)
+
+
+def source_gauges_reader(
+    uow_factory: Callable[[], UnitOfWork], settings: DaemonSettings
+) -> Callable[[], list[SourceGauges]]:
+    """What the source gauges show, read from ``sync_runs`` at each scrape: the same on every
+    replica, whichever of them ran the syncs."""
+    sources = monitored_sources(settings)
+
+    def read() -> list[SourceGauges]:
+        with uow_factory() as uow:
+            healths = [source_health(uow, s, settings.degraded_after_failures) for s in sources]
+        return [
+            SourceGauges(
+                h.source,
+                h.consecutive_failures,
+                h.degraded,
+                h.last_success_at.timestamp() if h.last_success_at else None,
+            )
+            for h in healths
+        ]
+
+    return read
 
 
 def _utc(value: datetime | None) -> datetime | None:

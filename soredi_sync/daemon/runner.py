@@ -21,7 +21,7 @@ from typing import Any
 
 from soredi_sync.api.settings import ApiSettings, api_settings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import SourceHealth
+from soredi_sync.daemon.health import SourceHealth, source_gauges_reader
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.scheduler import build_scheduler, describe
@@ -66,6 +66,8 @@ def build_daemon(app: App, *, metrics: Metrics | None = None) -> Daemon:
     lease = Lease(app.session_factory, ttl=settings.lease_seconds)
     lease.on_change = metrics.set_leader
     metrics.set_leader(False)
+    # Every replica, leader or follower, shows the sources' health as the database has it.
+    metrics.set_source_health_reader(source_gauges_reader(app.uow, settings))
 
     def observe(source: str, outcome: Any, health: SourceHealth) -> None:
         metrics.record_sync_outcome(source, outcome)

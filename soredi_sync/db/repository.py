@@ -228,6 +228,26 @@ class SqlAlchemyRegistryRepository:
         row = self.session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(1)).first()
         return _snapshot_info(row) if row else None
 
+    def current_snapshot_and_cursor(self) -> tuple[SnapshotInfo | None, int]:
+        """The current snapshot and the change cursor it ends at, in one statement.
+
+        The cursor is the last change event of that snapshot or an earlier one, so a sync that
+        commits between two reads can never pair snapshot N with N+1's events: a mirror that
+        stores the pair and asks for ``changes?cursor=`` next misses nothing.
+        """
+        last_event = (
+            select(func.coalesce(func.max(ChangeEvent.id), 0))
+            .where(ChangeEvent.snapshot_id <= Snapshot.id)
+            .correlate(Snapshot)
+            .scalar_subquery()
+        )
+        row = self.session.execute(
+            select(Snapshot, last_event).order_by(Snapshot.id.desc()).limit(1)
+        ).first()
+        if row is None:
+            return None, self.last_cursor()
+        return _snapshot_info(row[0]), int(row[1])
+
     def get_snapshot(self, snapshot_id: int) -> SnapshotInfo | None:
         row = self.session.get(Snapshot, snapshot_id)
         return _snapshot_info(row) if row else None

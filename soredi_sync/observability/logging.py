@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -74,16 +74,36 @@ def redact(text: str) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """Masks secrets in a record's message (formatted with its arguments) before any handler
-    writes it; for handlers whose formatter is not ours (uvicorn's, a test's)."""
+    """Masks secrets in a record's message and arguments before any handler writes it; for
+    handlers whose formatter is not ours (uvicorn's, a test's).
+
+    The arguments keep their shape: uvicorn's access formatter unpacks its five (client,
+    method, path with query, HTTP version, status), so a token in a query string is masked in
+    the path argument rather than by flattening the record, which would lose the access line.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        # The format string itself is left alone here ("password=%s" must keep its "%s"):
+        # what the arguments fill in is masked, then the whole message is checked below.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _redact_arg(value) for key, value in record.args.items()}
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: logging reports it, not us
+            return True
         masked = redact(message)
-        if masked != message:
+        if masked != message:  # a secret made of several arguments: flatten as a last resort
             record.msg = masked
             record.args = None
         return True
+
+
+def _redact_arg(value: object) -> object:
+    if isinstance(value, str):
+        return redact(value)
+    return value
 
 
 # -- run context ---------------------------------------------------------------------------

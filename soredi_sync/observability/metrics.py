@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -116,6 +116,90 @@ class _DataAgeCollector:
         return [GaugeMetricFamily(self.name, self.documentation, value=age)]
 
 
+@dataclass(frozen=True)
+class SourceGauges:
+    """What the source gauges show for one source."""
+
+    source: str
+    consecutive_failures: int
+    degraded: bool
+    last_success_timestamp: float | None  # Unix time; None before any accepted run
+
+
+SourceHealthReader = Callable[[], Sequence[SourceGauges]]
+
+_SOURCE_GAUGES = (
+    (
+        "soredi_source_consecutive_failures",
+        "Failed runs of the source since its last successful one.",
+    ),
+    ("soredi_source_degraded", "1 while the source has failed too often in a row."),
+    (
+        "soredi_last_success_timestamp_seconds",
+        "Unix time of the source's last successful (or unchanged) run.",
+    ),
+)
+
+
+class _SourceHealthCollector:
+    """``soredi_source_consecutive_failures``, ``soredi_source_degraded`` and
+    ``soredi_last_success_timestamp_seconds`` per source.
+
+    With a reader registered (every daemon replica and API process registers one that reads
+    ``sync_runs``), they are read at each scrape, so a follower shows what the leader's runs
+    did: an alert on a degraded source fires whichever replica is scraped. When the reader
+    fails (the database does not answer) the last values read are shown, and the scrape still
+    answers. Without a reader, they are what this process recorded itself.
+    """
+
+    def __init__(self) -> None:
+        self.reader: SourceHealthReader | None = None
+        self._values: dict[str, SourceGauges] = {}
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        source: str,
+        *,
+        failures: int | None = None,
+        degraded: bool | None = None,
+        success_at: float | None = None,
+    ) -> None:
+        with self._lock:
+            known = self._values.get(source, SourceGauges(source, 0, False, None))
+            self._values[source] = SourceGauges(
+                source,
+                known.consecutive_failures if failures is None else failures,
+                known.degraded if degraded is None else degraded,
+                known.last_success_timestamp if success_at is None else success_at,
+            )
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(name, doc, labels=["source"]) for name, doc in _SOURCE_GAUGES]
+
+    def collect(self) -> list[Metric]:
+        reader = self.reader
+        if reader is not None:
+            try:
+                read = {g.source: g for g in reader()}
+            except Exception:  # a database that does not answer must not fail the scrape
+                read = None
+            if read is not None:
+                with self._lock:
+                    self._values = read
+        with self._lock:
+            values = sorted(self._values.values(), key=lambda g: g.source)
+        failures, degraded, success = (
+            GaugeMetricFamily(name, doc, labels=["source"]) for name, doc in _SOURCE_GAUGES
+        )
+        for gauges in values:
+            failures.add_metric([gauges.source], gauges.consecutive_failures)
+            degraded.add_metric([gauges.source], 1 if gauges.degraded else 0)
+            if gauges.last_success_timestamp is not None:
+                success.add_metric([gauges.source], gauges.last_success_timestamp)
+        return [failures, degraded, success]
+
+
 class Metrics:
     """The project's metrics on a registry of their own.
 
@@ -167,24 +251,8 @@ class Metrics:
             ["source"],
             registry=registry,
         )
-        self.consecutive_failures = Gauge(
-            "soredi_source_consecutive_failures",
-            "Failed runs of the source since its last successful one.",
-            ["source"],
-            registry=registry,
-        )
-        self.degraded = Gauge(
-            "soredi_source_degraded",
-            "1 while the source has failed too often in a row.",
-            ["source"],
-            registry=registry,
-        )
-        self.last_success = Gauge(
-            "soredi_last_success_timestamp_seconds",
-            "Unix time of the source's last successful (or unchanged) run.",
-            ["source"],
-            registry=registry,
-        )
+        self._source_health = _SourceHealthCollector()
+        registry.register(self._source_health)
         self.leader = Gauge(
             "soredi_leader",
             "1 while this process holds the scheduler lease (runs the syncs).",
@@ -248,7 +316,7 @@ class Metrics:
         self.sync_runs.labels(source, status).inc()
         self.sync_duration.labels(source).observe(duration_seconds)
         if status in _OK_STATUSES:
-            self.last_success.labels(source).set(time.time())
+            self._source_health.record(source, success_at=time.time())
         else:
             self.sync_failures.labels(source).inc()
         if not counts:
@@ -280,9 +348,14 @@ class Metrics:
             self.sync_rows.labels(source, kind).set(n)
 
     def record_failure_streak(self, source: str, failures: int, degraded: bool) -> None:
-        """The source's current run of failures, and whether that makes it degraded."""
-        self.consecutive_failures.labels(source).set(failures)
-        self.degraded.labels(source).set(1 if degraded else 0)
+        """The source's current run of failures, and whether that makes it degraded (until
+        the next scrape reads them, where a source-health reader is registered)."""
+        self._source_health.record(source, failures=failures, degraded=degraded)
+
+    def set_source_health_reader(self, reader: SourceHealthReader | None) -> None:
+        """Where the source gauges come from: a callable asked at each scrape (every replica
+        registers one reading ``sync_runs``). Replaces the previous one; ``None`` removes it."""
+        self._source_health.reader = reader
 
     def set_leader(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)

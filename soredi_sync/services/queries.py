@@ -78,12 +78,12 @@ def _snapshot_for(uow: UnitOfWork, at: date | None) -> SnapshotInfo:
 
 
 def status(uow: UnitOfWork, runs: int = 10) -> Status:
-    current = uow.registry.current_snapshot()
+    current, cursor = uow.registry.current_snapshot_and_cursor()
     return Status(
         current=current,
         runs=uow.runs.recent(runs),
         data_age_seconds=current.age_seconds(datetime.now(UTC)) if current else None,
-        last_change_cursor=uow.registry.last_cursor(),
+        last_change_cursor=cursor,
     )
 
 

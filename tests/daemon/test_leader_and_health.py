@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from soredi_sync.bootstrap import App
 from soredi_sync.daemon.health import data_age_seconds, data_health, source_health
 from soredi_sync.daemon.leader import Lease
+from soredi_sync.daemon.runner import build_daemon
 from soredi_sync.db.models import RunStatus
+from soredi_sync.observability.metrics import Metrics
 from tests.api.conftest import make_client
 from tests.integration.conftest import sync_day
+from tests.observability.conftest import scrape, value
 
 
 class Clock:
@@ -106,6 +111,48 @@ class TestSourceHealth:
         with app.uow() as uow:
             health = source_health(uow, "sor-filer", degraded_after=1)
         assert health.consecutive_failures == 0 and health.last_success_at is None
+
+
+class TestSourceGaugesOnEveryReplica:
+    def test_a_follower_exports_the_degraded_source_that_the_leaders_runs_recorded(
+        self, app: App
+    ) -> None:
+        leader = build_daemon(app, metrics=Metrics(process_collectors=False))
+        follower_metrics = Metrics(process_collectors=False)
+        follower = build_daemon(app, metrics=follower_metrics)
+        assert leader.lease.refresh() and not follower.lease.refresh()
+        for error in ("HTTP 503", "HTTP 503", "ReadTimeout"):
+            _finish(app, "sor-filer", RunStatus.FAILED, error)
+
+        text = scrape(follower_metrics)
+        assert value(text, "soredi_leader") == 0
+        assert value(text, "soredi_source_degraded", source="sor-filer") == 1
+        assert value(text, "soredi_source_consecutive_failures", source="sor-filer") == 3
+        assert value(text, "soredi_last_success_timestamp_seconds", source="sor-filer") is None
+
+        _finish(app, "sor-filer", RunStatus.SUCCEEDED)
+        text = scrape(follower_metrics)
+        assert value(text, "soredi_source_degraded", source="sor-filer") == 0
+        assert value(text, "soredi_source_consecutive_failures", source="sor-filer") == 0
+        success = value(text, "soredi_last_success_timestamp_seconds", source="sor-filer")
+        assert success is not None and abs(success - time.time()) < 300
+
+    def test_when_the_database_stops_answering_the_last_values_read_are_shown(
+        self, app: App
+    ) -> None:
+        metrics = Metrics(process_collectors=False)
+        build_daemon(app, metrics=metrics)
+        for _ in range(3):
+            _finish(app, "sor-filer", RunStatus.FAILED, "HTTP 500")
+        assert value(scrape(metrics), "soredi_source_degraded", source="sor-filer") == 1
+
+        def gone() -> Any:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+        metrics.set_source_health_reader(gone)
+        text = scrape(metrics)
+        assert value(text, "soredi_source_degraded", source="sor-filer") == 1
+        assert value(text, "soredi_leader") == 0
 
 
 class TestDataAge:

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event
+
 from soredi_sync.db.models import RunStatus
 from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
 from soredi_sync.services.sync import SyncOutcome, sync_source
@@ -194,5 +196,97 @@ class TestReadsDuringASync:
             f"{held_reads} of them while day 1 sat uncommitted, then {counted[new.id]} from "
             f"snapshot {new.id} (day 1); every answer matched its snapshot whole, none mixed "
             "the two"
+        )
+        record.data_lost = "none"
+
+
+class TestCurrentSnapshotDuringSyncs:
+    """``GET /v1/snapshots/current`` pairs a snapshot with the change cursor it ends at.
+
+    A gateway mirrors by storing that pair and asking for ``changes?cursor=`` next; a cursor that
+    already includes the next snapshot's events makes it skip that snapshot. Readers run while
+    two syncs (day 1, then day 2) commit; each reader pauses a little after the database names
+    the current snapshot, as a busy server does, so that a read made of two statements would
+    straddle a commit.
+    """
+
+    def test_every_current_snapshot_answer_carries_the_cursor_of_that_snapshot(
+        self, last_good: LastGood
+    ) -> None:
+        app = last_good.app
+        auth = {"Authorization": f"Bearer {last_good.token}"}
+        answers: list[tuple[int, int]] = []
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def slow_reader(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            reading = threading.current_thread().name != "sync"
+            query = " ".join(statement.split())
+            if reading and "FROM snapshots ORDER BY snapshots.id DESC" in query:
+                time.sleep(0.02)
+
+        def read() -> None:
+            while not stop.is_set():
+                try:
+                    answer = last_good.api.get("/v1/snapshots/current", headers=auth)
+                    assert answer.status_code == 200, answer.text
+                    body = answer.json()
+                    answers.append((body["snapshot"]["id"], body["last_change_cursor"]))
+                except Exception as exc:  # noqa: BLE001 (reported by the test)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+        outcomes: list[SyncOutcome] = []
+
+        def sync_days() -> None:
+            for day in (1, 2):
+                last_good.files.set_day(day)
+                outcomes.append(last_good.sync())
+
+        event.listen(app.engine, "after_cursor_execute", slow_reader)
+        readers = [threading.Thread(target=read, name=f"reader-{n}") for n in range(3)]
+        try:
+            for reader in readers:
+                reader.start()
+            time.sleep(0.2)
+            syncing = threading.Thread(target=sync_days, name="sync")
+            syncing.start()
+            syncing.join(120)
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            for reader in readers:
+                reader.join(10)
+            event.remove(app.engine, "after_cursor_execute", slow_reader)
+
+        assert errors == []
+        assert [o.status for o in outcomes] == [RunStatus.SUCCEEDED] * 2, outcomes
+        with app.uow() as uow:
+            events = uow.registry.changes_since(0, limit=1_000_000)
+        snapshot_ids = {last_good.snapshot.id, *(o.snapshot.id for o in outcomes if o.snapshot)}
+        last_event = {
+            sid: max((e.cursor for e in events if e.snapshot_id <= sid), default=0)
+            for sid in snapshot_ids
+        }
+        wrong = [(sid, cursor) for sid, cursor in answers if cursor != last_event[sid]]
+        seen = {sid for sid, _ in answers}
+        assert seen == snapshot_ids, f"readers saw snapshots {seen}, not all of {snapshot_ids}"
+        assert wrong == [], (
+            f"{len(wrong)} of {len(answers)} answers paired a snapshot with another's cursor: "
+            f"{wrong[:5]} (last events: {last_event})"
+        )
+
+        record = last_good.begin(
+            Case(
+                "current snapshot during syncs",
+                "3 threads reading GET /v1/snapshots/current in a loop, each pausing 20 ms after "
+                "the database names the current snapshot, while day 1 and day 2 are synced",
+            )
+        )
+        record.status = outcomes[-1].status.value
+        record.reason = "(no fault: the syncs store day 1 and day 2)"
+        per_snapshot = {sid: sum(1 for s, _ in answers if s == sid) for sid in sorted(seen)}
+        record.did = (
+            f"{len(answers)} answers ({per_snapshot} by snapshot); every answer's cursor was "
+            "the last change event of the snapshot it named"
         )
         record.data_lost = "none"

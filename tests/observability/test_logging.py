@@ -234,3 +234,25 @@ class TestCommandLine:
     def test_text_is_the_default_format(self, database_url: str, sandbox_dir: Path) -> None:
         result = _sync_day0(database_url, sandbox_dir)
         assert " INFO soredi_sync.services.sync [run " in result.stderr
+
+
+class TestRedactionKeepsTheRecordsShape:
+    def test_a_secret_in_an_argument_is_masked_in_place_and_the_arguments_keep_their_count(
+        self,
+    ) -> None:
+        args = ("127.0.0.1:5000", "GET", f"/healthz?t={TOKEN}", "1.1", 200)
+        record = logging.LogRecord(
+            "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None
+        )
+        assert RedactSecrets().filter(record)
+        assert isinstance(record.args, tuple) and len(record.args) == 5
+        assert record.args[2] == "/healthz?t=sst_***"
+        assert record.getMessage() == '127.0.0.1:5000 - "GET /healthz?t=sst_*** HTTP/1.1" 200'
+
+    def test_a_secret_split_over_the_format_and_an_argument_is_still_masked(self) -> None:
+        record = logging.LogRecord(
+            "x", logging.INFO, __file__, 1, "login with password=%s", (PASSWORD,), None
+        )
+        assert RedactSecrets().filter(record)
+        assert PASSWORD not in record.getMessage()
+        assert record.getMessage() == "login with password=***"
