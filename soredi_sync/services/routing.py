@@ -138,7 +138,12 @@ class RoutingService:
         # Half a million long-lived records would otherwise be rescanned by every full
         # collection of the cyclic GC, stalling requests for tens of milliseconds each time.
         # Frozen objects are still freed by reference counting when a newer index replaces
-        # this one (the records hold no reference cycles).
+        # this one (the records hold no reference cycles). Freezing moves every tracked
+        # object out of the collector's reach, garbage cycles included: unfreeze what the
+        # last rebuild froze and collect first, so each rebuild pins only live objects (one
+        # full collection per snapshot, not per request).
+        gc.unfreeze()
+        gc.collect()
         gc.freeze()
         logger.info(
             "Routing index built for snapshot %d (%d units, %d GLNs)",

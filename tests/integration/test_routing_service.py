@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,27 @@ def _request(manifest: Manifest) -> RouteRequest:
     return RouteRequest("correspondence", "fhir", receiver_gln=vena)
 
 
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
 class TestIndexLifecycle:
+    def test_an_index_rebuild_leaves_garbage_cycles_collectable(
+        self, app: App, sandbox_dir: Path, manifest: Manifest
+    ) -> None:
+        _sync(app, sandbox_dir / "day-000")
+        service = app.routing()
+        gc.disable()  # the cycle must still be uncollected garbage when the index is built
+        try:
+            garbage = weakref.ref(_Cycle())
+            assert garbage() is not None
+            service.route(_request(manifest))  # builds the index (and freezes what is live)
+        finally:
+            gc.enable()
+        gc.collect()
+        assert garbage() is None, "a garbage cycle was frozen with the index and never freed"
+
     def test_without_a_snapshot_there_is_no_answer(self, app: App, manifest: Manifest) -> None:
         with pytest.raises(NoSnapshot):
             app.routing().route(_request(manifest))
