@@ -52,15 +52,15 @@ def _settings(ctx: click.Context) -> Settings:
 @contextmanager
 def _app(ctx: click.Context, *, migrate_empty: bool = False) -> Iterator[Any]:
     from soredi_sync.bootstrap import bootstrap
-    from soredi_sync.services.schema import SchemaState, schema_state, upgrade
+    from soredi_sync.services.schema import SchemaState, prepare
 
     settings = _settings(ctx)
     app = bootstrap(settings)
     try:
-        state = schema_state(app.engine, settings.database_url)
-        if state is SchemaState.EMPTY and migrate_empty:
-            upgrade(settings.database_url)
-        elif state is not SchemaState.CURRENT:
+        # Several processes may start on an empty database at once: one migrates, the
+        # others wait for it (services/schema.py).
+        state = prepare(app.engine, settings.database_url, migrate_empty=migrate_empty)
+        if state is not SchemaState.CURRENT:
             click.echo(
                 f"The database {settings.safe_database_url()} is {state.value}: "
                 "run `soredi-sync db upgrade` first.",
@@ -70,6 +70,25 @@ def _app(ctx: click.Context, *, migrate_empty: bool = False) -> Iterator[Any]:
         yield app
     finally:
         app.close()
+
+
+@contextmanager
+def _database_errors(ctx: click.Context, doing: str) -> Iterator[None]:
+    """A database that fails under a command (a full disk, a lost connection) is one line for
+    the operator and exit code 1, not a traceback."""
+    from soredi_sync.db.engine import DatabaseFailure, is_database_failure
+
+    try:
+        yield
+        return
+    except DatabaseFailure as exc:
+        failure = exc
+    except Exception as exc:
+        if not is_database_failure(exc):
+            raise
+        failure = DatabaseFailure(doing, exc)
+    click.echo(f"error: {failure} [{_settings(ctx).safe_database_url()}]", err=True)
+    ctx.exit(EXIT_SYNC_FAILED)
 
 
 def jsonable(value: Any) -> Any:
@@ -254,9 +273,13 @@ def sync(
     if base_url and from_dir:
         raise click.UsageError("give --base-url or --from-dir, not both")
     if source == "skrs":
-        _sync_incremental(ctx, max_pages, as_json, accept_mass_change)
+        with _database_errors(ctx, "syncing"):
+            _sync_incremental(ctx, max_pages, as_json, accept_mass_change)
         return
-    with _app(ctx, migrate_empty=True) as app:
+    with (
+        _database_errors(ctx, "opening it for the sync; no run was recorded"),
+        _app(ctx, migrate_empty=True) as app,
+    ):
         outcome = _run_sync(
             app,
             base_url=base_url,
@@ -265,7 +288,8 @@ def sync(
             force=force,
             show_progress=not as_json,
         )
-        verified = _verify_plans_after(app, outcome)
+        with _database_errors(ctx, f"verifying change plans after run {outcome.run_id}"):
+            verified = _verify_plans_after(app, outcome)
     if as_json:
         _emit_json(_outcome_json(outcome))
     else:
@@ -450,7 +474,7 @@ def status(ctx: click.Context, runs: int, as_json: bool) -> None:
     """Recent sync runs, the current snapshot and the age of the data."""
     from soredi_sync.services import queries
 
-    with _app(ctx) as app, app.uow() as uow:
+    with _database_errors(ctx, "reading the status"), _app(ctx) as app, app.uow() as uow:
         result = queries.status(uow, runs)
     if as_json:
         _emit_json(result)
@@ -531,12 +555,15 @@ def show_unit(ctx: click.Context, sor_id: str, at: date | None, live: bool, as_j
 
 
 def _show_live_unit(ctx: click.Context, sor_id: str, at: date | None, as_json: bool) -> None:
-    """``show unit --live``: one SORLS GetSorEntity call, no database."""
+    """``show unit --live``: one SORLS GetSorEntity call, no database (default date: today in
+    Denmark, whatever the machine's zone)."""
+    from soredi_sync.domain.days import today_in_denmark
     from soredi_sync.soap.sorls import make_sorls_client
 
     settings = _settings(ctx)
     try:
-        looked_up = make_sorls_client(settings.soap).get_sor_entity(sor_id, at or date.today())
+        client = make_sorls_client(settings.soap)
+        looked_up = client.get_sor_entity(sor_id, at or today_in_denmark())
     except SorediError as exc:
         _fail(ctx, exc)
         return
@@ -1698,6 +1725,7 @@ def webhook_add(
     from soredi_sync.services.webhooks import (
         InvalidWebhook,
         WebhookFilter,
+        address_policy,
         create_subscription,
     )
 
@@ -1714,7 +1742,12 @@ def webhook_add(
     with _app(ctx) as app, _webhook_uow(app) as uow:
         try:
             created = create_subscription(
-                uow, name=name, url=url, webhook_filter=webhook_filter, actor=_actor(actor)
+                uow,
+                name=name,
+                url=url,
+                webhook_filter=webhook_filter,
+                actor=_actor(actor),
+                policy=address_policy(app.settings.webhooks),
             )
         except InvalidWebhook as exc:
             raise click.UsageError(str(exc)) from None
@@ -1827,7 +1860,10 @@ def webhook_deliveries(ctx: click.Context, name: str, limit: int, as_json: bool)
 @json_option
 @click.pass_context
 def webhook_dispatch(ctx: click.Context, as_json: bool) -> None:
-    """Apply the configured subscriptions, enqueue new changes and deliver what is due, now."""
+    """Apply the configured subscriptions, enqueue new changes and deliver what is due, now.
+
+    Each POST ends within webhooks.timeout; deliveries a running daemon is sending are claimed
+    and skipped here, so nothing is sent twice at once."""
     from soredi_sync.services.webhooks import dispatch
 
     with _app(ctx) as app:

@@ -13,7 +13,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,6 +94,24 @@ class ApiSettings(BaseModel):
     # Largest bundle body accepted by POST /v1/route/bundle: 100 MB of attachments grow by a
     # third in base64.
     max_bundle_bytes: int = Field(default=150 * 1024 * 1024, gt=0)
+    # What one bundle may cost beyond its bytes: a real CareCommunication has a few hundred
+    # elements, nested about 10 deep (XML elements; JSON members and array items).
+    max_bundle_elements: int = Field(default=100_000, ge=100)
+    max_bundle_depth: int = Field(default=64, ge=16)
+    # Largest body of any other request (a routing question is well under 2 KB).
+    max_body_bytes: int = Field(default=16 * 1024, gt=0)
+    # Slow or idle clients: a request's head (request line and headers) must be complete within
+    # header_timeout_seconds of the connection being opened or of the previous answer, and be
+    # at most max_header_bytes; its body must be complete within body_timeout_seconds.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    # uvicorn: idle seconds between requests on a kept-alive connection; connections (and
+    # requests) at once before new requests get 503; queued connections the kernel holds.
+    timeout_keep_alive: int = Field(default=5, ge=1)
+    limit_concurrency: int = Field(default=500, ge=1)
+    backlog: int = Field(default=2048, ge=1)
+    http_protocol: Literal["auto", "h11", "httptools"] = "auto"
 
 
 class DecisionLogSettings(BaseModel):
@@ -97,13 +122,51 @@ class DecisionLogSettings(BaseModel):
 
 
 class CsvColumns(BaseModel):
-    """Header names of the SOR2 CSV files, from ``config/csv-columns.toml`` ([assumed])."""
+    """Header names of the SOR2 CSV files, from ``config/csv-columns.toml`` ([assumed]).
+
+    A column may be named by a list of headers (aliases, e.g. ``["LocationCode",
+    "EanLocationCode"]``): the reader uses the first of them the file has. The sections keep
+    the first name of each list (what the sandbox writes); :meth:`names` gives all of them.
+    """
 
     delimiter: str = ";"
     encoding: str = "utf-8-sig"
     edi_types: dict[str, str]
     gln_edi_types: dict[str, str]
     glns: dict[str, str]
+    # section -> key -> every accepted header, first name first (from lists in the file).
+    aliases: dict[str, dict[str, tuple[str, ...]]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_aliases(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        aliases: dict[str, dict[str, tuple[str, ...]]] = {}
+        for section in ("edi_types", "gln_edi_types", "glns"):
+            raw = data.get(section)
+            if not isinstance(raw, dict):
+                continue
+            names: dict[str, tuple[str, ...]] = {}
+            for key, value in raw.items():
+                listed = (value,) if isinstance(value, str) else tuple(value)
+                if not listed or not all(isinstance(n, str) and n.strip() for n in listed):
+                    raise ValueError(f"[{section}] {key}: give a header name or a list of them")
+                names[key] = listed
+            data[section] = {key: listed[0] for key, listed in names.items()}
+            aliases[section] = {k: v for k, v in names.items() if len(v) > 1}
+        data["aliases"] = {**aliases, **(data.get("aliases") or {})}
+        return data
+
+    def names(self, section: str, key: str) -> tuple[str, ...]:
+        """Every header accepted for ``key`` in ``section``, in order of preference.
+
+        Aliases apply while the first name is still the configured one (a copy with another
+        name for the column does not inherit the old name's aliases)."""
+        first: str = getattr(self, section)[key]
+        listed = self.aliases.get(section, {}).get(key, ())
+        return listed if listed and listed[0] == first else (first,)
 
     @classmethod
     def load(cls, path: Path) -> CsvColumns:
@@ -267,7 +330,22 @@ class WebhookConfig(BaseModel):
 
 
 class WebhookSettings(BaseModel):
+    # The whole of one delivery (resolve, connect, send, read the answer) must end within
+    # this many seconds; a receiver still sending then is cut off and the attempt fails.
     timeout: float = Field(default=10.0, gt=0)
+    # Bytes of a receiver's answer body read at most (the rest is not read: the connection
+    # is closed); the body is only drained, never stored.
+    max_answer_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    # Deliveries sent at the same time (to different subscriptions) by one dispatcher.
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    # A delivery due for this long without being sent, or claimed by a dispatcher for longer
+    # than the timeout and a margin, is "stuck" (metric, /readyz detail).
+    stuck_after_seconds: float = Field(default=900.0, gt=0)
+    # Receivers are refused when any address their host resolves to is loopback, private,
+    # link-local, unique-local, multicast, unspecified or reserved, unless named here: as
+    # networks (CIDR, e.g. "10.20.0.0/16") or as host names (allowed whatever they resolve to).
+    allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    allow_hosts: list[str] = Field(default_factory=list)
     max_attempts: int = Field(default=8, ge=1)
     # Retry backoff between attempts of one delivery: initial, doubling, capped.
     initial_backoff: float = Field(default=30.0, ge=0)

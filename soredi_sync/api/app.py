@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import FastAPI, Response
 
 from soredi_sync.api import audit_routes, plan_routes, routes, webhook_routes
-from soredi_sync.api.problems import install_problem_handlers
+from soredi_sync.api.limits import RequestLimits
+from soredi_sync.api.problems import install_problem_handlers, problem_responses
 from soredi_sync.api.routes import ApiContext
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.bootstrap import App
@@ -109,6 +111,17 @@ def create_app(
     api.include_router(audit_routes.audit_router)
     api.include_router(plan_routes.plan_router)
     api.include_router(webhook_routes.webhook_router)
+    _declare_body_refusals(api)
+    # Outermost of the application's own layers: tokens and body sizes are judged before
+    # FastAPI reads a body (api/limits.py).
+    api.add_middleware(
+        RequestLimits,
+        verifier=verifier,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits={routes.BUNDLE_PATH: settings.max_bundle_bytes},
+        body_timeout=settings.body_timeout_seconds,
+        max_header_bytes=settings.max_header_bytes,
+    )
 
     # No token: Prometheus scrapes it. Expose it on the internal network only, never through
     # the proxy the gateways reach. Plain def: the data age is a database read.
@@ -118,3 +131,24 @@ def create_app(
         return Response(body, media_type=content_type)
 
     return api
+
+
+def _declare_body_refusals(api: FastAPI) -> None:
+    """Every operation that takes a body may be answered 413 (too large) or 408 (too slow) by
+    :class:`RequestLimits`: say so in the published document (FastAPI's documented way of
+    extending it: a replacement ``openapi`` that edits the generated one once)."""
+    generate = api.openapi
+    refusals = {str(status): response for status, response in problem_responses(408, 413).items()}
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict) and "requestBody" in operation:
+                        for status, response in refusals.items():
+                            operation.setdefault("responses", {}).setdefault(status, response)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -46,22 +46,29 @@ from soredi_sync.api.schemas import (
     SourceHealthOut,
     UnitOut,
     UnitViewOut,
+    WebhookHealthOut,
 )
-from soredi_sync.api.security import authorize, bearer_scheme
+from soredi_sync.api.security import VERIFIED_TOKEN, authorize, bearer_scheme
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import data_health, monitored_sources
+from soredi_sync.daemon.health import data_health, monitored_sources, webhook_health
 from soredi_sync.db.api_repository import TokenRecord
 from soredi_sync.domain.routing import Decision, RouteRequest
 from soredi_sync.errors import NoSnapshot
 from soredi_sync.observability.metrics import Metrics, shared_metrics
-from soredi_sync.parsing.bundle import JSON_CONTENT_TYPES, XML_CONTENT_TYPES, parse_bundle
+from soredi_sync.parsing.bundle import (
+    JSON_CONTENT_TYPES,
+    XML_CONTENT_TYPES,
+    BundleBudget,
+    parse_bundle,
+)
 from soredi_sync.services import queries
 from soredi_sync.services.decision_log import DecisionLog, decision_entry
 from soredi_sync.services.tokens import Scope, TokenVerifier, may_read_owner, may_route_to
 
 JSON_MEDIA_TYPE = "application/json"
 BUNDLE_MEDIA_TYPES = XML_CONTENT_TYPES | JSON_CONTENT_TYPES
+BUNDLE_PATH = "/v1/route/bundle"  # its body may be max_bundle_bytes; others max_body_bytes
 
 
 @dataclass
@@ -89,7 +96,8 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_sch
 # database.
 @marks_authorization
 async def route_reader(request: Request, credentials: Credentials) -> TokenRecord:
-    return authorize(context(request).verifier, credentials, Scope.ROUTE_READ)
+    verified = request.scope.get(VERIFIED_TOKEN)  # the hot path: no second look-up
+    return authorize(context(request).verifier, credentials, Scope.ROUTE_READ, verified)
 
 
 @marks_authorization
@@ -160,7 +168,7 @@ async def route(request: Request, body: RouteIn, caller: RouteReader) -> Respons
 
 
 @routing.post(
-    "/route/bundle",
+    BUNDLE_PATH.removeprefix("/v1"),
     response_model=RouteOut,
     responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
     summary="Decide how to deliver a CareCommunication message Bundle",
@@ -195,7 +203,8 @@ async def route_bundle(
         )
     data = await _read_body(request, ctx.settings.max_bundle_bytes)
     # Parsing a large bundle takes milliseconds: off the event loop.
-    facts = await run_in_threadpool(parse_bundle, data, content_type)
+    budget = BundleBudget(ctx.settings.max_bundle_elements, ctx.settings.max_bundle_depth)
+    facts = await run_in_threadpool(parse_bundle, data, content_type, budget=budget)
     question = facts.to_route_request(
         sender_syntax=sender_syntax, category_names=ctx.app.settings.category_names
     )
@@ -344,7 +353,8 @@ def readyz(request: Request) -> ReadyOut:
     """Ready when the database answers, a snapshot exists and, unless
     `daemon.ready_requires_fresh_data` is off, the data was confirmed against a source within
     `daemon.max_data_age_hours` (default 36). The answer lists the data's age and each source's
-    failures in a row (degraded after `daemon.degraded_after_failures`)."""
+    failures in a row (degraded after `daemon.degraded_after_failures`), and how many webhook
+    deliveries are stuck (shown only: they do not make the replica unready)."""
     # A pooled session in the thread pool, not the routing service's per-thread connection:
     # the probe must not pin a connection to each pool thread, nor stall the event loop when
     # the database hangs.
@@ -360,6 +370,7 @@ def readyz(request: Request) -> ReadyOut:
                 degraded_after=daemon.degraded_after_failures,
                 max_age_hours=daemon.max_data_age_hours,
             )
+            hooks = webhook_health(uow, settings.webhooks)
     except SQLAlchemyError:
         raise ApiProblem(503, "database-unavailable", "the database does not answer") from None
     if current is None:
@@ -388,4 +399,9 @@ def readyz(request: Request) -> ReadyOut:
             )
             for s in health.sources
         ],
+        webhooks=WebhookHealthOut(
+            stuck_deliveries=hooks.stuck,
+            oldest_stuck_since=hooks.oldest_stuck_since,
+            stuck_after_seconds=hooks.stuck_after_seconds,
+        ),
     )

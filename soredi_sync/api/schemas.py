@@ -299,6 +299,15 @@ class SourceHealthOut(BaseModel):
     last_success_at: datetime | None
 
 
+class WebhookHealthOut(BaseModel):
+    stuck_deliveries: int = Field(
+        description="deliveries due for longer than webhooks.stuck_after_seconds without being "
+        "sent, or whose dispatcher's claim ran out; they do not make the replica unready"
+    )
+    oldest_stuck_since: datetime | None
+    stuck_after_seconds: float
+
+
 class ReadyOut(BaseModel):
     status: Literal["ready"]
     snapshot_id: int
@@ -306,3 +315,4 @@ class ReadyOut(BaseModel):
     data_age_seconds: float | None
     max_data_age_seconds: float
     sources: list[SourceHealthOut]
+    webhooks: WebhookHealthOut

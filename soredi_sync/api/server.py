@@ -7,9 +7,11 @@ import logging
 from typing import Any
 
 from soredi_sync.api.app import create_app
+from soredi_sync.api.connections import uvicorn_limits
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
 from soredi_sync.bootstrap import App
 from soredi_sync.observability.logging import RedactSecrets
+
 
 class RedactTokens(RedactSecrets):
     """The redaction filter on uvicorn's own handlers (text logs).
@@ -58,5 +60,7 @@ def serve(
         log_config=uvicorn_log_config() if json_logs else log_config(),
         access_log=access_log,
         server_header=False,
+        # Header deadline and cap, keep-alive, concurrency and backlog from [api].
+        **uvicorn_limits(api_settings),
     )
     uvicorn.Server(config).run()

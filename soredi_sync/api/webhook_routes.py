@@ -33,6 +33,7 @@ from soredi_sync.services.webhooks import (
     InvalidWebhook,
     WebhookConflict,
     WebhookFilter,
+    address_policy,
     create_subscription,
     deactivate_subscription,
     delivery_counts,
@@ -82,7 +83,10 @@ class FiltersOut(BaseModel):
 class WebhookOut(BaseModel):
     id: int
     name: str
-    url: str
+    url: str = Field(description="where deliveries go, without any user-info (credentials)")
+    has_credentials: bool = Field(
+        description="the registered URL carried user-info, sent as HTTP Basic and never shown"
+    )
     origin: Literal["config", "api"]
     active: bool
     created_at: datetime
@@ -97,6 +101,7 @@ class WebhookOut(BaseModel):
             id=sub.id,
             name=sub.name,
             url=sub.url,
+            has_credentials=sub.has_credentials,
             origin="config" if sub.origin == "config" else "api",
             active=sub.active,
             created_at=sub.created_at,
@@ -115,7 +120,7 @@ class WebhooksOut(BaseModel):
     webhooks: list[WebhookOut]
 
 
-DeliveryState = Literal["pending", "delivered", "failed", "cancelled"]
+DeliveryState = Literal["pending", "sending", "delivered", "failed", "cancelled"]
 
 
 class DeliveryOut(BaseModel):
@@ -131,6 +136,9 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None
     last_status_code: int | None
     last_error: str | None
+    claimed_until: datetime | None = Field(
+        default=None, description="while sending: when the dispatcher's claim ends"
+    )
 
     @classmethod
     def of(cls, d: Delivery) -> DeliveryOut:
@@ -165,7 +173,12 @@ def post_webhook(request: Request, caller: WebhookAdmin, body: WebhookIn) -> Web
     ANDed, values ORed, empty matches all), POSTed after each sync and signed with `secret`
     (`X-Soredi-Signature: sha256=HMAC(secret, timestamp + "." + body)`). Store the secret now:
     it is not shown again. The name of a removed subscription may be used again; a name in use
-    is 409. Needs `webhook:admin` and a token not restricted to owners."""
+    is 409. A URL whose host is or resolves to a loopback, private, link-local or otherwise
+    non-public address is refused (422) unless the operator allows it
+    (`webhooks.allow_networks` / `allow_hosts`). User-info in the URL is stored apart, sent as
+    HTTP Basic and never shown again (`has_credentials`). Needs `webhook:admin` and a token not
+    restricted to owners."""
+    settings = context(request).app.settings.webhooks
     with _uow(request) as uow:
         try:
             created = create_subscription(
@@ -180,6 +193,7 @@ def post_webhook(request: Request, caller: WebhookAdmin, body: WebhookIn) -> Web
                     entities=body.entities,
                 ),
                 actor=_actor(caller),
+                policy=address_policy(settings),
             )
         except InvalidWebhook as exc:
             raise ApiProblem(422, "invalid-webhook", str(exc)) from None
@@ -245,9 +259,10 @@ def get_deliveries(
     status: Annotated[DeliveryState | None, Query()] = None,
 ) -> DeliveriesOut:
     """Per delivery: the changes it carries (first/last change id, count), `status`
-    (`pending`, `delivered`, `failed` after the last attempt, `cancelled` when the subscription
-    was removed), attempts, the last HTTP status or error and when the next attempt is due.
-    Needs `webhook:admin` and a token not restricted to owners."""
+    (`pending`, `sending` while a dispatcher POSTs it, `delivered`, `failed` after the last
+    attempt, `cancelled` when the subscription was removed), attempts, the last HTTP status or
+    error class and when the next attempt is due. Needs `webhook:admin` and a token not
+    restricted to owners."""
     with _uow(request) as uow:
         deliveries = recent_deliveries(uow, webhook_id, limit, status)
     return DeliveriesOut(webhook_id=webhook_id, deliveries=[DeliveryOut.of(d) for d in deliveries])

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,7 +143,9 @@ class HttpxSorFilesClient:
         progress: ProgressCallback | None = None,
     ) -> FetchedFile:
         url = self._base_url + name.lstrip("/")
-        headers = {}
+        # The files are zips already: compressing them again only costs the server, and a
+        # body sent as it is stored is what its Content-Length and any checksum describe.
+        headers = {"Accept-Encoding": "identity"}
         if validators and validators.etag:
             headers["If-None-Match"] = validators.etag
         if validators and validators.last_modified:
@@ -187,6 +191,11 @@ class HttpxSorFilesClient:
                 raise SourceError(f"{url} answered HTTP {response.status_code}")
             total = response.headers.get("Content-Length")
             expected = int(total) if total and total.isdigit() else None
+            # Content-Length counts the bytes on the wire: for a body sent with a
+            # Content-Encoding (a mirror that gzips anyway) that is the encoded size, not the
+            # size of the file written, so the check below compares the raw count then.
+            encoding = response.headers.get("Content-Encoding", "").strip().lower()
+            encoded = encoding not in ("", "identity")
             digest = hashlib.sha256()
             size = 0
             dest_dir.mkdir(parents=True, exist_ok=True)
@@ -202,15 +211,16 @@ class HttpxSorFilesClient:
                         digest.update(chunk)
                         size += len(chunk)
                         if progress:
-                            progress(name, size, expected)
+                            progress(name, size, None if encoded else expected)
                 except BaseException:
                     tmp.close()
                     tmp_path.unlink(missing_ok=True)
                     raise
-            if expected is not None and size != expected:
+            received = response.num_bytes_downloaded if encoded else size
+            if expected is not None and received != expected:
                 tmp_path.unlink(missing_ok=True)
                 raise httpx.RemoteProtocolError(
-                    f"{url}: got {size} of {expected} bytes (connection cut short)"
+                    f"{url}: got {received} of {expected} bytes (connection cut short)"
                 )
             final = dest_dir / Path(name).name
             tmp_path.replace(final)
@@ -240,17 +250,56 @@ class DirectorySorFilesClient:
         progress: ProgressCallback | None = None,
     ) -> FetchedFile:
         source = self._directory / name
-        if not source.is_file():
-            raise SourceError(f"{source} does not exist")
+        _check_regular_file(source)
         # Read in place: nothing is downloaded, so there is no partial file to guard against.
-        size = source.stat().st_size
+        try:
+            size = source.stat().st_size
+            digest = sha256_of(source)
+        except OSError as exc:
+            raise SourceError(f"{source} cannot be read: {exc.strerror or exc}") from exc
         if progress:
             progress(name, size, size)
         return FetchedFile(
             name=name,
             path=source,
-            sha256=sha256_of(source),
+            sha256=digest,
             size=size,
             etag=None,
             last_modified=None,
         )
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular_file(source: Path) -> None:
+    """Refuse anything but a readable regular file, saying exactly what is there instead.
+
+    A device or a FIFO would never end (``/dev/zero``) or block the sync for ever; a directory
+    or a dangling link would fail later with a less helpful message.
+    """
+    try:
+        mode = source.stat().st_mode  # follows symbolic links
+    except FileNotFoundError:
+        if source.is_symlink():
+            raise SourceError(
+                f"{source} is a symbolic link to {os.readlink(source)}, which does not exist"
+            ) from None
+        raise SourceError(f"{source} does not exist") from None
+    except OSError as exc:
+        raise SourceError(f"{source} cannot be reached: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        kind = next((text for test, text in _KINDS if test(mode)), "not a regular file")
+        via = f" (through a symbolic link to {os.readlink(source)})" if source.is_symlink() else ""
+        raise SourceError(f"{source} is {kind}{via}, not a regular file")
+    try:
+        with source.open("rb"):
+            pass
+    except OSError as exc:
+        raise SourceError(f"{source} cannot be read: {exc.strerror or exc}") from exc

@@ -7,13 +7,20 @@ whichever of them ran the syncs.
 the newest run that stored a snapshot or found the source unchanged (the nightly files are the
 same most weekends, which does not make the data old). Before any such run it is the age of
 the current snapshot; with no snapshot there is no age.
+
+*Stuck webhook deliveries* (:func:`webhook_health`) are read from ``webhook_deliveries``: the
+first undelivered delivery of a subscription that has been due for longer than
+``webhooks.stuck_after_seconds`` without being sent, or whose dispatcher's claim ran out.
+They show in ``/readyz`` and as a metric, but do not make a replica unready: the data and the
+routing answers are as good as ever, and taking replicas out of service would not move a
+delivery (an operator or the alert on the metric must).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -23,7 +30,7 @@ from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.observability.metrics import SourceGauges
 
 if TYPE_CHECKING:
-    from soredi_sync.config import DaemonSettings
+    from soredi_sync.config import DaemonSettings, WebhookSettings
 
 ACCEPTED = (RunStatus.SUCCEEDED, RunStatus.UNCHANGED)
 ENDED_BADLY = (RunStatus.FAILED, RunStatus.REFUSED)
@@ -147,6 +154,25 @@ def source_gauges_reader(
         ]
 
     return read
+
+
+@dataclass(frozen=True)
+class WebhookHealth:
+    stuck: int
+    oldest_stuck_since: datetime | None
+    stuck_after_seconds: float
+
+
+def webhook_health(
+    uow: UnitOfWork, settings: WebhookSettings, now: datetime | None = None
+) -> WebhookHealth:
+    """Stuck webhook deliveries (see the module doc), in the unit of work's transaction."""
+    from soredi_sync.db.webhook_repository import SqlAlchemyWebhookRepository
+
+    now = now or datetime.now(UTC)
+    due_before = now - timedelta(seconds=settings.stuck_after_seconds)
+    stuck = SqlAlchemyWebhookRepository(uow.registry.session).stuck(now, due_before)
+    return WebhookHealth(stuck.count, stuck.oldest_since, settings.stuck_after_seconds)
 
 
 def _utc(value: datetime | None) -> datetime | None:

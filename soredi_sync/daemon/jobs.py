@@ -5,8 +5,11 @@ only while this replica holds the lease; the use cases themselves (``services.*`
 of schedules or leadership.
 
 After every sync that stored a snapshot: open change plans are verified on it, its audit and
-adoption summary is stored, and the change subscriptions are served. Each of these follow-ups
-is independent: one failing is logged and does not undo the sync or skip the others.
+adoption summary is stored, and its changes are queued for the change subscriptions (database
+work only). Each of these follow-ups is independent: one failing is logged and does not undo
+the sync or skip the others. The webhook POSTs themselves run in their own job
+(:meth:`Jobs.deliver_webhooks`, on its own executor), woken after the sync: a slow or hanging
+receiver never holds up a sync, the lease or the schedule.
 
 Shutdown: :meth:`Jobs.request_stop` makes a running sync stop at its next stage or download
 chunk; it then fails with "interrupted by shutdown" and stores nothing (the snapshot is written
@@ -22,12 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
-
 from soredi_sync.bootstrap import App
 from soredi_sync.daemon.health import SourceHealth, source_health
 from soredi_sync.daemon.leader import Lease
-from soredi_sync.db.models import RunStatus, SyncRun
+from soredi_sync.db.models import RunStatus
 from soredi_sync.errors import SorediError
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,10 @@ class Jobs:
     """The use cases the scheduler runs, bound to one app, one lease and one stop flag.
 
     :param observe: called with ``(source, outcome, health)`` after each sync run (metrics)
-    :param after_sync: extra follow-ups after a stored snapshot (webhooks), each ``(app) -> Any``
+    :param after_sync: extra follow-ups after a stored snapshot, each ``(app) -> Any``
+    :param webhooks: sends the due webhook deliveries, ``(app) -> Any`` (the webhook job)
+    :param webhook_enqueue: queues a stored snapshot's changes for the subscriptions,
+        ``(app) -> Any`` (a follow-up; no HTTP)
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class Jobs:
         observe: Callable[[str, Any, SourceHealth], None] | None = None,
         after_sync: tuple[Callable[[App], Any], ...] = (),
         webhooks: Callable[[App], Any] | None = None,
+        webhook_enqueue: Callable[[App], Any] | None = None,
     ) -> None:
         self.app = app
         self.lease = lease
@@ -76,6 +81,11 @@ class Jobs:
         self._observe = observe
         self._after_sync = after_sync
         self._webhooks = webhooks
+        self._webhook_enqueue = webhook_enqueue
+        # Set by the scheduler: run the webhook job now (after a sync queued deliveries).
+        self.on_webhooks_wanted: Callable[[], Any] | None = None
+        self._webhook_lock = threading.Lock()  # one webhook pass at a time in this process
+        self._webhooks_again = threading.Event()  # wanted while a pass was running
         self._sync_lock = threading.Lock()  # one sync at a time in this process, files or feed
 
     def request_stop(self) -> None:
@@ -90,28 +100,26 @@ class Jobs:
     def refresh_lease(self) -> None:
         if self.stopping.is_set():
             return
-        was = self.lease.is_leader
-        if self.lease.refresh() and not was:
+        if self.lease.refresh():
             self._close_abandoned_runs()
 
     def _close_abandoned_runs(self) -> None:
-        """Runs still 'running' when this replica becomes leader belong to a process that died
-        (only the leader syncs); record them as failed so history and health are right."""
-        now = datetime.now(UTC)
+        """Runs still 'running' whose process stopped renewing their liveness lease belong to
+        a process that died; record them as failed so history and health are right. A sync
+        alive in another process or on another host (a CLI sync) renews its lease and is left
+        alone (:mod:`soredi_sync.services.liveness`). Done on every refresh while leading, so a
+        run is closed soon after its lease runs out, not only when leadership changes hands."""
         with self.app.uow() as uow:
-            result = uow.registry.session.execute(
-                update(SyncRun)
-                .where(SyncRun.status == RunStatus.RUNNING)
-                .values(
-                    status=RunStatus.FAILED,
-                    finished_at=now,
-                    error="abandoned: the process running it ended before it finished",
-                )
+            closed = uow.runs.close_abandoned(
+                "abandoned: the process running it ended before it finished"
             )
             uow.commit()
-        count = int(getattr(result, "rowcount", 0) or 0)
-        if count:
-            logger.warning("Recorded %d sync runs left running by a dead process as failed", count)
+        if closed:
+            logger.warning(
+                "Recorded %d sync run(s) left running by a dead process as failed: %s",
+                len(closed),
+                ", ".join(map(str, closed)),
+            )
 
     # -- syncs -----------------------------------------------------------------------------
 
@@ -207,17 +215,40 @@ class Jobs:
                 self.log.add(name, "done")
         for extra in self._after_sync:
             _quietly("follow-up", lambda extra=extra: extra(app))  # type: ignore[misc]
-        self.deliver_webhooks()
+        enqueue = self._webhook_enqueue
+        if enqueue is not None and _quietly("webhook enqueue", lambda: enqueue(app)):
+            self.log.add("webhook enqueue", "done")
+        self.want_webhooks()
 
     # -- housekeeping ----------------------------------------------------------------------
 
-    def deliver_webhooks(self) -> None:
-        """Serve the change subscriptions (leader only: one sender per delivery)."""
-        if self._webhooks is None or self.stopping.is_set() or not self.lease.is_leader:
+    def want_webhooks(self) -> None:
+        """Have the webhook job run now, in its own thread (never this one): at once if it is
+        idle, else once more when its current pass ends."""
+        if self._webhooks is None:
             return
+        self._webhooks_again.set()
+        wake = self.on_webhooks_wanted
+        if wake is not None and not self._webhook_lock.locked():
+            _quietly("webhook wake-up", wake)
+
+    def deliver_webhooks(self) -> None:
+        """Serve the change subscriptions (leader only). Deliveries are claimed before they
+        are sent, so another dispatcher (a replica that just took over, an operator's
+        ``webhook dispatch``) never sends the same one at the same time."""
         webhooks = self._webhooks
-        if _quietly("webhook delivery", lambda: webhooks(self.app)):
-            self.log.add("webhooks", "done")
+        while webhooks is not None and not self.stopping.is_set() and self.lease.is_leader:
+            if not self._webhook_lock.acquire(blocking=False):
+                self._webhooks_again.set()  # the pass running now goes round once more
+                return
+            try:
+                self._webhooks_again.clear()
+                if _quietly("webhook delivery", lambda: webhooks(self.app)):
+                    self.log.add("webhooks", "done")
+            finally:
+                self._webhook_lock.release()
+            if not self._webhooks_again.is_set():
+                return
 
     def purge_decisions(self) -> None:
         """Delete decisions older than the retention (leader only)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from soredi_sync.api.settings import ApiSettings, api_settings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import SourceHealth, source_gauges_reader
+from soredi_sync.daemon.health import SourceHealth, source_gauges_reader, webhook_health
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.scheduler import build_scheduler, describe
@@ -76,7 +76,7 @@ def build_daemon(app: App, *, metrics: Metrics | None = None) -> Daemon:
     def webhooks(app: App) -> Any:
         from soredi_sync.services.webhooks import dispatch
 
-        report = dispatch(app)
+        report = dispatch(app, should_stop=jobs.stopping.is_set)
         for status, count in (
             ("delivered", report.delivered.delivered),
             ("retrying", report.delivered.retrying),
@@ -88,7 +88,17 @@ def build_daemon(app: App, *, metrics: Metrics | None = None) -> Daemon:
             logger.info("Webhooks: %s", report.delivered)
         return report
 
-    jobs = Jobs(app, lease, observe=observe, webhooks=webhooks)
+    def webhook_enqueue(app: App) -> Any:
+        from soredi_sync.services.webhooks import prepare
+
+        return prepare(app)
+
+    def stuck_webhooks() -> float:
+        with app.uow() as uow:
+            return float(webhook_health(uow, app.settings.webhooks).stuck)
+
+    metrics.set_webhooks_stuck_source(stuck_webhooks)
+    jobs = Jobs(app, lease, observe=observe, webhooks=webhooks, webhook_enqueue=webhook_enqueue)
     scheduler = build_scheduler(jobs, settings)
     return Daemon(app, jobs, lease, scheduler, threading.Event())
 
@@ -158,11 +168,14 @@ def shutdown(daemon: Daemon) -> bool:
     threading.Thread(target=wait_for_jobs, name="soredi-shutdown", daemon=True).start()
     clean = finished.wait(grace)
     if not clean:
+        from soredi_sync.services.liveness import give_up_run_leases
+
         logger.error(
             "A job is still running after %.0f s; exiting without it (its transaction is "
             "rolled back by the database, the next leader records the run as abandoned)",
             grace,
         )
+        give_up_run_leases()  # the process ends now: the next leader may close the run at once
     daemon.lease.release()
     logger.info("Stopped")
     return clean
@@ -194,6 +207,7 @@ def _serve_api(
     import uvicorn
 
     from soredi_sync.api.app import create_app
+    from soredi_sync.api.connections import uvicorn_limits
     from soredi_sync.api.server import RedactTokens, log_config
     from soredi_sync.observability.logging import uvicorn_log_config
 
@@ -234,5 +248,7 @@ def _serve_api(
         # JSON logs: uvicorn's lines go through the root handler in the same format.
         log_config=uvicorn_log_config() if json_logs else log_config(),
         server_header=False,
+        # Header deadline and cap, keep-alive, concurrency and backlog from [api].
+        **uvicorn_limits(api),
     )
     Server(config).run()

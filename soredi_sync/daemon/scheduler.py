@@ -2,7 +2,8 @@
 
 Every job runs with ``max_instances=1`` (a slow run is never overlapped by the next),
 ``coalesce=True`` (runs missed while the process was down or busy collapse into one) and a
-misfire grace time (a run later than that is skipped, not run late).
+misfire grace time (a run later than that is skipped, not run late). The webhook job has an
+executor of its own, so deliveries never take a thread the syncs or the lease need.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def build_scheduler(jobs: Jobs, settings: DaemonSettings) -> BackgroundScheduler
     zone = ZoneInfo(settings.timezone)
     scheduler = BackgroundScheduler(
         # The lease refresh must run while a sync occupies another thread.
-        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        executors={
+            "default": ThreadPoolExecutor(max_workers=4),
+            "webhooks": ThreadPoolExecutor(max_workers=2),
+        },
         job_defaults={
             "max_instances": 1,
             "coalesce": True,
@@ -78,7 +82,19 @@ def build_scheduler(jobs: Jobs, settings: DaemonSettings) -> BackgroundScheduler
         IntervalTrigger(seconds=settings.webhook_retry_seconds, timezone=zone),
         id="webhooks",
         name="webhook deliveries",
+        executor="webhooks",
     )
+
+    def webhooks_now() -> None:
+        scheduler.add_job(
+            jobs.deliver_webhooks,
+            id="webhooks-now",
+            name="webhook deliveries after a sync",
+            executor="webhooks",
+            replace_existing=True,
+        )
+
+    jobs.on_webhooks_wanted = webhooks_now
     return scheduler
 
 

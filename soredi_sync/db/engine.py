@@ -2,16 +2,71 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from soredi_sync.errors import SorediError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Execution option of a connection whose next transaction must start with ``BEGIN IMMEDIATE``
+# on SQLite (see :func:`_sqlite_begin`); other engines ignore it.
+SQLITE_BEGIN_IMMEDIATE = "soredi_sqlite_begin_immediate"
+
+# What a full or failing disk looks like to SQLite and PostgreSQL ("could not extend file",
+# SQLSTATE class 53 / 58): the operator's hint differs from a lost connection or a lock.
+_DISK_SYMPTOMS = (
+    "disk i/o error",
+    "database or disk is full",
+    "no space left on device",
+    "could not extend file",
+    "could not write",
+    "disk full",
+)
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+class DatabaseFailure(SorediError):
+    """The database refused a read or a write for a reason outside the data: a full or failing
+    disk, a lost connection, a lock held too long. The message is one line, for an operator:
+    the driver's own words, never the SQL or its parameters."""
+
+    def __init__(self, doing: str, cause: BaseException) -> None:
+        self.cause = describe_database_error(cause)
+        self.disk = is_disk_failure(cause)
+        hint = " (is the disk full?)" if self.disk else ""
+        super().__init__(f"the database failed while {doing}: {self.cause}{hint}")
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """The first line of the driver's message (``disk I/O error``), without SQLAlchemy's
+    statement, parameters and background link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def is_disk_failure(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in ("53", "58"):
+        return True
+    return any(symptom in describe_database_error(exc).lower() for symptom in _DISK_SYMPTOMS)
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    """True for errors of the database itself (:class:`OperationalError`: disk, connection,
+    lock), as opposed to errors of the statement or the data, which are bugs."""
+    return isinstance(exc, OperationalError)
 
 
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
@@ -32,7 +87,36 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Start a transaction with ``BEGIN IMMEDIATE`` when the connection asks for it.
+
+    pysqlite opens transactions itself, lazily, with a deferred ``BEGIN`` before the first
+    write: a transaction that reads first and writes later cannot take the write lock without
+    failing (``database is locked``) when another writer got in between. A transaction that
+    must hold the write lock from its first statement (storing a snapshot) says so with the
+    execution option :data:`SQLITE_BEGIN_IMMEDIATE`; for it we take over as SQLAlchemy's
+    documented pysqlite recipe does (``isolation_level = None``, then our own ``BEGIN``),
+    waiting up to the busy timeout for the lock. Every other transaction keeps pysqlite's own
+    behaviour, so nothing else changes.
+    """
+    record = conn.connection
+    dbapi_connection = record.driver_connection
+    if dbapi_connection is None:  # pragma: no cover - a connection being torn down
+        return
+    if conn.get_execution_options().get(SQLITE_BEGIN_IMMEDIATE):
+        record.info.setdefault(_PYSQLITE_LEVEL, dbapi_connection.isolation_level)
+        dbapi_connection.isolation_level = None
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif _PYSQLITE_LEVEL in record.info:
+        # The previous transaction on this connection was ours: hand control back.
+        dbapi_connection.isolation_level = record.info.pop(_PYSQLITE_LEVEL)
+
+
+_PYSQLITE_LEVEL = "soredi_pysqlite_isolation_level"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -368,6 +368,9 @@ class WebhookSubscription(Base):
     # The HMAC key for API-registered subscriptions (shown once on creation); NULL for
     # configured ones, whose key stays in the configuration / environment.
     secret: Mapped[str | None] = mapped_column(String(200))
+    # The user-info of the URL as registered (percent-encoded "user:password"), split off so
+    # that ``url`` can be listed; sent as HTTP Basic, never returned by a listing.
+    credentials: Mapped[str | None] = mapped_column(Text)
     filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     origin: Mapped[str] = mapped_column(String(10))  # "config" or "api"
     created_at: Mapped[utc_datetime]
@@ -390,13 +393,18 @@ class WebhookDelivery(Base):
     last_change_id: Mapped[int] = mapped_column(BigInteger)
     change_count: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(10))  # pending, delivered, failed
+    # pending, sending (claimed), delivered, failed, cancelled
+    status: Mapped[str] = mapped_column(String(10))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # While ``sending``: the dispatcher sending it, and until when its claim holds (the
+    # delivery deadline and a margin); a claim that ran out makes the delivery due again.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
 

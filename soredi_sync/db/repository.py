@@ -15,23 +15,29 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Select,
+    String,
     Table,
     and_,
     bindparam,
+    delete,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.bulk import bulk_insert
+from soredi_sync.db.engine import SQLITE_BEGIN_IMMEDIATE
 from soredi_sync.db.models import (
     Base,
     CapabilityVersion,
     ChangeEvent,
     GlnVersion,
+    LeaderLease,
     RunStatus,
     Snapshot,
     SyncRun,
@@ -49,6 +55,10 @@ from soredi_sync.domain.model import (
 )
 from soredi_sync.memory import cyclic_gc_paused
 
+# The PostgreSQL advisory lock every writer of snapshots holds while it stores one
+# (:meth:`SqlAlchemyRegistryRepository.lock_snapshots`): "SORSNAP" in ASCII, one key for the
+# project, so it cannot meet another application's lock on a shared server by accident.
+SNAPSHOT_LOCK_KEY = 0x534F52534E4150
 # Rows per executemany batch: large enough to amortise round trips, small enough to keep
 # PostgreSQL's parameter limit and our memory far away.
 BATCH = 5000
@@ -223,6 +233,21 @@ class SqlAlchemyRegistryRepository:
         self.session = session
 
     # -- snapshots -------------------------------------------------------------------------
+
+    def lock_snapshots(self) -> None:
+        """Wait for, then hold until this transaction ends, the one lock every writer of
+        snapshots takes (full syncs, the feed, on every replica and CLI process).
+
+        Call it first in the unit of work, then re-read :meth:`current_snapshot`: whatever
+        another writer committed before is visible, and nothing can commit a snapshot until
+        this transaction ends. PostgreSQL: a transaction-level advisory lock. SQLite: the
+        transaction starts with ``BEGIN IMMEDIATE`` (the database's write lock).
+        """
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            self.session.execute(select(func.pg_advisory_xact_lock(SNAPSHOT_LOCK_KEY)))
+        elif dialect == "sqlite":
+            self.session.connection(execution_options={SQLITE_BEGIN_IMMEDIATE: True})
 
     def current_snapshot(self) -> SnapshotInfo | None:
         row = self.session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(1)).first()
@@ -571,23 +596,102 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
+RUN_LEASE_PREFIX = "run:"
+
+
+def run_lease_name(run_id: int) -> str:
+    """The ``leader_leases`` row that says the process running ``run_id`` is alive."""
+    return f"{RUN_LEASE_PREFIX}{run_id}"
+
+
 class SqlAlchemySyncRunRepository:
     """The record of every sync attempt."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def start(self, source: str, location: str, trigger: str) -> int:
+    def start(
+        self,
+        source: str,
+        location: str,
+        trigger: str,
+        *,
+        holder: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> int:
+        """Record a run as ``running``; with ``holder``, also take its liveness lease (until
+        ``lease_until``) in the same transaction, so that no moment exists in which the run is
+        recorded and could be taken for abandoned (:mod:`soredi_sync.services.liveness`)."""
+        now = datetime.now(UTC)
         run = SyncRun(
             source=source,
             location=location,
             trigger=trigger,
             status=RunStatus.RUNNING,
-            started_at=datetime.now(UTC),
+            started_at=now,
         )
         self.session.add(run)
         self.session.flush()
+        if holder is not None:
+            self.session.add(
+                LeaderLease(
+                    name=run_lease_name(run.id),
+                    holder=holder,
+                    acquired_at=now,
+                    renewed_at=now,
+                    expires_at=lease_until or now,
+                )
+            )
+            self.session.flush()
         return run.id
+
+    def renew_lease(self, run_id: int, holder: str, until: datetime) -> None:
+        self.session.execute(
+            update(LeaderLease)
+            .where(LeaderLease.name == run_lease_name(run_id), LeaderLease.holder == holder)
+            .values(renewed_at=datetime.now(UTC), expires_at=until)
+        )
+
+    def release_lease(self, run_id: int, holder: str) -> None:
+        self.session.execute(
+            delete(LeaderLease).where(
+                LeaderLease.name == run_lease_name(run_id), LeaderLease.holder == holder
+            )
+        )
+
+    def close_abandoned(self, error: str, now: datetime | None = None) -> list[int]:
+        """Record as failed (with ``error``) every run still ``running`` whose process is gone:
+        no unexpired liveness lease names it. Expired run leases are deleted.
+
+        Runs of a live process keep their lease renewed and are left alone, wherever the
+        process runs. Runs recorded without a lease (by a version before leases) count as gone.
+        """
+        moment = now or datetime.now(UTC)
+        alive = (
+            select(LeaderLease.name)
+            .where(
+                LeaderLease.name == literal(RUN_LEASE_PREFIX) + sql_cast(SyncRun.id, String),
+                LeaderLease.expires_at > moment,
+            )
+            .exists()
+        )
+        abandoned = list(
+            self.session.scalars(
+                select(SyncRun.id).where(SyncRun.status == RunStatus.RUNNING, ~alive)
+            )
+        )
+        if abandoned:
+            self.session.execute(
+                update(SyncRun)
+                .where(SyncRun.id.in_(abandoned), SyncRun.status == RunStatus.RUNNING)
+                .values(status=RunStatus.FAILED, finished_at=moment, error=error)
+            )
+        self.session.execute(
+            delete(LeaderLease).where(
+                LeaderLease.name.startswith(RUN_LEASE_PREFIX), LeaderLease.expires_at <= moment
+            )
+        )
+        return abandoned
 
     def finish(self, run_id: int, status: RunStatus, **values: Any) -> None:
         run = self.session.get_one(SyncRun, run_id)

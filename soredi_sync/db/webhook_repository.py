@@ -9,16 +9,21 @@ and :meth:`~SqlAlchemyWebhookRepository.claim_due`), so two dispatchers (the dae
 an operator's ``soredi-sync webhook dispatch``) never enqueue or send the same batch twice:
 PostgreSQL locks the rows (``FOR UPDATE``), SQLite the database (a write statement first, since
 pysqlite only begins a transaction at the first write and an earlier read would be stale).
+
+A delivery being sent is ``sending``, claimed by one dispatcher (``claimed_by``) until
+``claimed_until``. The claim is a conditional UPDATE (still pending and due, or a claim that ran
+out), so of two dispatchers racing for a delivery exactly one gets it, on both engines; and the
+outcome is recorded only by the dispatcher that still holds the claim.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.models import GlnVersion, UnitVersion, WebhookDelivery, WebhookSubscription
@@ -30,15 +35,19 @@ from soredi_sync.db.repository import (
 from soredi_sync.db.unit_of_work import SessionUnitOfWork
 
 PENDING = "pending"
+SENDING = "sending"  # claimed by a dispatcher, which is POSTing it now
 DELIVERED = "delivered"
 FAILED = "failed"
 CANCELLED = "cancelled"  # the subscription was deactivated before the delivery went out
-DELIVERY_STATES = (PENDING, DELIVERED, FAILED, CANCELLED)
+DELIVERY_STATES = (PENDING, SENDING, DELIVERED, FAILED, CANCELLED)
+UNDELIVERED = (PENDING, SENDING)
+ABANDONED = "the dispatcher sending it stopped before it recorded an answer"
 
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A stored subscription, without its secret (``secret_of`` reads that when signing).
+    """A stored subscription, without its secret (``secret_of`` reads that when signing) or
+    the credentials of its URL (only whether it has some).
 
     ``filters`` maps a field (``glns``, ``owners``, ``message_types``, ``kinds``, ``entities``)
     to the values it accepts; ``cursor`` is the last change id scanned for it.
@@ -53,6 +62,7 @@ class Subscription:
     created_by: str
     active: bool
     cursor: int
+    has_credentials: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +82,12 @@ class Delivery:
     delivered_at: datetime | None
     last_status_code: int | None
     last_error: str | None
+    claimed_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class DueDelivery:
-    """A claimed delivery, with what it takes to send it."""
+    """A claimed delivery, with what it takes to send it. ``attempts`` counts this one."""
 
     id: int
     subscription_id: int
@@ -85,6 +96,16 @@ class DueDelivery:
     url: str
     payload: dict[str, Any]
     attempts: int
+    credentials: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StuckDeliveries:
+    """Deliveries that should be moving and are not: ``count``, and since when the oldest
+    has been waiting (due, or its claim over)."""
+
+    count: int = 0
+    oldest_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +133,7 @@ def _subscription(row: WebhookSubscription) -> Subscription:
         created_by=row.created_by,
         active=row.active,
         cursor=row.cursor,
+        has_credentials=bool(row.credentials),
     )
 
 
@@ -130,6 +152,7 @@ def _delivery(row: WebhookDelivery) -> Delivery:
         delivered_at=row.delivered_at,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
+        claimed_until=row.claimed_until,
     )
 
 
@@ -154,10 +177,12 @@ class SqlAlchemyWebhookRepository:
         created_at: datetime,
         created_by: str,
         cursor: int,
+        credentials: str | None = None,
     ) -> Subscription:
         row = WebhookSubscription(
             name=name,
             url=url,
+            credentials=credentials,
             secret=secret,
             filters=_filters_json(filters),
             origin=origin,
@@ -191,14 +216,20 @@ class SqlAlchemyWebhookRepository:
         )
 
     def retarget(
-        self, subscription_id: int, *, url: str, filters: Mapping[str, Sequence[str]]
+        self,
+        subscription_id: int,
+        *,
+        url: str,
+        filters: Mapping[str, Sequence[str]],
+        credentials: str | None = None,
     ) -> bool:
         """Set where and what an existing subscription gets; True if anything changed."""
         row = self.session.get_one(WebhookSubscription, subscription_id)
         new_filters = _filters_json(filters)
-        if row.url == url and (row.filters or {}) == new_filters:
+        if row.url == url and row.credentials == credentials and (row.filters or {}) == new_filters:
             return False
         row.url = url
+        row.credentials = credentials
         row.filters = new_filters
         self.session.flush()
         return True
@@ -213,10 +244,12 @@ class SqlAlchemyWebhookRepository:
         created_at: datetime,
         created_by: str,
         cursor: int,
+        credentials: str | None = None,
     ) -> Subscription:
         """Make an inactive subscription active again as if new: from ``cursor`` on."""
         row = self.session.get_one(WebhookSubscription, subscription_id)
         row.url = url
+        row.credentials = credentials
         row.filters = _filters_json(filters)
         row.secret = secret
         row.created_at = created_at
@@ -227,16 +260,23 @@ class SqlAlchemyWebhookRepository:
         return _subscription(row)
 
     def deactivate(self, subscription_id: int, at: datetime, reason: str) -> int:
-        """Stop a subscription and cancel its pending deliveries; returns how many."""
+        """Stop a subscription and cancel its pending deliveries (one being sent too: its
+        outcome is then not recorded); returns how many."""
         row = self.session.get_one(WebhookSubscription, subscription_id)
         row.active = False
         result = self.session.execute(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.subscription_id == subscription_id,
-                WebhookDelivery.status == PENDING,
+                WebhookDelivery.status.in_(UNDELIVERED),
             )
-            .values(status=CANCELLED, next_attempt_at=None, last_error=reason)
+            .values(
+                status=CANCELLED,
+                next_attempt_at=None,
+                claimed_by=None,
+                claimed_until=None,
+                last_error=reason,
+            )
         )
         self.session.flush()
         return int(result.rowcount)  # type: ignore[attr-defined]
@@ -314,36 +354,86 @@ class SqlAlchemyWebhookRepository:
         )
         return int((payload or {}).get("sequence", 0))
 
-    def claim_due(self, now: datetime, until: datetime) -> list[DueDelivery]:
-        """Claim, until ``until``, the oldest pending delivery of each active subscription if
-        it is due at ``now``.
-
-        Only the oldest pending delivery of a subscription is ever sent, so a receiver gets
-        its deliveries in order. The claim pushes ``next_attempt_at`` to ``until``: a
-        dispatcher that dies after claiming leaves the delivery due again then, and another
-        dispatcher skips it meanwhile (PostgreSQL also skips rows locked right now).
-        """
-        self._lock()
+    def _heads(self) -> Any:
+        """The oldest undelivered delivery of each active subscription (the only one that may
+        be sent: a receiver gets its deliveries in order)."""
         oldest = (
             select(func.min(WebhookDelivery.id))
-            .where(WebhookDelivery.status == PENDING)
+            .where(WebhookDelivery.status.in_(UNDELIVERED))
             .group_by(WebhookDelivery.subscription_id)
         )
         active = select(WebhookSubscription.id).where(WebhookSubscription.active.is_(True))
-        rows = list(
-            self.session.scalars(
-                select(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id.in_(oldest),
-                    WebhookDelivery.subscription_id.in_(active),
-                    WebhookDelivery.next_attempt_at <= now,
-                )
-                .order_by(WebhookDelivery.id)
-                .with_for_update(skip_locked=True)
-            )
+        return and_(WebhookDelivery.id.in_(oldest), WebhookDelivery.subscription_id.in_(active))
+
+    @staticmethod
+    def _claimable(now: datetime) -> ColumnElement[bool]:
+        """Pending and due, or claimed by a dispatcher whose claim has run out."""
+        return or_(
+            and_(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now),
+            and_(WebhookDelivery.status == SENDING, WebhookDelivery.claimed_until <= now),
         )
-        if not rows:
+
+    def claim_due(
+        self,
+        now: datetime,
+        until: datetime,
+        holder: str = "dispatcher",
+        *,
+        limit: int | None = None,
+        max_attempts: int | None = None,
+    ) -> list[DueDelivery]:
+        """Claim for ``holder``, until ``until``, at most ``limit`` deliveries that are due at
+        ``now``: the oldest undelivered one of each active subscription, when it is pending and
+        due or its previous claim ran out (that dispatcher died). Each becomes ``sending`` and
+        counts an attempt.
+
+        Each claim is a conditional UPDATE that re-checks the row, so two dispatchers never
+        both get one. A delivery whose claim ran out on its last allowed attempt
+        (``max_attempts``) is not sent again: it is ``failed``.
+        """
+        self._lock()
+        claimable = self._claimable(now)
+        query = (
+            select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.attempts)
+            .where(self._heads(), claimable)
+            .order_by(WebhookDelivery.id)
+            .with_for_update(skip_locked=True)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        won: list[int] = []
+        for delivery_id, status, attempts in self.session.execute(query).all():
+            mine = update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, claimable)
+            if status == SENDING and max_attempts is not None and attempts >= max_attempts:
+                self.session.execute(
+                    mine.values(
+                        status=FAILED,
+                        next_attempt_at=None,
+                        claimed_by=None,
+                        claimed_until=None,
+                        last_status_code=None,
+                        last_error=ABANDONED,
+                    )
+                )
+                continue
+            result = self.session.execute(
+                mine.values(
+                    status=SENDING,
+                    claimed_by=holder,
+                    claimed_until=until,
+                    attempts=WebhookDelivery.attempts + 1,
+                )
+            )
+            if int(result.rowcount) == 1:  # type: ignore[attr-defined]
+                won.append(delivery_id)
+        if not won:
             return []
+        rows = self.session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(won))
+            .order_by(WebhookDelivery.id)
+            .execution_options(populate_existing=True)
+        ).all()
         subscriptions = {
             s.id: s
             for s in self.session.scalars(
@@ -354,7 +444,6 @@ class SqlAlchemyWebhookRepository:
         }
         claimed = []
         for row in rows:
-            row.next_attempt_at = until
             sub = subscriptions[row.subscription_id]
             claimed.append(
                 DueDelivery(
@@ -365,21 +454,36 @@ class SqlAlchemyWebhookRepository:
                     url=sub.url,
                     payload=dict(row.payload),
                     attempts=row.attempts,
+                    credentials=sub.credentials,
                 )
             )
-        self.session.flush()
         return claimed
 
-    def record_delivered(self, delivery_id: int, at: datetime, status_code: int) -> None:
-        row = self.session.get_one(WebhookDelivery, delivery_id)
-        row.status = DELIVERED
-        row.attempts += 1
-        row.last_attempt_at = at
-        row.delivered_at = at
-        row.next_attempt_at = None
-        row.last_status_code = status_code
-        row.last_error = None
-        self.session.flush()
+    def _held(self, delivery_id: int, holder: str) -> Any:
+        return update(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == SENDING,
+            WebhookDelivery.claimed_by == holder,
+        )
+
+    def record_delivered(
+        self, delivery_id: int, at: datetime, status_code: int, holder: str = "dispatcher"
+    ) -> bool:
+        """Mark a delivery ``holder`` claimed as delivered; False if it no longer holds the
+        claim (it ran out and another dispatcher took over, or the subscription was removed)."""
+        result = self.session.execute(
+            self._held(delivery_id, holder).values(
+                status=DELIVERED,
+                last_attempt_at=at,
+                delivered_at=at,
+                next_attempt_at=None,
+                claimed_by=None,
+                claimed_until=None,
+                last_status_code=status_code,
+                last_error=None,
+            )
+        )
+        return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
     def record_failed_attempt(
         self,
@@ -389,18 +493,48 @@ class SqlAlchemyWebhookRepository:
         status_code: int | None,
         error: str,
         retry_at: datetime | None,
-    ) -> Delivery:
-        """Count a failed attempt; ``retry_at`` None gives up (the delivery is ``failed``)."""
-        row = self.session.get_one(WebhookDelivery, delivery_id)
-        row.attempts += 1
-        row.last_attempt_at = at
-        row.last_status_code = status_code
-        row.last_error = error
-        row.next_attempt_at = retry_at
-        if retry_at is None:
-            row.status = FAILED
-        self.session.flush()
-        return _delivery(row)
+        holder: str = "dispatcher",
+    ) -> bool:
+        """Record a failed attempt of a delivery ``holder`` claimed: pending again, due at
+        ``retry_at``, or ``failed`` when that is None. False if it no longer holds the claim."""
+        result = self.session.execute(
+            self._held(delivery_id, holder).values(
+                status=PENDING if retry_at is not None else FAILED,
+                last_attempt_at=at,
+                last_status_code=status_code,
+                last_error=error,
+                next_attempt_at=retry_at,
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+        return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+    def stuck(self, now: datetime, due_before: datetime) -> StuckDeliveries:
+        """Deliveries that should be moving and are not: the oldest undelivered delivery of an
+        active subscription that has been due since before ``due_before``, or whose claim ran
+        out before ``now`` (its dispatcher died and none has taken it over yet). A delivery
+        waiting for its retry, or behind an earlier one of its subscription, is not stuck."""
+        since = case(
+            (WebhookDelivery.status == SENDING, WebhookDelivery.claimed_until),
+            else_=WebhookDelivery.next_attempt_at,
+        )
+        count, oldest = self.session.execute(
+            select(func.count(), func.min(since)).where(
+                self._heads(),
+                or_(
+                    and_(
+                        WebhookDelivery.status == PENDING,
+                        WebhookDelivery.next_attempt_at <= due_before,
+                    ),
+                    and_(
+                        WebhookDelivery.status == SENDING,
+                        WebhookDelivery.claimed_until <= now,
+                    ),
+                ),
+            )
+        ).one()
+        return StuckDeliveries(int(count or 0), _aware(oldest))
 
     def deliveries(
         self, subscription_id: int, limit: int = 50, status: str | None = None
@@ -469,3 +603,13 @@ class SqlAlchemyWebhookUnitOfWork(SessionUnitOfWork):
     def _open(self, session: Session) -> None:
         self.registry = SqlAlchemyRegistryRepository(session)
         self.webhooks = SqlAlchemyWebhookRepository(session)
+
+
+def _aware(value: Any) -> datetime | None:
+    """A timestamp from an aggregate (``min``), which bypasses the column type on SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -116,6 +116,15 @@ class _DataAgeCollector:
         return [GaugeMetricFamily(self.name, self.documentation, value=age)]
 
 
+class _ScrapedGauge(_DataAgeCollector):
+    """A gauge asked of a callback at scrape time, like ``soredi_snapshot_age_seconds``."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        super().__init__()
+        self.name = name
+        self.documentation = documentation
+
+
 @dataclass(frozen=True)
 class SourceGauges:
     """What the source gauges show for one source."""
@@ -289,6 +298,12 @@ class Metrics:
             ["status"],
             registry=registry,
         )
+        self._webhooks_stuck = _ScrapedGauge(
+            "soredi_webhook_deliveries_stuck",
+            "Webhook deliveries due for longer than webhooks.stuck_after_seconds without being "
+            "sent, or whose dispatcher's claim ran out (read from the database at each scrape).",
+        )
+        registry.register(self._webhooks_stuck)
 
         # Label children bound once: .labels() costs more than the increment itself.
         self._decision_children: dict[tuple[str, str | None], Any] = {}
@@ -397,6 +412,11 @@ class Metrics:
     def record_webhook(self, status: str) -> None:
         """One delivery attempt: ``delivered``, ``failed``, ``retrying``, … (a closed set)."""
         self.webhook_deliveries.labels(str(status)).inc()
+
+    def set_webhooks_stuck_source(self, source: DataAgeSource | None) -> None:
+        """Where ``soredi_webhook_deliveries_stuck`` comes from: a callable asked at each
+        scrape (no sample while none is set, or when it fails or answers ``None``)."""
+        self._webhooks_stuck.source = source
 
     # -- exposition ----------------------------------------------------------------------
 

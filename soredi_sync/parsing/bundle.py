@@ -18,6 +18,16 @@ Hardening as in :mod:`soredi_sync.parsing.sor_xml`: entities are never resolved,
 loaded, nothing is fetched, and a DOCTYPE is refused - here by a scan of the prolog *before*
 libxml2 sees the document, because ``huge_tree`` (needed for attachments over 10 MB) lifts
 libxml2's own limits.
+
+What a bundle may cost is bounded by more than its bytes (:class:`BundleBudget`): its elements
+(XML elements; JSON object members and array items) and its nesting depth are counted while it
+is read, and a bundle over either is refused as soon as it passes it, before the rest is read.
+XML is counted on iterparse's events; JSON by a scan of its structure (strings are skipped with
+``str.find``, nothing is built) before ``json.loads`` builds it, so memory follows the bundle's
+bytes - nearly all of it attachment data - and never its element count. The message start is
+judged early too: once the first entry is read (in XML, once its resource's name is), a Bundle
+whose first entry is not a MessageHeader, or whose event is not accepted, is refused without
+reading the rest.
 """
 
 from __future__ import annotations
@@ -95,6 +105,9 @@ class BundleProblem(enum.StrEnum):
     RECEIVER_UNIDENTIFIED = "receiver-unidentified"
     NO_COMMUNICATION = "no-communication"
     INVALID_ATTACHMENT = "invalid-attachment"
+    # Over the bundle budget (HTTP 422): refused while reading, before the rest is read.
+    TOO_MANY_ELEMENTS = "too-many-elements"
+    TOO_DEEP = "too-deep"
 
 
 _UNREADABLE = frozenset(
@@ -124,6 +137,36 @@ class InvalidBundle(SorediError):
     @property
     def unreadable(self) -> bool:
         return self.problem in _UNREADABLE
+
+
+@dataclass(frozen=True, slots=True)
+class BundleBudget:
+    """What reading one bundle may cost beyond its bytes (``[api] max_bundle_elements`` and
+    ``max_bundle_depth``). A real CareCommunication has a few hundred elements, about 10 deep.
+
+    :param max_elements: XML elements, or JSON object members and array items
+    :param max_depth: nested XML elements, or nested JSON objects and arrays
+    """
+
+    max_elements: int = 100_000
+    max_depth: int = 64
+
+    def too_many(self) -> InvalidBundle:
+        return InvalidBundle(
+            BundleProblem.TOO_MANY_ELEMENTS,
+            f"the bundle has more than {self.max_elements:,} elements, its element budget "
+            "(max_bundle_elements): refused before reading the rest",
+        )
+
+    def too_deep(self) -> InvalidBundle:
+        return InvalidBundle(
+            BundleProblem.TOO_DEEP,
+            f"the bundle nests deeper than {self.max_depth} levels, its depth budget "
+            "(max_bundle_depth): refused before reading the rest",
+        )
+
+
+DEFAULT_BUDGET = BundleBudget()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +249,7 @@ def parse_bundle(
     content_type: str | None = None,
     *,
     allow_events: Collection[str] = (CARE_COMMUNICATION_EVENT,),
+    budget: BundleBudget | None = None,
 ) -> BundleFacts:
     """Read the routing facts of a message Bundle in FHIR XML or FHIR JSON.
 
@@ -216,15 +260,22 @@ def parse_bundle(
         first non-blank byte
     :param allow_events: the ``MessageHeader.eventCoding`` codes accepted; by default only
         ``care-communication-message``. Each must be a key of :data:`EVENT_BUSINESS_MESSAGES`
-    :raises InvalidBundle: the body is not such a message Bundle (see :class:`BundleProblem`)
+    :param budget: elements and depth allowed; default :data:`DEFAULT_BUDGET`
+    :raises InvalidBundle: the body is not such a message Bundle (see :class:`BundleProblem`),
+        or is over ``budget``
     :raises ValueError: ``allow_events`` names an event with no business message
     """
     unknown = sorted(set(allow_events) - EVENT_BUSINESS_MESSAGES.keys())
     if unknown:
         raise ValueError(f"no business message is known for event(s) {', '.join(unknown)}")
     wire_format = _detect_format(data, content_type)
-    bundle = _read_xml(data) if wire_format == "xml" else _read_json(data)
-    return _Extractor(bundle, frozenset(allow_events)).facts(len(data), wire_format)
+    events = frozenset(allow_events)
+    budget = budget or DEFAULT_BUDGET
+    if wire_format == "xml":
+        bundle = _read_xml(data, budget, events)
+    else:
+        bundle = _read_json(data, budget, events)
+    return _Extractor(bundle, events).facts(len(data), wire_format)
 
 
 def base64_decoded_size(text: str) -> int:
@@ -275,13 +326,14 @@ def _detect_format(data: bytes, content_type: str | None) -> str:
 # -- JSON -------------------------------------------------------------------------------------
 
 
-def _read_json(data: bytes) -> dict[str, Any]:
+def _read_json(data: bytes, budget: BundleBudget, allow_events: frozenset[str]) -> dict[str, Any]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidBundle(
             BundleProblem.ENCODING, f"the JSON is not valid UTF-8 (at byte {exc.start})"
         ) from exc
+    _JsonScan(text, budget, allow_events).run()
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -303,6 +355,109 @@ def _read_json(data: bytes) -> dict[str, Any]:
             BundleProblem.NOT_A_BUNDLE, f"the JSON resource has {what}, not a FHIR Bundle"
         )
     return document
+
+
+# Every character the scan stops at; anything else (blanks, numbers, literals) is skipped by
+# the regular expression in C.
+_JSON_STRUCTURE = re.compile(r'["{}\[\],:]')
+_ROOT_MEMBERS = frozenset({"resourceType", "type", "entry"})
+
+
+class _JsonScan:
+    """One pass over the JSON's structure that builds nothing: counts elements (object members
+    and array items) and depth against the budget, and, as soon as the first entry of the
+    root's ``entry`` array has been passed, reads that entry alone and judges the message
+    start (:func:`_message_start`). Malformed JSON is left to ``json.loads`` to describe."""
+
+    def __init__(self, text: str, budget: BundleBudget, allow_events: frozenset[str]) -> None:
+        self.text = text
+        self.budget = budget
+        self.allow_events = allow_events
+
+    def run(self) -> None:
+        text = self.text
+        search = _JSON_STRUCTURE.search
+        find = text.find
+        max_elements, max_depth = self.budget.max_elements, self.budget.max_depth
+        stack: list[str] = []
+        elements = 0
+        pos = 0
+        # The root object's short string members (resourceType, type) and where its entries are.
+        root: dict[str, str] = {}
+        last_key: str | None = None  # the root's member whose value comes next
+        string: str | None = None  # the last short string read at the root's level
+        in_entries = False
+        first_entry = -1  # where the first entry starts, until it has been judged
+        while True:
+            found = search(text, pos)
+            if found is None:
+                return
+            at = found.start()
+            char = text[at]
+            pos = at + 1
+            if char == '"':
+                end = find('"', pos)
+                while end > 0 and text[end - 1] == "\\" and _escaped(text, end):
+                    end = find('"', end + 1)
+                if end < 0:
+                    return  # unterminated: json.loads says where
+                at_root = len(stack) == 1 and stack[0] == "{"
+                if at_root and end - pos <= 64:
+                    string = text[pos:end]
+                    if last_key is not None:
+                        root.setdefault(last_key, string)
+                        last_key = None
+                pos = end + 1
+            elif char == ":":
+                elements += 1
+                if len(stack) == 1:
+                    last_key = string if string in _ROOT_MEMBERS else None
+            elif char == ",":
+                if stack and stack[-1] == "[":
+                    elements += 1
+                elif len(stack) == 1:
+                    last_key = string = None
+            elif char == "{" or char == "[":
+                stack.append(char)
+                depth = len(stack)
+                if depth > max_depth:
+                    raise self.budget.too_deep()
+                if char == "[":
+                    elements += 1
+                    if depth == 2 and last_key == "entry":
+                        in_entries = first_entry == -1
+                elif depth == 3 and in_entries and first_entry == -1:
+                    first_entry = at
+                if depth == 2:
+                    last_key = None
+            elif stack:  # } or ]
+                stack.pop()
+                if in_entries and len(stack) == 2 and char == "}" and first_entry >= 0:
+                    self._judge_first_entry(root, text[first_entry : at + 1])
+                    in_entries = False
+                elif in_entries and len(stack) == 1:
+                    in_entries = False
+            if elements > max_elements:
+                raise self.budget.too_many()
+
+    def _judge_first_entry(self, root: dict[str, str], entry_text: str) -> None:
+        # Judged early only when the root said it is a Bundle and gave its type before its
+        # entries, as FHIR JSON writers do; otherwise the whole bundle is read and judged.
+        if root.get("resourceType") != "Bundle" or "type" not in root:
+            return
+        try:
+            entry = json.loads(entry_text)
+        except (json.JSONDecodeError, RecursionError):
+            return  # json.loads of the whole body says what is wrong, and where
+        _message_start({**root, "entry": [entry]}, self.allow_events)
+
+
+def _escaped(text: str, quote: int) -> bool:
+    """Whether the quote at ``quote`` is escaped (an odd number of backslashes before it)."""
+    start = quote - 1
+    while start >= 0 and text[start] == "\\":
+        start -= 1
+    return (quote - 1 - start) % 2 == 1
 
 
 # -- XML --------------------------------------------------------------------------------------
@@ -391,7 +546,7 @@ def _check_prolog(data: bytes) -> None:
         pos = end + 2 if data[end] == ord("?") else end + 3
 
 
-def _read_xml(data: bytes) -> dict[str, Any]:
+def _read_xml(data: bytes, budget: BundleBudget, allow_events: frozenset[str]) -> dict[str, Any]:
     _check_prolog(data)
     context = etree.iterparse(
         io.BytesIO(data),
@@ -406,16 +561,27 @@ def _read_xml(data: bytes) -> dict[str, Any]:
     )
     stack: list[_Frame] = []
     bundle: Any = None
+    elements = 0
+    max_elements, max_depth = budget.max_elements, budget.max_depth
+    first_entry = True  # until the first entry of the Bundle has been judged
     try:
         for event, elem in context:
             if event == "start":
                 if not stack and bundle is None:
                     _check_xml_root(elem, context)
+                elements += 1
+                if elements > max_elements:
+                    raise budget.too_many()
+                if len(stack) >= max_depth:
+                    raise budget.too_deep()
                 tag = elem.tag
                 if (stack and stack[-1] is _SKIP) or not tag.startswith(_FHIR_TAG_PREFIX):
                     stack.append(_SKIP)
                     continue
                 name = tag[len(_FHIR_TAG_PREFIX) :]
+                if first_entry and len(stack) == 3 and stack[2].name == "resource":
+                    # The first entry's resource is named: judge it before reading it.
+                    _judge_early(stack[0], {"resource": [{"resourceType": name}]}, allow_events)
                 value: Any = elem.get("value")
                 if name == "data" and value is not None:
                     value = _Base64Data.of(value)
@@ -426,6 +592,9 @@ def _read_xml(data: bytes) -> dict[str, Any]:
                 node = frame.node()
                 if stack:
                     stack[-1].children.setdefault(frame.name, []).append(node)
+                    if first_entry and len(stack) == 1 and frame.name == "entry":
+                        _judge_early(stack[0], node, allow_events)
+                        first_entry = False
                 else:
                     bundle = node
             # Drop what has been read, so a 100 MB bundle is not kept twice.
@@ -439,6 +608,13 @@ def _read_xml(data: bytes) -> dict[str, Any]:
     if not isinstance(bundle, dict):  # pragma: no cover - libxml2 reports a missing root
         raise InvalidBundle(BundleProblem.MALFORMED, "malformed XML: no root element")
     return bundle
+
+
+def _judge_early(root: _Frame, entry: Any, allow_events: frozenset[str]) -> None:
+    """The message start, judged on the first entry as soon as it is read, when the Bundle's
+    type came before its entries as FHIR XML orders them (otherwise at the end, in full)."""
+    if "type" in root.children:
+        _message_start({"resourceType": "Bundle", **root.children, "entry": [entry]}, allow_events)
 
 
 def _syntax_error(exc: etree.XMLSyntaxError) -> str:
@@ -527,6 +703,63 @@ def _kind(resource: Any) -> str:
     return kind if isinstance(kind, str) else "resource without a resourceType"
 
 
+def _message_start(
+    bundle: dict[str, Any], allow_events: frozenset[str]
+) -> tuple[list[Any], dict[str, Any], str]:
+    """The entries, the MessageHeader and its accepted event of a message Bundle.
+
+    :raises InvalidBundle: not a message Bundle, no MessageHeader first, or an event not in
+        ``allow_events``
+    """
+    bundle_type = _text(bundle, "type")
+    if bundle_type != "message":
+        raise InvalidBundle(
+            BundleProblem.NOT_A_MESSAGE,
+            f"Bundle.type is {bundle_type!r}, expected 'message'"
+            if bundle_type
+            else "the Bundle has no type; expected 'message'",
+        )
+    entries = _items(bundle, "entry")
+    if not entries:
+        raise InvalidBundle(
+            BundleProblem.NO_MESSAGE_HEADER, "the Bundle has no entries: no MessageHeader"
+        )
+    header = _first(entries[0], "resource")
+    if not isinstance(header, dict):
+        raise InvalidBundle(
+            BundleProblem.NO_MESSAGE_HEADER,
+            "the first entry has no resource: a message Bundle starts with its MessageHeader",
+        )
+    if _kind(header) != "MessageHeader":
+        raise InvalidBundle(
+            BundleProblem.NO_MESSAGE_HEADER,
+            f"the first entry is a {_kind(header)}, not a MessageHeader "
+            "(a message Bundle starts with its MessageHeader)",
+        )
+    if len(header) == 1:  # only its name is known yet (XML, judged at the resource's start)
+        return entries, header, ""
+    return entries, header, _event(header, allow_events)
+
+
+def _event(header: Any, allow_events: frozenset[str]) -> str:
+    code = _text(_first(header, "eventCoding"), "code")
+    if code is None:
+        raise InvalidBundle(
+            BundleProblem.NO_EVENT, "the MessageHeader has no eventCoding code: unknown message"
+        )
+    if code in allow_events:
+        return code
+    business = EVENT_BUSINESS_MESSAGES.get(code)
+    what = f" (business message {business})" if business else ""
+    if allow_events == {CARE_COMMUNICATION_EVENT}:
+        message = f"{code} is not a CareCommunication message{what}"
+    else:
+        message = (
+            f"{code}{what} is not one of the accepted events ({', '.join(sorted(allow_events))})"
+        )
+    raise InvalidBundle(BundleProblem.WRONG_EVENT, message, event_code=code)
+
+
 class _Extractor:
     def __init__(self, bundle: dict[str, Any], allow_events: frozenset[str]) -> None:
         self.bundle = bundle
@@ -538,32 +771,7 @@ class _Extractor:
 
     def facts(self, total_size: int, wire_format: str) -> BundleFacts:
         bundle = self.bundle
-        bundle_type = _text(bundle, "type")
-        if bundle_type != "message":
-            raise InvalidBundle(
-                BundleProblem.NOT_A_MESSAGE,
-                f"Bundle.type is {bundle_type!r}, expected 'message'"
-                if bundle_type
-                else "the Bundle has no type; expected 'message'",
-            )
-        entries = _items(bundle, "entry")
-        if not entries:
-            raise InvalidBundle(
-                BundleProblem.NO_MESSAGE_HEADER, "the Bundle has no entries: no MessageHeader"
-            )
-        header = _first(entries[0], "resource")
-        if not isinstance(header, dict):
-            raise InvalidBundle(
-                BundleProblem.NO_MESSAGE_HEADER,
-                "the first entry has no resource: a message Bundle starts with its MessageHeader",
-            )
-        if _kind(header) != "MessageHeader":
-            raise InvalidBundle(
-                BundleProblem.NO_MESSAGE_HEADER,
-                f"the first entry is a {_kind(header)}, not a MessageHeader "
-                "(a message Bundle starts with its MessageHeader)",
-            )
-        event = self._event(header)
+        entries, header, event = _message_start(bundle, self.allow_events)
         self._index(entries)
         header_url = _text(entries[0], "fullUrl")
 
@@ -599,25 +807,6 @@ class _Extractor:
         )
 
     # -- header ------------------------------------------------------------------------------
-
-    def _event(self, header: Any) -> str:
-        code = _text(_first(header, "eventCoding"), "code")
-        if code is None:
-            raise InvalidBundle(
-                BundleProblem.NO_EVENT, "the MessageHeader has no eventCoding code: unknown message"
-            )
-        if code in self.allow_events:
-            return code
-        business = EVENT_BUSINESS_MESSAGES.get(code)
-        what = f" (business message {business})" if business else ""
-        if self.allow_events == {CARE_COMMUNICATION_EVENT}:
-            message = f"{code} is not a CareCommunication message{what}"
-        else:
-            message = (
-                f"{code}{what} is not one of the accepted events "
-                f"({', '.join(sorted(self.allow_events))})"
-            )
-        raise InvalidBundle(BundleProblem.WRONG_EVENT, message, event_code=code)
 
     def _receiver(self, header: Any, header_url: str | None) -> Any:
         destinations = _items(header, "destination")

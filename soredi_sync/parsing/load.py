@@ -19,7 +19,12 @@ from soredi_sync.errors import InvalidSourceData
 from soredi_sync.memory import cyclic_gc_paused
 from soredi_sync.parsing.archive import open_member
 from soredi_sync.parsing.problems import Problems
-from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns
+from soredi_sync.parsing.sor_csv import (
+    HeaderReport,
+    parse_edi_types,
+    parse_gln_edi_types,
+    parse_glns,
+)
 from soredi_sync.parsing.sor_xml import parse_sor_xml
 from soredi_sync.parsing.validate import merge_glns, validate_records
 
@@ -33,18 +38,21 @@ def load_registry(
     columns: CsvColumns,
     guards: GuardSettings,
     message_types: MessageTypeRegistry | None = None,
+    csv_report: HeaderReport | None = None,
 ) -> Registry:
     """Read, combine and validate one SOR pull.
 
     :param xml_zip: the downloaded ``sor.zip`` (member ``sources.sor_xml_member``)
     :param csv_zip: the downloaded ``Sor_complete.zip`` (the three CSV members of ``sources``)
     :param message_types: resolves EDI types that give only a version code
+    :param csv_report: filled per CSV file with the header used for each column (aliases in
+        ``csv-columns.toml``) and how many values were unwrapped from Excel guards
     :returns: the registry, with ``source_date`` = the XML's ``SnapshotDate``
     :raises InvalidSourceData: any archive, XML or CSV fault, or any failed check; the
         exception's ``problems`` lists them all (capped)
     """
     with cyclic_gc_paused():
-        return _load(xml_zip, csv_zip, sources, columns, guards, message_types)
+        return _load(xml_zip, csv_zip, sources, columns, guards, message_types, csv_report)
 
 
 def _load(
@@ -54,6 +62,7 @@ def _load(
     columns: CsvColumns,
     guards: GuardSettings,
     message_types: MessageTypeRegistry | None,
+    csv_report: HeaderReport | None,
 ) -> Registry:
     started = time.perf_counter()
     problems = Problems()
@@ -63,7 +72,12 @@ def _load(
     as_of = sor.snapshot_date
     with open_member(csv_zip, sources.edi_types_member, guards) as stream:
         edi_types = parse_edi_types(
-            stream, columns, message_types, problems=problems, label=sources.edi_types_member
+            stream,
+            columns,
+            message_types,
+            problems=problems,
+            label=sources.edi_types_member,
+            headers=csv_report,
         )
     with open_member(csv_zip, sources.gln_edi_types_member, guards) as stream:
         capabilities = list(
@@ -74,11 +88,19 @@ def _load(
                 as_of,
                 problems=problems,
                 label=sources.gln_edi_types_member,
+                headers=csv_report,
             )
         )
     with open_member(csv_zip, sources.glns_member, guards) as stream:
         csv_glns = list(
-            parse_glns(stream, columns, problems=problems, label=sources.glns_member, as_of=as_of)
+            parse_glns(
+                stream,
+                columns,
+                problems=problems,
+                label=sources.glns_member,
+                as_of=as_of,
+                headers=csv_report,
+            )
         )
     csv_done = time.perf_counter()
 

@@ -2,9 +2,16 @@
 
 Header names, delimiter and encoding come from :class:`~soredi_sync.config.CsvColumns`
 (``config/csv-columns.toml``), because the real headers are not public: the code only knows
-our keys (``gln``, ``edi_type_id``, ...). Headers are matched case-insensitively and extra
-columns are ignored. Values: booleans ``true``/``false``/``1``/``0``/``ja``/``nej`` in any case,
-ISO dates, and an empty field means "not given".
+our keys (``gln``, ``edi_type_id``, ...). A key may have several accepted headers (aliases,
+such as ``LocationCode`` and ``EanLocationCode``): the first of them, in the order the
+configuration lists them, that the file has is used, and the reader reports which
+(``headers``). Headers are matched case-insensitively and extra columns are ignored; a
+required column under none of its names fails the file.
+
+Values: booleans ``true``/``false``/``1``/``0``/``ja``/``nej`` in any case, ISO dates, and an
+empty field means "not given". A value written as an Excel guard, ``="0123"`` (the whole field,
+exactly that form), is read as what is inside the quotes: files exported through a spreadsheet
+carry them to keep leading zeros.
 
 Row-level problems go to a :class:`~soredi_sync.parsing.problems.Problems` when one is passed,
 so the loader can report them together with everything else; without one they are raised as
@@ -59,20 +66,42 @@ _GLN_TEXT_COLUMNS = {
 }
 
 
+# Per file label: our key -> the header the file had for it; and how many guarded values.
+HeaderReport = dict[str, dict[str, Any]]
+
+
+def unguard(value: str) -> str:
+    """``="0123"`` -> ``0123``; any other text as it is (only that exact form is a guard)."""
+    if len(value) >= 3 and value[0] == "=" and value[1] == '"' and value[-1] == '"':
+        return value[2:-1]
+    return value
+
+
+def _value(raw: str) -> str:
+    text = raw.strip()
+    return unguard(text).strip() if text[:1] == "=" else text
+
+
 @dataclass(frozen=True, slots=True)
 class _Header:
     """Where each of our column keys sits in a file (optional keys may be missing)."""
 
     index: dict[str, int]
     width: int  # fields a row needs to reach every column we read
+    used: dict[str, str]  # our key -> the header text it was found under
 
     def get(self, key: str) -> int | None:
         return self.index.get(key)
 
 
+def _report(report: HeaderReport | None, label: str, header: _Header, guarded: int) -> None:
+    if report is not None:
+        report[label] = {"headers": dict(header.used), "excel_guards": guarded}
+
+
 def _read_header(
     reader: Any,
-    mapping: Mapping[str, str],
+    columns: CsvColumns,
     required: tuple[str, ...],
     optional: tuple[str, ...],
     label: str,
@@ -85,29 +114,39 @@ def _read_header(
             break
     if header is None:
         raise InvalidSourceData(f"{label} is empty: no header line")
+    mapping: Mapping[str, str] = getattr(columns, section)
     found: dict[str, int] = {}
     for position, name in enumerate(header):
         found.setdefault(name.strip().lstrip("\ufeff").casefold(), position)
     index: dict[str, int] = {}
+    used: dict[str, str] = {}
     missing: list[str] = []
+
+    def spelt(key: str) -> str:
+        first, *others = columns.names(section, key)
+        return first + (f" (or {' or '.join(others)})" if others else "")
+
     for key in (*required, *optional):
         if key not in mapping:
             if key in required:
                 raise ValueError(f"csv-columns.toml has no {key!r} in [{section}]")
             continue
-        at = found.get(mapping[key].strip().casefold())
-        if at is not None:
-            index[key] = at
-        elif key in required:
-            missing.append(mapping[key])
+        for name in columns.names(section, key):  # the first one the file has wins
+            at = found.get(name.strip().casefold())
+            if at is not None:
+                index[key] = at
+                used[key] = header[at].strip().lstrip("\ufeff")
+                break
+        else:
+            if key in required:
+                missing.append(key)
     if missing:
-        expected = [mapping[key] for key in required]
         raise InvalidSourceData(
-            f"{label} lacks required column(s) {', '.join(repr(m) for m in missing)}",
+            f"{label} lacks required column(s) {', '.join(repr(spelt(k)) for k in missing)}",
             [
-                f"expected headers: {', '.join(expected)}"
+                f"expected headers: {', '.join(spelt(k) for k in required)}"
                 + (
-                    f" (optional: {', '.join(mapping[k] for k in optional if k in mapping)})"
+                    f" (optional: {', '.join(spelt(k) for k in optional if k in mapping)})"
                     if optional
                     else ""
                 ),
@@ -115,14 +154,13 @@ def _read_header(
                 f"header names come from [{section}] in config/csv-columns.toml",
             ],
         )
-    return _Header(index=index, width=max(index.values()) + 1)
+    return _Header(index=index, width=max(index.values()) + 1, used=used)
 
 
 @contextlib.contextmanager
 def _csv_rows(
     fileobj: IO[bytes],
     columns: CsvColumns,
-    mapping: Mapping[str, str],
     required: tuple[str, ...],
     optional: tuple[str, ...],
     label: str,
@@ -135,7 +173,7 @@ def _csv_rows(
     text = io.TextIOWrapper(fileobj, encoding=columns.encoding, newline="")
     reader = csv.reader(text, delimiter=columns.delimiter, strict=True)
     try:
-        header = _read_header(reader, mapping, required, optional, label, section)
+        header = _read_header(reader, columns, required, optional, label, section)
         yield reader, header
     except UnicodeDecodeError as exc:
         raise InvalidSourceData(
@@ -166,7 +204,7 @@ def _learn_date(
     key: str,
 ) -> date | None:
     """Parse a date field and remember the answer for the same text (bad ones as None)."""
-    text = raw.strip()
+    text = _value(raw)
     day: date | None = None
     if text:
         try:
@@ -185,11 +223,13 @@ def parse_edi_types(
     *,
     problems: Problems | None = None,
     label: str = "EDITypes.csv",
+    headers: HeaderReport | None = None,
 ) -> EdiTypes:
     """Read ``EDITypes.csv``: EDI type id → (message type code, version code or None).
 
     :param message_types: when given, a row with an empty message type but a known version
         code gets the message type that version belongs to (``XD9134L`` → ``XDIS91``)
+    :param headers: filled with the headers used for our keys (``headers[label]``)
     :raises InvalidSourceData: a missing header or undecodable file; without ``problems`` also
         rows without id or message type and ids listed twice
     """
@@ -197,9 +237,11 @@ def parse_edi_types(
     result: EdiTypes = {}
     first_line: dict[str, int] = {}
     unknown_codes: set[str] = set()
-    with _csv_rows(
-        fileobj, columns, columns.edi_types, EDI_TYPES_REQUIRED, (), label, "edi_types"
-    ) as (reader, header):
+    guarded = 0
+    with _csv_rows(fileobj, columns, EDI_TYPES_REQUIRED, (), label, "edi_types") as (
+        reader,
+        header,
+    ):
         id_at = header.index["id"]
         type_at = header.index["message_type"]
         version_at = header.index["version_code"]
@@ -209,9 +251,11 @@ def parse_edi_types(
                     _short_row(collected, label, reader.line_num, row, header)
                 continue
             line = reader.line_num
-            type_id = row[id_at].strip()
-            code = row[type_at].strip().upper()
-            version = row[version_at].strip() or None
+            raw = (row[id_at], row[type_at], row[version_at])
+            type_id, code, version_text = (_value(v) for v in raw)
+            guarded += sum(v.lstrip()[:2] == '="' for v in raw)
+            code = code.upper()
+            version = version_text or None
             if not type_id:
                 collected.add(f"{label} line {line}: no EDI type id")
                 continue
@@ -239,6 +283,7 @@ def parse_edi_types(
             label,
             ", ".join(sorted(unknown_codes)),
         )
+    _report(headers, label, header, guarded)
     logger.info("Read %s: %d EDI types", label, len(result))
     if problems is None:
         collected.raise_if_any(f"{label} has invalid rows")
@@ -253,21 +298,22 @@ def parse_gln_edi_types(
     *,
     problems: Problems | None = None,
     label: str = "LocationsCodeEDITypeMap.csv",
+    headers: HeaderReport | None = None,
 ) -> Iterator[Capability]:
     """Read ``LocationsCodeEDITypeMap.csv`` as capabilities, joined to ``edi_types``.
 
     :param as_of: rows whose ``to_date`` is before this day are dropped (the file includes
         closed registrations); None keeps every row
+    :param headers: filled with the headers used for our keys (``headers[label]``)
     :raises InvalidSourceData: a missing header or undecodable file; without ``problems``,
         after the last row, also unknown EDI type ids and bad dates
     """
     collected = problems if problems is not None else Problems()
     unknown: dict[str, list[int]] = {}  # type id -> [rows, first line]
-    kept = dropped = 0
+    kept = dropped = guarded = 0
     with _csv_rows(
         fileobj,
         columns,
-        columns.gln_edi_types,
         GLN_EDI_TYPES_REQUIRED,
         GLN_EDI_TYPES_OPTIONAL,
         label,
@@ -290,6 +336,9 @@ def parse_gln_edi_types(
                 continue
             gln = row[gln_at].strip()
             type_id = row[type_at].strip()
+            if gln[:1] == "=" or type_id[:1] == "=":  # Excel guards: rare, kept off the fast path
+                guarded += (gln[:2] == '="') + (type_id[:2] == '="')
+                gln, type_id = _value(gln), _value(type_id)
             if not gln or not type_id:
                 collected.add(f"{label} line {reader.line_num}: empty GLN or EDI type id")
                 continue
@@ -319,6 +368,7 @@ def parse_gln_edi_types(
                 continue
             kept += 1
             yield Capability(canonical.setdefault(gln, gln), edi_type[0], edi_type[1])
+    _report(headers, label, header, guarded)
     for type_id, (rows, line) in unknown.items():
         collected.add(
             f"{label}: EDI type id {type_id!r} is not in EDITypes.csv "
@@ -370,6 +420,7 @@ def parse_glns(
     problems: Problems | None = None,
     label: str = "LocationsCodes.csv",
     as_of: date | None = None,
+    headers: HeaderReport | None = None,
 ) -> Iterator[Gln]:
     """Read ``LocationsCodes.csv`` as GLN records (``sor_id`` and dates are optional columns).
 
@@ -380,14 +431,15 @@ def parse_glns(
     ones stand for the GLN (a closed GLN).
 
     :param as_of: the snapshot date rows are judged on (None: only open rows are in force)
+    :param headers: filled with the headers used for our keys (``headers[label]``)
     :raises InvalidSourceData: a missing header or undecodable file; without ``problems``,
         after the last row, also bad booleans and dates, rows without a GLN and GLNs with two
         different rows in force
     """
     collected = problems if problems is not None else Problems()
-    count = 0
+    count = guarded = 0
     rows: dict[str, list[tuple[int, Gln]]] = {}
-    with _csv_rows(fileobj, columns, columns.glns, GLNS_REQUIRED, GLNS_OPTIONAL, label, "glns") as (
+    with _csv_rows(fileobj, columns, GLNS_REQUIRED, GLNS_OPTIONAL, label, "glns") as (
         reader,
         header,
     ):
@@ -407,6 +459,10 @@ def parse_glns(
                 if row:
                     _short_row(collected, label, reader.line_num, row, header)
                 continue
+            row_guards = sum(v.lstrip()[:2] == '="' for v in row)
+            if row_guards:
+                guarded += row_guards
+                row = [_value(v) for v in row]
             gln = row[gln_at].strip()
             if not gln:
                 collected.add(f"{label} line {reader.line_num}: no GLN")
@@ -436,6 +492,7 @@ def parse_glns(
                 except ValueError as exc:
                     collected.add(f"{label} line {reader.line_num}: GLN {gln}: {key} {exc}")
             rows.setdefault(gln, []).append((reader.line_num, Gln(gln=gln, **values)))
+    _report(headers, label, header, guarded)
     for gln, listed in rows.items():
         record = _gln_in_force(gln, listed, as_of, collected, label)
         if record is not None:

@@ -24,13 +24,16 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from soredi_sync.db.engine import DatabaseFailure, describe_database_error, is_database_failure
 from soredi_sync.db.models import ReplicationCursor, RunStatus
 from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.domain.days import today_in_denmark
 from soredi_sync.domain.diff import ChangeSet, diff
 from soredi_sync.domain.model import Capability, Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.observability.logging import bind_run
+from soredi_sync.services.liveness import RUN_LEASE_SECONDS, kept_alive, lease_until, process_name
 from soredi_sync.soap.records import CapabilityVersion, ReplicationPage
 
 logger = logging.getLogger(__name__)
@@ -226,10 +229,12 @@ def sync_incremental(
     max_records: int | None = None,
     max_removal_ratio: float = 0.10,
     accept_mass_change: bool = False,
+    lease_seconds: float = RUN_LEASE_SECONDS,
 ) -> IncrementalOutcome:
     """Apply the feed after the stored cursor, one transaction (snapshot + cursor) per page.
 
-    :param as_of: the day a version must be current on to count as present (default: today)
+    :param as_of: the day a version must be current on to count as present (default: today in
+        Denmark)
     :param max_pages: stop after this many pages even if the feed is not caught up
     :param max_removal_ratio: refuse the page that would make this run remove more than this
         share of the capabilities the run started with (``guards.max_capability_removal_ratio``);
@@ -239,12 +244,23 @@ def sync_incremental(
     :returns: the outcome; a :class:`SorediError` is recorded and returned, anything else is
         recorded and re-raised. Pages stored before a failure stay stored.
     """
-    day = as_of or date.today()
+    day = as_of or today_in_denmark()
     started = time.monotonic()
-    with uow_factory() as uow:
-        run_id = uow.runs.start(source, location, trigger)
-        uow.commit()
-    with bind_run(run_id, source):
+    holder = process_name()
+    try:
+        with uow_factory() as uow:
+            run_id = uow.runs.start(
+                source, location, trigger, holder=holder, lease_until=lease_until(lease_seconds)
+            )
+            uow.commit()
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise DatabaseFailure("recording the start of the sync (no run recorded)", exc) from exc
+        raise
+    with (
+        bind_run(run_id, source),
+        kept_alive(uow_factory, run_id, holder=holder, ttl=lease_seconds),
+    ):
         logger.info("Incremental sync run %d started from %s", run_id, location)
 
         pages = snapshots = entries = skipped = 0
@@ -289,6 +305,9 @@ def sync_incremental(
                 removed += page_removed
                 if page.next_offset is not None and page.next_offset != offset:
                     with uow_factory() as uow:
+                        # One writer of snapshots at a time (files or feed, any process);
+                        # whatever another committed before shows up in the check.
+                        uow.registry.lock_snapshots()
                         _check_unchanged(uow, source, last, offset)
                         if not changes.is_empty:
                             last = uow.registry.add_snapshot(
@@ -339,6 +358,16 @@ def sync_incremental(
             )
         except SorediError as exc:
             return _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
+        except Exception as exc:
+            if not is_database_failure(exc):
+                _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
+                raise
+            failure = DatabaseFailure(
+                f"the sync was at the page after offset {offset or 'start'}; the pages before "
+                "it stay stored",
+                exc,
+            )
+            return _finish_failed(uow_factory, run_id, started, failure, offset, pages, snapshots)
         except BaseException as exc:
             _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
             raise
@@ -384,8 +413,13 @@ def _finish_failed(
                 snapshot_id=current.id if current else None,
             )
             uow.commit()
-    except Exception:  # the database itself may be what failed; the error still goes to the log
-        logger.exception("Could not record the failure of incremental sync run %d", run_id)
+    except Exception as record_exc:  # the database itself may be what failed
+        if not is_database_failure(record_exc):
+            logger.exception("Could not record the failure of incremental sync run %d", run_id)
+        message += (
+            f"; the failure could not be recorded either ({describe_database_error(record_exc)})"
+            f": run {run_id} stays 'running' until a daemon leader closes it as abandoned"
+        )
     logger.error("Incremental sync run %d %s: %s", run_id, status.value, message)
     return IncrementalOutcome(
         run_id,

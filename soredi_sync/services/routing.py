@@ -13,11 +13,11 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, PoolProxiedConnection
 
 from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.domain.days import danish_day
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import (
     Resolver,
@@ -35,7 +35,6 @@ _CURRENT_SNAPSHOT_SQL = "SELECT max(id) FROM snapshots"
 
 # Decision dates are Danish calendar days: a message sent at 00:30 local time on 1 January
 # is decided on 1 January, although it is still 31 December in UTC.
-DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 
 
 class RoutingService:
@@ -154,7 +153,7 @@ class RoutingService:
         return Resolver(index, self._policy, self._message_types)
 
     def today(self) -> date:
-        return self._clock().astimezone(DANISH_TIME).date()
+        return danish_day(self._clock())
 
     def now(self) -> datetime:
         return self._clock()

@@ -17,8 +17,14 @@ from typing import Any
 
 from soredi_sync.clients.sor_files import FetchedFile, ProgressCallback, SorFilesClient, Validators
 from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings
+from soredi_sync.db.engine import (
+    DISK_ERRNOS,
+    DatabaseFailure,
+    describe_database_error,
+    is_database_failure,
+)
 from soredi_sync.db.models import RunStatus
-from soredi_sync.db.repository import SnapshotInfo
+from soredi_sync.db.repository import SnapshotInfo, SyncRunInfo
 from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.diff import ChangeSet, diff, implausible_removals
 from soredi_sync.domain.message_types import MessageTypeRegistry
@@ -26,6 +32,7 @@ from soredi_sync.domain.model import Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.observability.logging import bind_run
 from soredi_sync.parsing.load import load_registry
+from soredi_sync.services.liveness import RUN_LEASE_SECONDS, kept_alive, lease_until, process_name
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +40,31 @@ SOURCE = "sor-filer"
 
 
 class ConcurrentSync(SorediError):
+    """Another writer stored a snapshot after this sync read the one it diffed against.
+
+    The text is the same on every engine: writers of snapshots take one lock and re-check the
+    current snapshot under it (:meth:`SqlAlchemyRegistryRepository.lock_snapshots`), so the
+    loser of a race always ends here, never in a unique-index violation.
+    """
+
     def __init__(self, expected: int | None, found: int | None) -> None:
+        self.expected = expected
+        self.found = found
+        worked_from = f"snapshot {expected}" if expected is not None else "an empty database"
         super().__init__(
-            f"another sync stored snapshot {found!r} while this one worked from {expected!r}; "
-            "nothing was stored, run again"
+            f"another sync stored a snapshot first (snapshot {found}, while this one worked "
+            f"from {worked_from}); nothing was stored, run again"
+        )
+
+
+class LocalDiskFailure(SorediError):
+    """A local file (a download, the temporary directory) could not be written or read."""
+
+    def __init__(self, exc: OSError) -> None:
+        where = f" ({exc.filename})" if exc.filename else ""
+        super().__init__(
+            f"a local file could not be written or read: {exc.strerror or exc}{where} "
+            "(is the disk full or failing?); nothing was stored"
         )
 
 
@@ -113,93 +141,117 @@ def sync_source(
     force: bool = False,
     on_stage: StageCallback | None = None,
     on_download: ProgressCallback | None = None,
+    lease_seconds: float = RUN_LEASE_SECONDS,
 ) -> SyncOutcome:
     """Run one sync of the sor-filer files and record it.
 
+    While it runs, the run holds a liveness lease that this process renews
+    (:mod:`~soredi_sync.services.liveness`), so that no daemon leader takes it for abandoned.
+
     :param force: download even if the server says nothing changed (skips conditional GET)
     :param accept_mass_change: store a pull that removes more than the guards allow
+    :param lease_seconds: how long the run's liveness lease lasts after each renewal
     :returns: the outcome; failures are recorded and returned, not raised, except for
         programming errors, which are recorded and then re-raised
+    :raises DatabaseFailure: the database could not even record the start of the run (a full
+        disk, no connection); nothing was fetched or stored
     """
-    stage = on_stage or (lambda _name: None)
+    holder = process_name()
     started = time.monotonic()
-    with uow_factory() as uow:
-        run_id = uow.runs.start(SOURCE, client.location, trigger)
-        last = uow.runs.last_accepted(SOURCE)
-        current = uow.registry.current_snapshot()
-        uow.commit()
-    with bind_run(run_id, SOURCE):
-        logger.info("Sync run %d started from %s", run_id, client.location)
+    try:
+        with uow_factory() as uow:
+            run_id = uow.runs.start(
+                SOURCE,
+                client.location,
+                trigger,
+                holder=holder,
+                lease_until=lease_until(lease_seconds),
+            )
+            last = uow.runs.last_accepted(SOURCE)
+            current = uow.registry.current_snapshot()
+            uow.commit()
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise DatabaseFailure("recording the start of the sync (no run recorded)", exc) from exc
+        raise
+    with (
+        bind_run(run_id, SOURCE),
+        kept_alive(uow_factory, run_id, holder=holder, ttl=lease_seconds),
+    ):
+        return _sync(
+            uow_factory,
+            client,
+            config,
+            run_id=run_id,
+            started=started,
+            last=last,
+            current=current,
+            accept_mass_change=accept_mass_change,
+            force=force,
+            stage=_Stages(on_stage),
+            on_download=on_download,
+        )
 
-        names = (config.sources.sor_xml_path, config.sources.sor_csv_path)
-        # Conditional GET only makes sense when the last accepted copy is the one we hold.
-        use_validators = not force and last is not None and current is not None
-        try:
-            with tempfile.TemporaryDirectory(prefix="soredi-sync-") as workdir:
-                fetched = []
-                for name in names:
-                    stage(f"download {name}")
-                    validators = (
-                        Validators(last.etags.get(name), last.last_modified.get(name))
-                        if use_validators and last is not None
-                        else None
-                    )
-                    fetched.append(client.fetch(name, Path(workdir), validators, on_download))
-                etags = {f.name: f.etag for f in fetched if f.etag}
-                modified = {f.name: f.last_modified for f in fetched if f.last_modified}
 
-                if current is not None and all(f.not_modified for f in fetched):
-                    return _finish_unchanged(
-                        uow_factory, run_id, started, current, etags, modified, "not modified"
-                    )
-                if current is not None and any(f.not_modified for f in fetched):
-                    # One file changed and the other did not: fetch both for a consistent pair.
-                    fetched = [
-                        client.fetch(name, Path(workdir), None, on_download) for name in names
-                    ]
-                content_hash = _combined_hash(fetched)
-                hashes = {f.name: f.sha256 for f in fetched} | {"combined": content_hash}
-                seen_before = {current.content_hash if current else None}
-                if last is not None:
-                    seen_before.add(last.content_hashes.get("combined"))
-                if current is not None and not force and content_hash in seen_before:
-                    return _finish_unchanged(
-                        uow_factory,
-                        run_id,
-                        started,
-                        current,
-                        etags,
-                        modified,
-                        "same content",
-                        hashes,
-                    )
+class _Stages:
+    """The stage callback, remembering the last stage (for a database failure's message)."""
 
-                stage("parse and validate")
-                xml_file, csv_file = (f.path for f in fetched)
-                assert xml_file is not None and csv_file is not None
-                registry = load_registry(
-                    xml_file,
-                    csv_file,
-                    config.sources,
-                    config.columns,
-                    config.guards,
-                    config.message_types,
+    def __init__(self, callback: StageCallback | None) -> None:
+        self._callback = callback
+        self.current = "start"
+
+    def __call__(self, name: str) -> None:
+        self.current = name
+        if self._callback is not None:
+            self._callback(name)
+
+
+def _sync(
+    uow_factory: Callable[[], UnitOfWork],
+    client: SorFilesClient,
+    config: SyncConfig,
+    *,
+    run_id: int,
+    started: float,
+    last: SyncRunInfo | None,
+    current: SnapshotInfo | None,
+    accept_mass_change: bool,
+    force: bool,
+    stage: _Stages,
+    on_download: ProgressCallback | None,
+) -> SyncOutcome:
+    logger.info("Sync run %d started from %s", run_id, client.location)
+
+    names = (config.sources.sor_xml_path, config.sources.sor_csv_path)
+    # Conditional GET only makes sense when the last accepted copy is the one we hold.
+    use_validators = not force and last is not None and current is not None
+    try:
+        with tempfile.TemporaryDirectory(prefix="soredi-sync-") as workdir:
+            fetched = []
+            for name in names:
+                stage(f"download {name}")
+                validators = (
+                    Validators(last.etags.get(name), last.last_modified.get(name))
+                    if use_validators and last is not None
+                    else None
                 )
+                fetched.append(client.fetch(name, Path(workdir), validators, on_download))
+            etags = {f.name: f.etag for f in fetched if f.etag}
+            modified = {f.name: f.last_modified for f in fetched if f.last_modified}
 
-            stage("compare with the current snapshot")
-            with uow_factory() as uow:
-                current = uow.registry.current_snapshot()
-                previous = uow.registry.load_registry(current.id) if current else None
-            changes = diff(previous, registry)
-            counts: dict[str, Any] = {
-                "units": len(registry.units),
-                "glns": len(registry.glns),
-                "capabilities": registry.capability_count,
-                "changes": changes.counts(),
-            }
-            if current is not None and previous is not None and current.source != SOURCE:
-                counts["drift"] = _drift(current, previous, registry)
-            if previous is not None and changes.is_empty:
+            if current is not None and all(f.not_modified for f in fetched):
+                return _finish_unchanged(
+                    uow_factory, run_id, started, current, etags, modified, "not modified"
+                )
+            if current is not None and any(f.not_modified for f in fetched):
+                # One file changed and the other did not: fetch both for a consistent pair.
+                fetched = [client.fetch(name, Path(workdir), None, on_download) for name in names]
+            content_hash = _combined_hash(fetched)
+            hashes = {f.name: f.sha256 for f in fetched} | {"combined": content_hash}
+            seen_before = {current.content_hash if current else None}
+            if last is not None:
+                seen_before.add(last.content_hashes.get("combined"))
+            if current is not None and not force and content_hash in seen_before:
                 return _finish_unchanged(
                     uow_factory,
                     run_id,
@@ -207,68 +259,126 @@ def sync_source(
                     current,
                     etags,
                     modified,
-                    "no data changes",
+                    "same content",
                     hashes,
                 )
-            reasons = implausible_removals(
-                previous,
-                changes,
-                config.guards.max_gln_removal_ratio,
-                config.guards.max_capability_removal_ratio,
-            )
-            if reasons and not accept_mass_change:
-                raise MassChangeRefused(reasons)
-            baseline = previous is None
-            # The change set holds what the store needs; the old registry can go before the write.
-            del previous
 
-            stage("store snapshot")
-            with uow_factory() as uow:
-                now_current = uow.registry.current_snapshot()
-                if (now_current.id if now_current else None) != (current.id if current else None):
-                    raise ConcurrentSync(
-                        current.id if current else None, now_current.id if now_current else None
-                    )
-                snapshot = uow.registry.add_snapshot(
-                    registry,
-                    changes,
-                    run_id=run_id,
-                    source=SOURCE,
-                    content_hash=content_hash,
-                    baseline=baseline,
-                )
-                duration = time.monotonic() - started
-                uow.runs.finish(
-                    run_id,
-                    RunStatus.SUCCEEDED,
-                    etags=etags,
-                    last_modified=modified,
-                    content_hashes=hashes,
-                    counts=counts,
-                    snapshot_id=snapshot.id,
-                    accepted_mass_change=bool(reasons),
-                )
-                uow.commit()
-            logger.info(
-                "Sync run %d stored snapshot %d: %d units, %d GLNs, %d capabilities, %d changes",
+            stage("parse and validate")
+            xml_file, csv_file = (f.path for f in fetched)
+            assert xml_file is not None and csv_file is not None
+            csv_report: dict[str, dict[str, Any]] = {}
+            registry = load_registry(
+                xml_file,
+                csv_file,
+                config.sources,
+                config.columns,
+                config.guards,
+                config.message_types,
+                csv_report,
+            )
+
+        stage("compare with the current snapshot")
+        with uow_factory() as uow:
+            current = uow.registry.current_snapshot()
+            previous = uow.registry.load_registry(current.id) if current else None
+        changes = diff(previous, registry)
+        counts: dict[str, Any] = {
+            "units": len(registry.units),
+            "glns": len(registry.glns),
+            "capabilities": registry.capability_count,
+            "changes": changes.counts(),
+            # Which header each CSV column was read from (aliases in csv-columns.toml).
+            "csv": csv_report,
+        }
+        if current is not None and previous is not None and current.source != SOURCE:
+            counts["drift"] = _drift(current, previous, registry)
+        if previous is not None and changes.is_empty:
+            return _finish_unchanged(
+                uow_factory,
                 run_id,
-                snapshot.id,
-                counts["units"],
-                counts["glns"],
-                counts["capabilities"],
-                len(changes),
+                started,
+                current,
+                etags,
+                modified,
+                "no data changes",
+                hashes,
             )
-            return SyncOutcome(
-                run_id, RunStatus.SUCCEEDED, snapshot, changes, None, counts, duration
+        reasons = implausible_removals(
+            previous,
+            changes,
+            config.guards.max_gln_removal_ratio,
+            config.guards.max_capability_removal_ratio,
+        )
+        if reasons and not accept_mass_change:
+            raise MassChangeRefused(reasons)
+        baseline = previous is None
+        # The change set holds what the store needs; the old registry can go before the write.
+        del previous
+
+        stage("store snapshot")
+        with uow_factory() as uow:
+            # Under the lock no other writer can commit a snapshot until this transaction
+            # ends; one that did before shows up in the re-read below.
+            uow.registry.lock_snapshots()
+            now_current = uow.registry.current_snapshot()
+            if (now_current.id if now_current else None) != (current.id if current else None):
+                raise ConcurrentSync(
+                    current.id if current else None, now_current.id if now_current else None
+                )
+            snapshot = uow.registry.add_snapshot(
+                registry,
+                changes,
+                run_id=run_id,
+                source=SOURCE,
+                content_hash=content_hash,
+                baseline=baseline,
             )
-        except MassChangeRefused as exc:
-            return _finish_failed(uow_factory, run_id, started, RunStatus.REFUSED, exc)
-        except SorediError as exc:
-            return _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
-        except BaseException as exc:
-            # Not an expected failure (a bug, an interrupt): record it, keep the data, re-raise.
+            duration = time.monotonic() - started
+            uow.runs.finish(
+                run_id,
+                RunStatus.SUCCEEDED,
+                etags=etags,
+                last_modified=modified,
+                content_hashes=hashes,
+                counts=counts,
+                snapshot_id=snapshot.id,
+                accepted_mass_change=bool(reasons),
+            )
+            uow.commit()
+        logger.info(
+            "Sync run %d stored snapshot %d: %d units, %d GLNs, %d capabilities, %d changes",
+            run_id,
+            snapshot.id,
+            counts["units"],
+            counts["glns"],
+            counts["capabilities"],
+            len(changes),
+        )
+        return SyncOutcome(run_id, RunStatus.SUCCEEDED, snapshot, changes, None, counts, duration)
+    except MassChangeRefused as exc:
+        return _finish_failed(uow_factory, run_id, started, RunStatus.REFUSED, exc)
+    except SorediError as exc:
+        return _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
             _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
             raise
+        return _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, LocalDiskFailure(exc))
+    except Exception as exc:
+        if not is_database_failure(exc):
+            _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
+            raise
+        return _finish_failed(
+            uow_factory,
+            run_id,
+            started,
+            RunStatus.FAILED,
+            DatabaseFailure(f"the sync was at {stage.current!r}; nothing was stored", exc),
+        )
+    except BaseException as exc:
+        # Not an expected failure (a bug, an interrupt): record it, keep the data, re-raise.
+        _finish_failed(uow_factory, run_id, started, RunStatus.FAILED, exc)
+        raise
 
 
 def _finish_unchanged(
@@ -319,8 +429,15 @@ def _finish_failed(
             uow.runs.finish(run_id, status, error=message)
             current = uow.registry.current_snapshot()
             uow.commit()
-    except Exception:  # the database itself may be what failed; the error still goes to the log
-        logger.exception("Could not record the failure of sync run %d", run_id)
+    except Exception as record_exc:  # the database itself may be what failed
+        if not is_database_failure(record_exc):
+            logger.exception("Could not record the failure of sync run %d", run_id)
+        # The run stays 'running' in the database; its lease runs out and the daemon's
+        # leader records it as abandoned. The operator gets both reasons now.
+        message += (
+            f"; the failure could not be recorded either ({describe_database_error(record_exc)})"
+            f": run {run_id} stays 'running' until a daemon leader closes it as abandoned"
+        )
         current = None
     logger.error("Sync run %d %s: %s", run_id, status.value, message)
     return SyncOutcome(run_id, status, current, None, message, {}, time.monotonic() - started)

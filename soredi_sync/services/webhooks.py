@@ -29,13 +29,38 @@ Delivery (at least once, in order per subscription)
     ``changes`` holds every change in the feed range (``cursor``, ``next_cursor``] that passes
     the filter, in feed order (the items are those of ``/v1/changes``). ``sequence`` counts the
     subscription's deliveries (1, 2, …): a gap means a delivery failed for good. A 2xx answer
-    delivers; anything else (another status, a timeout, a refused connection) is retried after
-    ``initial_backoff`` seconds, doubling up to ``max_backoff``, until ``max_attempts``, then
-    the delivery is ``failed``. Redirects are not followed. Only the oldest pending delivery of
-    a subscription is ever sent: a failing receiver holds back its later deliveries (they wait,
-    they are not lost) until the failing one is delivered or failed for good. A dispatcher that
-    dies mid-POST sends again later, so a receiver may see a delivery twice: deduplicate on
-    ``X-Soredi-Delivery``.
+    delivers; anything else (another status, no complete answer within the deadline, a refused
+    connection, an address the policy refuses) is retried after ``initial_backoff`` seconds,
+    doubling up to ``max_backoff``, until ``max_attempts``, then the delivery is ``failed``.
+    Redirects are not followed. Only the oldest undelivered delivery of a subscription is ever
+    sent: a failing receiver holds back its later deliveries (they wait, they are not lost)
+    until the failing one is delivered or failed for good.
+
+    One POST, from resolving the host to the last byte of the answer, ends within
+    ``webhooks.timeout`` seconds (a total deadline, not per read), and at most
+    ``max_answer_bytes`` of the answer are read (:mod:`soredi_sync.clients.webhook_http`).
+    Before it is sent a delivery is *claimed* (``sending``) by one dispatcher until the
+    deadline and :data:`CLAIM_MARGIN_SECONDS` have passed, so no other dispatcher, replica or
+    ``webhook dispatch`` sends it meanwhile. A dispatcher that dies mid-POST leaves the claim to
+    run out; the delivery is then sent again, so a receiver may see a delivery twice:
+    deduplicate on ``X-Soredi-Delivery``. Deliveries to different subscriptions go out side by
+    side, ``webhooks.max_concurrency`` at a time; the daemon sends them in their own job, never
+    inside a sync.
+
+Receivers (SSRF)
+    A receiver whose host is or resolves to a loopback, private, link-local, unique-local,
+    multicast, unspecified or reserved address is refused at registration (API, CLI and
+    configuration) and again at every delivery, where the POST goes to the address that was
+    checked; ``webhooks.allow_networks`` / ``allow_hosts`` let an operator name internal
+    receivers. A name that does not resolve yet is accepted at registration and checked when
+    it is sent to. A failed attempt is recorded as a class ("could not connect …", "no complete
+    answer within …", "refused by the address policy …", the HTTP status), never as the raw
+    socket error, so the record does not tell an open port from a closed one.
+
+Credentials in the URL
+    ``https://user:password@host/…``: the user-info is split off when the subscription is
+    registered, stored in its own column, sent as HTTP Basic, and never listed (listings show
+    ``has_credentials``), logged or put in an error message.
 
 Signature
     Headers: ``X-Soredi-Delivery`` (delivery id), ``X-Soredi-Subscription`` (name),
@@ -61,16 +86,29 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import secrets
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from soredi_sync.clients.webhook_http import (
+    AddressPolicy,
+    AddressRefused,
+    DeadlineExceeded,
+    Target,
+    UnresolvableHost,
+    WebhookSender,
+    split_credentials,
+)
 from soredi_sync.config import WebhookConfig, WebhookSettings
 from soredi_sync.db.repository import ChangeRecord
 from soredi_sync.db.webhook_repository import (
@@ -81,6 +119,7 @@ from soredi_sync.db.webhook_repository import (
     DueDelivery,
     OwnerMap,
     SqlAlchemyWebhookUnitOfWork,
+    StuckDeliveries,
     Subscription,
 )
 from soredi_sync.errors import NotFound, SorediError
@@ -101,10 +140,14 @@ ENTITIES = ("unit", "gln", "capability")
 MAX_NAME_LENGTH = 100
 # Changes read from the feed at a time while enqueueing.
 SCAN_PAGE = 5000
-# A claimed delivery is due again this long after its POST's timeout, should its dispatcher
-# die mid-POST.
+# A claimed delivery is due again this long after its POST's deadline, should its
+# dispatcher die mid-POST (the margin covers recording the outcome).
 CLAIM_MARGIN_SECONDS = 60.0
+# Resolving a host at registration: a name server slower than this is not waited for (the
+# name is accepted, and checked again at each delivery).
+REGISTRATION_RESOLVE_SECONDS = 5.0
 _MAX_ERROR = 500
+_MAX_REASON = 100
 
 _GLN = re.compile(r"\d{13}")
 _SOR_ID = re.compile(r"\d{1,20}")
@@ -322,15 +365,37 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_url(url: str) -> str:
-    """:raises InvalidWebhook: not an absolute http(s) URL with a host"""
+def address_policy(webhook_settings: WebhookSettings) -> AddressPolicy:
+    """The receiver address policy of the configuration (``allow_networks``/``allow_hosts``)."""
+    return AddressPolicy.of(webhook_settings.allow_networks, webhook_settings.allow_hosts)
+
+
+def check_url(url: str, policy: AddressPolicy | None = None) -> Target:
+    """The URL split into the URL without user-info and its credentials, after checking it.
+
+    A host that does not resolve (yet) passes: it is checked again at every delivery. Error
+    messages never repeat the URL (it may carry a password).
+
+    :param policy: the address policy; default: public addresses only
+    :raises InvalidWebhook: not an absolute http(s) URL with a host, or its host is or
+        resolves to an address the policy refuses
+    """
+    text = url.strip()
     try:
-        parsed = httpx.URL(url.strip())
-    except (httpx.InvalidURL, TypeError):
-        raise InvalidWebhook(f"{url!r} is not a URL") from None
+        parsed = httpx.URL(text)
+        target = split_credentials(text)
+    except (httpx.InvalidURL, TypeError, ValueError, UnicodeError):
+        raise InvalidWebhook("the webhook URL is not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidWebhook(f"{url!r} is not an absolute http or https URL")
-    return url.strip()
+        raise InvalidWebhook("the webhook URL is not an absolute http or https URL")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        (policy or AddressPolicy()).vet(parsed.host, port, REGISTRATION_RESOLVE_SECONDS)
+    except AddressRefused as exc:
+        raise InvalidWebhook(str(exc)) from None
+    except (UnresolvableHost, DeadlineExceeded):
+        pass
+    return target
 
 
 def _now(now: datetime | None) -> datetime:
@@ -357,6 +422,7 @@ def sync_configured(
     """
     at = _now(now)
     repo = uow.webhooks
+    policy = address_policy(webhook_settings)
     end = uow.registry.last_cursor()
     added, updated, reactivated, skipped = [], [], [], []
     seen: set[str] = set()
@@ -366,7 +432,7 @@ def sync_configured(
             if name in seen:
                 raise InvalidWebhook("the name is configured twice")
             seen.add(name)
-            url = check_url(config.url)
+            target = check_url(config.url, policy)
             filters = _config_filter(config).as_dict()
         except InvalidWebhook as exc:
             logger.error("Configured webhook %r skipped: %s", config.name, exc)
@@ -377,7 +443,8 @@ def sync_configured(
         if existing is None:
             repo.add(
                 name=name,
-                url=url,
+                url=target.url,
+                credentials=target.credentials,
                 filters=filters,
                 origin=ORIGIN_CONFIG,
                 secret=None,
@@ -394,7 +461,8 @@ def sync_configured(
         elif not existing.active:
             repo.restart(
                 existing.id,
-                url=url,
+                url=target.url,
+                credentials=target.credentials,
                 filters=filters,
                 secret=None,
                 created_at=at,
@@ -402,7 +470,9 @@ def sync_configured(
                 cursor=end,
             )
             reactivated.append(name)
-        elif repo.retarget(existing.id, url=url, filters=filters):
+        elif repo.retarget(
+            existing.id, url=target.url, credentials=target.credentials, filters=filters
+        ):
             updated.append(name)
     deactivated = []
     for sub in repo.all():
@@ -449,17 +519,21 @@ def create_subscription(
     webhook_filter: WebhookFilter,
     actor: str,
     now: datetime | None = None,
+    policy: AddressPolicy | None = None,
 ) -> CreatedSubscription:
     """Register an API subscription and commit; it gets the changes made from now on.
 
     The name of a deactivated API subscription may be used again: that subscription starts
-    afresh (new URL, filter and secret; its past deliveries stay listed under it).
+    afresh (new URL, filter and secret; its past deliveries stay listed under it). User-info
+    in the URL is stored apart (see the module doc).
 
-    :raises InvalidWebhook: a bad name or URL
+    :param policy: the receiver address policy (:func:`address_policy` of the settings);
+        default: public addresses only
+    :raises InvalidWebhook: a bad name or URL, or a receiver address the policy refuses
     :raises WebhookConflict: the name is in use, or belongs to a configured subscription
     """
     name = check_name(name)
-    url = check_url(url)
+    target = check_url(url, policy)
     at = _now(now)
     secret = new_secret()
     filters = webhook_filter.as_dict()
@@ -468,7 +542,8 @@ def create_subscription(
     if existing is None:
         sub = uow.webhooks.add(
             name=name,
-            url=url,
+            url=target.url,
+            credentials=target.credentials,
             filters=filters,
             origin=ORIGIN_API,
             secret=secret,
@@ -479,7 +554,8 @@ def create_subscription(
     elif existing.origin == ORIGIN_API and not existing.active:
         sub = uow.webhooks.restart(
             existing.id,
-            url=url,
+            url=target.url,
+            credentials=target.credentials,
             filters=filters,
             secret=secret,
             created_at=at,
@@ -718,95 +794,159 @@ def backoff_seconds(webhook_settings: WebhookSettings, attempts: int) -> float:
     )
 
 
-def make_webhook_client(webhook_settings: WebhookSettings, user_agent: str) -> httpx.Client:
-    """The HTTP client for deliveries: the configured timeout on every phase, no redirects."""
-    return httpx.Client(
-        timeout=httpx.Timeout(webhook_settings.timeout),
-        headers={"User-Agent": user_agent},
-        follow_redirects=False,
+def make_sender(webhook_settings: WebhookSettings, user_agent: str) -> WebhookSender:
+    """The sender for deliveries: the configured address policy, deadline and answer cap."""
+    return WebhookSender(
+        address_policy(webhook_settings),
+        timeout=webhook_settings.timeout,
+        max_answer_bytes=webhook_settings.max_answer_bytes,
+        user_agent=user_agent,
     )
+
+
+def dispatcher_id() -> str:
+    """Who claims deliveries: host, process and a per-call tag (two calls never share one)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:200]
 
 
 def deliver_due(
     uow_factory: Callable[[], SqlAlchemyWebhookUnitOfWork],
     webhook_settings: WebhookSettings,
-    http: httpx.Client,
+    sender: WebhookSender,
     *,
     clock: Clock | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    holder: str | None = None,
 ) -> DeliverReport:
-    """POST every due pending delivery, oldest first per subscription, and record each outcome.
+    """POST every due delivery, oldest first per subscription, and record each outcome.
 
-    Each round claims the oldest pending delivery of every subscription that is due (one
-    transaction), POSTs them one after the other (no transaction open), and records each
-    outcome in its own transaction; rounds repeat until nothing is due, so a backlog drains in
-    one call while a failing receiver waits for its backoff.
+    Deliveries are claimed (one short transaction each time) as workers come free, at most
+    ``max_concurrency`` at a time and at most one per subscription, POSTed with no
+    transaction open, and each outcome is recorded in its own transaction. The call returns
+    when nothing is due and nothing is in flight, so a backlog drains in one call while a
+    failing receiver waits for its backoff; every POST ends within ``timeout``, so the call
+    ends too.
 
     :param clock: the time (default: now); tests pass a fixed or stepping clock
+    :param should_stop: asked before each claim; once true, nothing more is claimed and the
+        call returns when the POSTs in flight have ended
+    :param holder: the claimer's name (default: :func:`dispatcher_id`)
     """
     now = clock or (lambda: datetime.now(UTC))
+    stopping = should_stop or (lambda: False)
+    holder = holder or dispatcher_id()
     keys = {c.name: c for c in webhook_settings.subscriptions}
-    delivered = retrying = failed = 0
-    claim_for = timedelta(seconds=webhook_settings.timeout * 3 + CLAIM_MARGIN_SECONDS)
-    while True:
-        started = now()
-        with uow_factory() as uow:
-            claimed = uow.webhooks.claim_due(started, started + claim_for)
-            secrets_by_sub = {
-                d.subscription_id: uow.webhooks.secret_of(d.subscription_id) for d in claimed
-            }
-            uow.commit()
-        if not claimed:
-            break
-        for due in claimed:
-            outcome = _attempt(due, secrets_by_sub.get(due.subscription_id), keys, http, now)
-            with uow_factory() as uow:
-                if outcome.ok:
-                    uow.webhooks.record_delivered(due.id, outcome.at, outcome.status_code or 0)
-                    delivered += 1
-                    logger.info(
-                        "Delivered webhook delivery %d to %s (%d changes, HTTP %s)",
-                        due.id,
-                        due.subscription_name,
-                        len(due.payload.get("changes", ())),
-                        outcome.status_code,
+    claim_for = timedelta(seconds=webhook_settings.timeout + CLAIM_MARGIN_SECONDS)
+    slots = webhook_settings.max_concurrency
+    totals = {DELIVERED: 0, PENDING: 0, FAILED: 0}
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="soredi-webhook") as pool:
+        running: dict[Future[_Outcome], DueDelivery] = {}
+        while True:
+            if len(running) < slots and not stopping():
+                started = now()
+                with uow_factory() as uow:
+                    claimed = uow.webhooks.claim_due(
+                        started,
+                        started + claim_for,
+                        holder,
+                        limit=slots - len(running),
+                        max_attempts=webhook_settings.max_attempts,
                     )
-                else:
-                    attempts = due.attempts + 1
-                    retry_at = (
-                        outcome.at + timedelta(seconds=backoff_seconds(webhook_settings, attempts))
-                        if attempts < webhook_settings.max_attempts
-                        else None
-                    )
-                    uow.webhooks.record_failed_attempt(
-                        due.id,
-                        outcome.at,
-                        status_code=outcome.status_code,
-                        error=outcome.error,
-                        retry_at=retry_at,
-                    )
-                    if retry_at is None:
-                        failed += 1
-                        logger.error(
-                            "Webhook delivery %d to %s failed for good after %d attempts: %s",
-                            due.id,
-                            due.subscription_name,
-                            attempts,
-                            outcome.error,
-                        )
-                    else:
-                        retrying += 1
-                        logger.warning(
-                            "Webhook delivery %d to %s failed (attempt %d of %d): %s; "
-                            "next attempt at %s",
-                            due.id,
-                            due.subscription_name,
-                            attempts,
-                            webhook_settings.max_attempts,
-                            outcome.error,
-                            f"{retry_at:%Y-%m-%d %H:%M:%S} UTC",
-                        )
-                uow.commit()
-    return DeliverReport(delivered=delivered, retrying=retrying, failed=failed)
+                    keys_by_sub = {
+                        d.subscription_id: uow.webhooks.secret_of(d.subscription_id)
+                        for d in claimed
+                    }
+                    uow.commit()
+                for due in claimed:
+                    stored = keys_by_sub.get(due.subscription_id)
+                    running[pool.submit(_attempt, due, stored, keys, sender, now)] = due
+            if not running:
+                break
+            done, _pending = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                due = running.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception:  # a bug here must not leave the claim to run out silently
+                    logger.exception("Sending webhook delivery %d failed unexpectedly", due.id)
+                    outcome = _Outcome(False, now(), error="internal error while sending")
+                totals[_record(uow_factory, webhook_settings, due, outcome, holder)] += 1
+    return DeliverReport(
+        delivered=totals[DELIVERED], retrying=totals[PENDING], failed=totals[FAILED]
+    )
+
+
+def _record(
+    uow_factory: Callable[[], SqlAlchemyWebhookUnitOfWork],
+    webhook_settings: WebhookSettings,
+    due: DueDelivery,
+    outcome: _Outcome,
+    holder: str,
+) -> str:
+    """Store one attempt's outcome; returns the delivery's state (delivered, pending, failed)."""
+    state = DELIVERED
+    retry_at: datetime | None = None
+    with uow_factory() as uow:
+        if outcome.ok:
+            held = uow.webhooks.record_delivered(
+                due.id, outcome.at, outcome.status_code or 0, holder
+            )
+        else:
+            retry_at = (
+                outcome.at + timedelta(seconds=backoff_seconds(webhook_settings, due.attempts))
+                if due.attempts < webhook_settings.max_attempts
+                else None
+            )
+            state = PENDING if retry_at is not None else FAILED
+            held = uow.webhooks.record_failed_attempt(
+                due.id,
+                outcome.at,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                retry_at=retry_at,
+                holder=holder,
+            )
+        uow.commit()
+    changes = len(due.payload.get("changes", ()))
+    detail = f" [{outcome.detail}]" if outcome.detail and outcome.detail != outcome.error else ""
+    if not held:
+        logger.warning(
+            "Webhook delivery %d to %s: %s, but its claim had ended (the subscription was "
+            "removed, or another dispatcher took it over); outcome not recorded",
+            due.id,
+            due.subscription_name,
+            "delivered" if outcome.ok else outcome.error,
+        )
+    elif state == DELIVERED:
+        logger.info(
+            "Delivered webhook delivery %d to %s (%d changes, HTTP %s, %.2f s)",
+            due.id,
+            due.subscription_name,
+            changes,
+            outcome.status_code,
+            outcome.seconds,
+        )
+    elif state == FAILED:
+        logger.error(
+            "Webhook delivery %d to %s failed for good after %d attempts: %s%s",
+            due.id,
+            due.subscription_name,
+            due.attempts,
+            outcome.error,
+            detail,
+        )
+    else:
+        logger.warning(
+            "Webhook delivery %d to %s failed (attempt %d of %d): %s%s; next attempt at %s",
+            due.id,
+            due.subscription_name,
+            due.attempts,
+            webhook_settings.max_attempts,
+            outcome.error,
+            detail,
+            f"{retry_at:%Y-%m-%d %H:%M:%S} UTC",
+        )
+    return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -815,13 +955,15 @@ class _Outcome:
     at: datetime
     status_code: int | None = None
     error: str = ""
+    detail: str = ""  # the exact cause, for the log only
+    seconds: float = 0.0
 
 
 def _attempt(
     due: DueDelivery,
     stored_secret: str | None,
     keys: Mapping[str, WebhookConfig],
-    http: httpx.Client,
+    sender: WebhookSender,
     now: Clock,
 ) -> _Outcome:
     key = stored_secret
@@ -836,32 +978,37 @@ def _attempt(
     if not key:
         return _Outcome(False, now(), error="no signing key stored")
     body = canonical_json(due.payload)
-    sent_at = now()
-    timestamp = int(sent_at.timestamp())
-    headers = {
-        "Content-Type": "application/json",
-        "X-Soredi-Delivery": str(due.id),
-        "X-Soredi-Subscription": due.subscription_name,
-        "X-Soredi-Timestamp": str(timestamp),
-        "X-Soredi-Signature": sign(key, timestamp, body),
-    }
-    try:
-        response = http.post(due.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return _Outcome(False, now(), error=_error_text(exc))
-    if 200 <= response.status_code < 300:
-        return _Outcome(True, now(), response.status_code)
-    phrase = response.reason_phrase or ""
-    return _Outcome(False, now(), response.status_code, f"HTTP {response.status_code} {phrase}")
-
-
-def _error_text(exc: httpx.HTTPError) -> str:
-    # The exception's text, never the request: its headers carry the signature.
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text[:_MAX_ERROR]
+    timestamp = int(now().timestamp())
+    headers = [
+        ("Content-Type", "application/json"),
+        ("X-Soredi-Delivery", str(due.id)),
+        ("X-Soredi-Subscription", due.subscription_name),
+        ("X-Soredi-Timestamp", str(timestamp)),
+        ("X-Soredi-Signature", sign(key, timestamp, body)),
+    ]
+    result = sender.send(Target(due.url, due.credentials), body, headers)
+    if result.ok:
+        return _Outcome(True, now(), result.status, seconds=result.seconds)
+    if result.status is not None:
+        reason = "".join(c for c in result.reason if c.isprintable())[:_MAX_REASON]
+        error = f"HTTP {result.status} {reason}".strip()
+        return _Outcome(False, now(), result.status, error, seconds=result.seconds)
+    return _Outcome(
+        False,
+        now(),
+        error=result.error[:_MAX_ERROR],
+        detail=result.detail[:_MAX_ERROR],
+        seconds=result.seconds,
+    )
 
 
 # -- dispatch -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareReport:
+    configured: ConfiguredReport
+    enqueued: EnqueueReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -875,29 +1022,60 @@ def webhook_uow_factory(app: App) -> Callable[[], SqlAlchemyWebhookUnitOfWork]:
     return lambda: SqlAlchemyWebhookUnitOfWork(app.session_factory)
 
 
-def dispatch(
-    app: App, now: datetime | None = None, http_client: httpx.Client | None = None
-) -> DispatchReport:
-    """Sync the configured subscriptions, enqueue new changes and deliver what is due.
-
-    The daemon calls this after each sync that stored a snapshot and every
-    ``daemon.webhook_retry_seconds``; ``soredi-sync webhook dispatch`` runs it once.
-
-    :param now: a fixed time for the whole dispatch (tests); default: the clock
-    :param http_client: the client to POST with (tests inject one); default: a client with
-        ``webhooks.timeout``, closed afterwards
-    """
+def prepare(app: App, now: datetime | None = None) -> PrepareReport:
+    """Sync the configured subscriptions and enqueue new changes: database work only (the
+    daemon runs this right after a sync; sending is :func:`deliver`'s, in another job)."""
     settings = app.settings.webhooks
     uow_factory = webhook_uow_factory(app)
     with uow_factory() as uow:
         configured = sync_configured(uow, settings, now=now)
     with uow_factory() as uow:
         enqueued = enqueue(uow, settings, now=now)
-    http = http_client or make_webhook_client(settings, app.settings.http.user_agent)
-    try:
-        clock = (lambda: now) if now is not None else None
-        delivered = deliver_due(uow_factory, settings, http, clock=clock)
-    finally:
-        if http_client is None:
-            http.close()
-    return DispatchReport(configured, enqueued, delivered)
+    return PrepareReport(configured, enqueued)
+
+
+def deliver(
+    app: App,
+    now: datetime | None = None,
+    sender: WebhookSender | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> DeliverReport:
+    """Send what is due (:func:`deliver_due`) with the configured sender."""
+    settings = app.settings.webhooks
+    sender = sender or make_sender(settings, app.settings.http.user_agent)
+    clock = (lambda: now) if now is not None else None
+    return deliver_due(
+        webhook_uow_factory(app), settings, sender, clock=clock, should_stop=should_stop
+    )
+
+
+def dispatch(
+    app: App,
+    now: datetime | None = None,
+    sender: WebhookSender | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> DispatchReport:
+    """Sync the configured subscriptions, enqueue new changes and deliver what is due.
+
+    The daemon's webhook job runs this every ``daemon.webhook_retry_seconds`` and when a sync
+    has stored a snapshot; ``soredi-sync webhook dispatch`` runs it once. It ends once nothing
+    is due and nothing is in flight (every POST within ``webhooks.timeout``).
+
+    :param now: a fixed time for the whole dispatch (tests); default: the clock
+    :param sender: what POSTs (tests inject one); default: :func:`make_sender`
+    :param should_stop: see :func:`deliver_due`
+    """
+    prepared = prepare(app, now)
+    delivered = deliver(app, now, sender, should_stop)
+    return DispatchReport(prepared.configured, prepared.enqueued, delivered)
+
+
+def stuck_deliveries(
+    uow: SqlAlchemyWebhookUnitOfWork,
+    webhook_settings: WebhookSettings,
+    now: datetime | None = None,
+) -> StuckDeliveries:
+    """Deliveries due for longer than ``stuck_after_seconds`` without being sent, or claimed
+    past the deadline and margin (their dispatcher died); see the repository's ``stuck``."""
+    at = _now(now)
+    return uow.webhooks.stuck(at, at - timedelta(seconds=webhook_settings.stuck_after_seconds))

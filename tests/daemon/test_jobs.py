@@ -69,7 +69,7 @@ class TestAfterASync:
         jobs = _jobs(
             app,
             files,
-            webhooks=delivered.append,
+            webhook_enqueue=delivered.append,
             observe=lambda source, outcome, health: observed.append(
                 (source, outcome.status, health.consecutive_failures)
             ),
@@ -97,7 +97,7 @@ class TestAfterASync:
 
     def test_an_unchanged_source_has_no_follow_ups(self, app: App, files: SandboxServer) -> None:
         delivered: list[App] = []
-        jobs = _jobs(app, files, webhooks=delivered.append)
+        jobs = _jobs(app, files, webhook_enqueue=delivered.append)
         jobs.full_sync()
         jobs.full_sync()
         assert _statuses(app) == [RunStatus.SUCCEEDED, RunStatus.UNCHANGED]
@@ -111,7 +111,7 @@ class TestAfterASync:
         def broken(_app: App) -> None:
             raise RuntimeError("follow-up exploded")
 
-        jobs = _jobs(app, files, after_sync=(broken,), webhooks=delivered.append)
+        jobs = _jobs(app, files, after_sync=(broken,), webhook_enqueue=delivered.append)
         with caplog.at_level(logging.ERROR):
             jobs.full_sync()
         assert _statuses(app) == [RunStatus.SUCCEEDED]

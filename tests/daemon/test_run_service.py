@@ -62,6 +62,7 @@ class TestService:
             str(port),
             SOURCES__BASE_URL=files.base_url,
             WEBHOOKS__SUBSCRIPTIONS=json.dumps(subscriptions),
+            WEBHOOKS__ALLOW_NETWORKS=json.dumps(["127.0.0.0/8"]),  # the receiver is on loopback
             LOGGING__FORMAT="json",
             **FAST,
         )

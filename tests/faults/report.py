@@ -59,7 +59,16 @@ _PORT = re.compile(r"127\.0\.0\.1:\d+")
 _TMP = re.compile(r"/tmp/[^\s'\"]*/")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+00:00")
 # The order of the docs' table: the wire, the files, the feed, the process, the readers.
-_FILES = ("test_transport.py", "test_files.py", "test_soap.py", "test_process.py", "test_reads.py")
+_FILES = (
+    "test_transport.py",
+    "test_files.py",
+    "test_soap.py",
+    "test_process.py",
+    "test_reads.py",
+    "test_webhooks.py",
+    "test_concurrency.py",
+    "test_api_limits.py",
+)
 
 
 def _clean(text: str) -> str:

@@ -1,7 +1,8 @@
 """``kill -9`` of a sync in progress, as a real process on the test database.
 
-A killed process cannot record anything: its run stays ``running``, and the daemon's next
-leader records it as failed ("abandoned", ``daemon/jobs.py:_close_abandoned_runs``). Whatever
+A killed process cannot record anything: its run stays ``running``, and once its liveness lease
+has run out the daemon's leader records it as failed ("abandoned",
+``daemon/jobs.py:_close_abandoned_runs``). Whatever
 it had written was never committed, so the database rolls it back: the last good snapshot is
 untouched, and the next sync stores the day as usual.
 """
@@ -15,14 +16,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import pytest
+from sqlalchemy import update
 
+from soredi_sync.bootstrap import App
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
-from soredi_sync.db.models import RunStatus
+from soredi_sync.db.models import LeaderLease, RunStatus
 from tests.daemon.conftest import wait_until
 from tests.faults.invariants import LastGood, half_written_rows
 from tests.faults.paused_sync import WRITTEN
@@ -73,8 +77,22 @@ def kill_9(child: subprocess.Popen[str]) -> None:
     assert child.wait(10) == -signal.SIGKILL
 
 
+def expire_run_leases(app: App) -> None:
+    """Time passing for a killed sync: its liveness lease (``run:<id>``), no longer renewed,
+    runs out. Moved into the past here instead of waiting ``RUN_LEASE_SECONDS``."""
+    with app.uow() as uow:
+        uow.session.execute(
+            update(LeaderLease)
+            .where(LeaderLease.name.startswith("run:"))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        uow.commit()
+
+
 def next_leader_takes_over(last_good: LastGood) -> None:
-    """What a replica does when it takes the lease: close the runs a dead leader left open."""
+    """What a replica does when it takes the lease: close the runs a dead process left open,
+    once their liveness leases have run out."""
+    expire_run_leases(last_good.app)
     jobs = Jobs(last_good.app, Lease(last_good.app.session_factory, holder="next-leader", ttl=60))
     jobs.refresh_lease()
     assert jobs.lease.is_leader

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,28 @@ class TestSyncCommand:
         result = run("sync", "--from-dir", _day(sandbox_dir, 1), expect=3)
         assert "refused" in result.output and "--accept-mass-change" in result.output
         run("sync", "--from-dir", _day(sandbox_dir, 1), "--accept-mass-change")
+
+    @pytest.mark.parametrize(
+        ("make", "what"),
+        [
+            (lambda path: path.mkdir(), "is a directory, not a regular file"),
+            (
+                lambda path: path.symlink_to("/dev/zero"),
+                "is a character device (through a symbolic link to /dev/zero), not a regular file",
+            ),
+            (lambda path: os.mkfifo(path), "is a FIFO (named pipe), not a regular file"),
+        ],
+        ids=["directory", "link-to-dev-zero", "fifo"],
+    )
+    def test_from_dir_names_what_stands_where_a_file_should_be(
+        self, run, sandbox_dir: Path, tmp_path: Path, make, what: str
+    ) -> None:
+        source = tmp_path / "files"
+        shutil.copytree(sandbox_dir / "day-000", source)
+        (source / "sor.zip").unlink()
+        make(source / "sor.zip")
+        result = run("sync", "--from-dir", str(source), expect=1)
+        assert f"run 1: failed: {source}/sor.zip {what}" in result.output
 
     def test_base_url_and_from_dir_together_are_a_usage_error(self, run, tmp_path: Path) -> None:
         run("sync", "--from-dir", str(tmp_path), "--base-url", "http://127.0.0.1:1/", expect=2)

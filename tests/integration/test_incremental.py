@@ -6,6 +6,7 @@ The base snapshot is the generator's day 0; the SOAP sandbox serves the feed of 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -587,3 +588,54 @@ def _soap_settings(server: SoapSandboxServer) -> SoapSettings:
     )
     settings.skrs.address = server.url("skrs")
     return settings
+
+
+class _OneEntryFeed:
+    """A feed of one page: ``entry``."""
+
+    def __init__(self, entry: Any) -> None:
+        self._entry = entry
+
+    def pages(
+        self, offset: str | None = None, *, max_records: int | None = None
+    ) -> Iterator[ReplicationPage]:
+        if offset is None:
+            yield ReplicationPage((self._entry,), None, "1", 1)
+
+
+class TestTheDayIsTheDanishDay:
+    def test_without_a_date_the_feed_is_judged_on_todays_date_in_denmark_not_the_machines(
+        self, app: App, base_registry: Registry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        from soredi_sync.soap.records import CapabilityVersion
+
+        now = datetime.now(ZoneInfo("Europe/Copenhagen"))
+        danish_today = now.date()
+        # A machine zone whose date is not Denmark's right now: 13-14 hours behind before
+        # noon in Copenhagen, 12-13 hours ahead after.
+        behind = now.hour < 12
+        monkeypatch.setenv("TZ", "Etc/GMT+12" if behind else "Etc/GMT-14")
+        time.tzset()
+        try:
+            assert date.today() != danish_today  # the premise: the machine's day differs
+            gln = next(g for g in sorted(base_registry.glns) if g not in base_registry.capabilities)
+            # A version current on Denmark's day only: from today (the machine is a day
+            # behind), or until tomorrow (the machine is a day ahead).
+            entry = CapabilityVersion(
+                capability=Capability(gln, "FDIS91", None),
+                edi_type_id=None,
+                valid_from=danish_today if behind else date(2020, 1, 1),
+                valid_to=None if behind else danish_today + timedelta(days=1),
+                offset="1",
+                updated=datetime.now(UTC),
+            )
+            _store_base(app, base_registry)
+            outcome = sync_incremental(app.uow_factory, _OneEntryFeed(entry))
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+        assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+        assert _current(app).message_types(gln) == ["FDIS91"]

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from soredi_sync.bootstrap import App, bootstrap
-from soredi_sync.db.models import RunStatus
+from soredi_sync.daemon.jobs import Jobs
+from soredi_sync.daemon.leader import Lease
+from soredi_sync.db.models import LeaderLease, RunStatus
+from soredi_sync.db.repository import run_lease_name
 from soredi_sync.sandbox.generate import Manifest
+from soredi_sync.services.liveness import process_name
 from soredi_sync.services.sync import sync_source
+from tests.daemon.conftest import wait_until
 from tests.integration.conftest import make_settings
+
+HOUR = timedelta(hours=1)
 
 
 def _sync(app: App, directory: Path, **kwargs):
@@ -223,3 +231,132 @@ class TestConsistentReads:
         with app.uow() as uow:
             # The old snapshot is still readable whole after the commit.
             assert uow.registry.load_registry(old_snap.id) == old_registry
+
+
+def _sor2_style(source: Path, target: Path, header_renames: dict[str, str]) -> Path:
+    """A copy of a day's files whose CSVs carry other headers and an Excel guard on every
+    value (``="…"``), as files exported through a spreadsheet do."""
+    import csv
+    import io
+
+    shutil.copytree(source, target)
+    members: dict[str, bytes] = {}
+    with zipfile.ZipFile(source / "Sor_complete.zip") as archive:
+        for info in archive.infolist():
+            data = archive.read(info)
+            if info.filename.endswith(".csv"):
+                rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+                header = [header_renames.get(name, name) for name in rows[0]]
+                body = [[f'="{value}"' if value else "" for value in row] for row in rows[1:]]
+                out = io.StringIO()
+                csv.writer(out, delimiter=";", lineterminator="\r\n").writerows([header, *body])
+                data = out.getvalue().encode("utf-8")
+            members[info.filename] = data
+    with zipfile.ZipFile(target / "Sor_complete.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return target
+
+
+class TestSor2StyleFiles:
+    def test_sor_id_style_headers_and_excel_guards_store_what_the_plain_files_store(
+        self, app: App, sandbox_dir: Path, tmp_path: Path
+    ) -> None:
+        from soredi_sync.parsing.load import load_registry_from_dir
+
+        styled = _sor2_style(
+            _day(sandbox_dir, 0),
+            tmp_path / "sor2",
+            {"LocationCode": "EanLocationCode", "SorIdentifier": "SorId"},
+        )
+        outcome = _sync(app, styled)
+        assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+        _snap, stored = _current(app)
+        assert stored == load_registry_from_dir(_day(sandbox_dir, 0))
+        with app.uow() as uow:
+            run = uow.runs.get(outcome.run_id)
+        assert run is not None
+        csv_files = run.counts["csv"]
+        assert csv_files["LocationsCodes.csv"]["headers"]["gln"] == "EanLocationCode"
+        assert csv_files["LocationsCodes.csv"]["headers"]["sor_id"] == "SorId"
+        assert csv_files["LocationsCodeEDITypeMap.csv"]["headers"]["gln"] == "EanLocationCode"
+        assert csv_files["EDITypes.csv"]["headers"]["id"] == "EDITypeId"
+        assert all(report["excel_guards"] > 0 for report in csv_files.values())
+
+    def test_a_gln_column_under_an_unknown_header_still_fails_the_pull(
+        self, app: App, sandbox_dir: Path, tmp_path: Path
+    ) -> None:
+        styled = _sor2_style(
+            _day(sandbox_dir, 0), tmp_path / "unknown", {"LocationCode": "GlnNumber"}
+        )
+        outcome = _sync(app, styled)
+        assert outcome.status is RunStatus.FAILED
+        assert outcome.error is not None
+        assert "lacks required column(s) 'LocationCode (or EanLocationCode)'" in outcome.error
+        assert "header names come from [gln_edi_types] in config/csv-columns.toml" in (
+            outcome.error
+        )
+        assert _current(app) == (None, None)
+
+
+def _lease(app: App, run_id: int) -> tuple[str, datetime, datetime] | None:
+    with app.uow() as uow:
+        row = uow.session.get(LeaderLease, run_lease_name(run_id))
+        return (row.holder, row.renewed_at, row.expires_at) if row else None
+
+
+class TestRunLiveness:
+    def test_a_running_sync_renews_its_lease_and_gives_it_up_when_it_ends(
+        self, app: App, sandbox_dir: Path
+    ) -> None:
+        seen: list[tuple[str, datetime, datetime]] = []
+
+        def on_stage(name: str) -> None:
+            if name == "parse and validate":
+                with app.uow() as uow:
+                    [run] = uow.runs.recent(1)
+                first = _lease(app, run.id)
+                assert first is not None and first[0] == process_name()
+                seen.append(first)
+                # Held here until the lease thread has renewed it at least once.
+                seen.append(
+                    wait_until(
+                        lambda: (now := _lease(app, run.id)) and now[1] > first[1] and now,
+                        30,
+                        "a renewal",
+                    )
+                )
+
+        client = app.files_client(from_dir=_day(sandbox_dir, 0))
+        outcome = sync_source(
+            app.uow_factory, client, app.sync_config(), on_stage=on_stage, lease_seconds=0.4
+        )
+        assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+        assert seen[1][2] > seen[0][2]  # pushed forward
+        assert _lease(app, outcome.run_id) is None
+
+    def test_the_leader_closes_runs_without_a_live_lease_and_leaves_the_others(
+        self, app: App
+    ) -> None:
+        now = datetime.now(UTC)
+        with app.uow() as uow:
+            live = uow.runs.start("sor-filer", "x", "cli", holder="h:1", lease_until=now + HOUR)
+            lapsed = uow.runs.start("sor-filer", "x", "cli", holder="h:2", lease_until=now - HOUR)
+            leaseless = uow.runs.start("sor-filer", "x", "cli")  # recorded by an older version
+            done = uow.runs.start("sor-filer", "x", "cli", holder="h:3", lease_until=now - HOUR)
+            uow.runs.finish(done, RunStatus.SUCCEEDED)
+            uow.commit()
+        jobs = Jobs(app, Lease(app.session_factory, holder="leader", ttl=60))
+        jobs.refresh_lease()
+        with app.uow() as uow:
+            status = {run.id: (run.status, run.error) for run in uow.runs.recent(10)}
+        abandoned = (RunStatus.FAILED, "abandoned: the process running it ended before it finished")
+        assert status == {
+            live: (RunStatus.RUNNING, None),
+            lapsed: abandoned,
+            leaseless: abandoned,
+            done: (RunStatus.SUCCEEDED, None),
+        }
+        assert _lease(app, live) is not None
+        assert _lease(app, lapsed) is None and _lease(app, done) is None
+        jobs.lease.release()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import http.server
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +130,67 @@ class TestPersistentFaults:
         outcome = _sync(app, server)
         assert outcome.status is RunStatus.FAILED
         assert _snapshot_id(app) == first.snapshot.id
+
+
+class _GzippingMirror(http.server.ThreadingHTTPServer):
+    """A mirror that gzips the zips whatever the client asks, with ``Content-Encoding: gzip``
+    and the Content-Length of the gzipped body (as a web server with compression on does)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.accept_encodings: list[str | None] = []
+        super().__init__(("127.0.0.1", 0), _GzipHandler)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _GzipHandler(http.server.BaseHTTPRequestHandler):
+    server: _GzippingMirror
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        self.server.accept_encodings.append(self.headers.get("Accept-Encoding"))
+        path = self.server.directory / self.path.lstrip("/")
+        if not path.is_file():
+            self.send_error(404)
+            return
+        body = gzip.compress(path.read_bytes())
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gzipping_mirror(sandbox_dir: Path) -> Iterator[_GzippingMirror]:
+    mirror = _GzippingMirror(sandbox_dir / "day-000")
+    thread = threading.Thread(target=mirror.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield mirror
+    finally:
+        mirror.shutdown()
+        mirror.server_close()
+        thread.join(5)
+
+
+class TestContentEncoding:
+    def test_a_mirror_that_gzips_the_zips_anyway_is_read_whole_and_stored(
+        self, app: App, gzipping_mirror: _GzippingMirror, sandbox_dir: Path
+    ) -> None:
+        client = app.files_client(base_url=gzipping_mirror.base_url)
+        outcome = sync_source(app.uow_factory, client, app.sync_config())
+        assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+        with app.uow() as uow:
+            run = uow.runs.get(outcome.run_id)
+        assert run is not None
+        for name in ("sor.zip", "Sor_complete.zip"):
+            original = hashlib.sha256((sandbox_dir / "day-000" / name).read_bytes()).hexdigest()
+            assert run.content_hashes[name] == original  # the file, not its gzipped form
+        assert gzipping_mirror.accept_encodings == ["identity", "identity"]

@@ -11,6 +11,7 @@ import base64
 import csv
 import json
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -36,6 +37,7 @@ from soredi_sync.errors import SorediError
 from soredi_sync.parsing.bundle import (
     EVENT_BUSINESS_MESSAGES,
     EVENT_MESSAGE_TYPES,
+    BundleBudget,
     BundleFacts,
     BundleProblem,
     InvalidBundle,
@@ -758,9 +760,116 @@ class TestEncodingAndContentType:
         assert error.problem is BundleProblem.MALFORMED
         assert str(error).startswith("malformed JSON (line 1, column ")
 
-    def test_json_nested_too_deeply_is_refused(self) -> None:
+    def test_json_nested_too_deeply_is_refused_by_the_depth_budget(self) -> None:
         error = refusal(b"[" * 100_000 + b"]" * 100_000)
-        assert error.problem is BundleProblem.MALFORMED
+        assert error.problem is BundleProblem.TOO_DEEP
+        assert not error.unreadable
+
+
+def empty_entries(count: int) -> list[dict[str, Any]]:
+    return [{"resource": {"resourceType": "Basic"}} for _ in range(count)]
+
+
+def nested_extension(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"url": "urn:x", "valueString": "deep"}
+    for _ in range(depth):
+        node = {"url": "urn:x", "extension": [node]}
+    return node
+
+
+def broken_tail(body: bytes) -> bytes:
+    """The body cut short of its last 40 bytes: read to the end, it is malformed."""
+    return body[:-40]
+
+
+class TestBudget:
+    """Elements and depth are budgeted while reading; the message start is judged on the first
+    entry; a bundle over budget or with the wrong start is refused before the rest is read (a
+    broken tail would otherwise make it malformed)."""
+
+    def test_a_bundle_with_more_elements_than_its_budget_is_refused_before_the_rest_is_read(
+        self, encode: Encode
+    ) -> None:
+        bundle = care_communication(extra_entries=empty_entries(2_000))
+        body = broken_tail(encode(bundle))
+        error = refusal(body, budget=BundleBudget(max_elements=1_000))
+        assert error.problem is BundleProblem.TOO_MANY_ELEMENTS
+        assert not error.unreadable
+        assert "more than 1,000 elements" in str(error)
+        assert "max_bundle_elements" in str(error)
+
+    def test_a_bundle_within_its_element_budget_is_read(self, encode: Encode) -> None:
+        bundle = care_communication(extra_entries=empty_entries(2_000))
+        facts = facts_of(bundle, encode, budget=BundleBudget(max_elements=10_000))
+        assert facts.receiver_gln == RECEIVER[0]
+
+    def test_a_bundle_nested_deeper_than_its_budget_is_refused(self, encode: Encode) -> None:
+        deep = organization("snd", *SENDER, extension=[nested_extension(40)])
+        body = broken_tail(encode(care_communication(sender=deep)))
+        error = refusal(body, budget=BundleBudget(max_depth=32))
+        assert error.problem is BundleProblem.TOO_DEEP
+        assert "deeper than 32 levels" in str(error)
+        assert "max_bundle_depth" in str(error)
+
+    def test_a_first_entry_other_than_the_header_is_refused_before_the_rest_is_read(
+        self, encode: Encode
+    ) -> None:
+        bundle = care_communication()
+        bundle["entry"].reverse()
+        error = refusal(broken_tail(encode(bundle)))
+        assert error.problem is BundleProblem.NO_MESSAGE_HEADER
+        assert "first entry is a Organization, not a MessageHeader" in str(error)
+
+    def test_an_event_not_accepted_is_refused_before_the_rest_is_read(self, encode: Encode) -> None:
+        bundle = care_communication(event="acknowledgement-message")
+        error = refusal(broken_tail(encode(bundle)))
+        assert error.problem is BundleProblem.WRONG_EVENT
+        assert error.event_code == "acknowledgement-message"
+
+    def test_a_document_bundle_is_still_named_so_before_its_first_entry_is_judged(
+        self, encode: Encode
+    ) -> None:
+        bundle = care_communication()
+        bundle["type"] = "document"
+        bundle["entry"].reverse()
+        assert refusal(broken_tail(encode(bundle))).problem is BundleProblem.NOT_A_MESSAGE
+
+    def test_json_members_in_any_order_give_the_same_facts(self) -> None:
+        bundle = care_communication()
+        reordered = {key: bundle[key] for key in reversed(list(bundle))}
+        assert list(reordered)[0] == "entry"
+        left = parse_bundle(json.dumps(bundle).encode())
+        right = parse_bundle(json.dumps(reordered).encode())
+        assert same_facts(left, right)
+
+    def test_brackets_and_escaped_quotes_inside_json_strings_are_not_counted(self) -> None:
+        text = '{"[\\"]},:' * 5_000  # braces, brackets, commas and \" inside one string
+        bundle = care_communication(payloads=[text_payload(text)])
+        body = json.dumps(bundle).encode()
+        facts = parse_bundle(body, budget=BundleBudget(max_elements=100, max_depth=16))
+        assert facts.text_length == len(text)
+
+    def test_the_real_examples_fit_a_budget_a_hundredth_of_the_default(self) -> None:
+        budget = BundleBudget(max_elements=1_000, max_depth=16)
+        for name in (FLOW1, FLOW3):
+            assert parse_bundle(example(name), budget=budget).receiver_gln == ODENSE_HJEMMEPLEJE[0]
+            as_json = json.dumps(xml_to_json(example(name), always_lists=False)).encode()
+            assert parse_bundle(as_json, budget=budget).receiver_gln == ODENSE_HJEMMEPLEJE[0]
+
+    def test_memory_follows_the_bytes_of_an_over_budget_bundle_not_its_elements(
+        self, encode: Encode
+    ) -> None:
+        # 200,000 empty entries: read whole, each is a dict (or a frame) of its own.
+        bundle = care_communication(extra_entries=empty_entries(200_000))
+        body = encode(bundle)
+        tracemalloc.start()
+        try:
+            error = refusal(body)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert error.problem is BundleProblem.TOO_MANY_ELEMENTS
+        assert peak < 3 * len(body), f"peak {peak:,} bytes for a body of {len(body):,}"
 
 
 class TestXmlHardening:

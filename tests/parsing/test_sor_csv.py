@@ -10,7 +10,7 @@ from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Capability, Gln
 from soredi_sync.errors import InvalidSourceData
 from soredi_sync.parsing.problems import Problems
-from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns
+from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns, unguard
 
 EDI_TYPES = "\ufeffEDITypeId;StandardId;VersionCode;Name\r\n"
 MAP = "LocationCode;EDITypeId;FromDate;ToDate\r\n"
@@ -256,3 +256,150 @@ class TestGlns:
     def test_empty_values_are_none(self, columns: CsvColumns) -> None:
         [gln] = parse_glns(stream(GLNS + "5790000121786;;;;;;;;;;\r\n"), columns)
         assert gln == Gln(gln="5790000121786")
+
+
+# The headers third-party parsers of the real SOR2 files use (DOMAIN.md §2), and the v2
+# spellings of the supplier fields.
+GLNS_SOR2_STYLE = (
+    "EanLocationCode;SorId;NonActiveIndicator;OnlyInternalIndicator;SystemSupplierIdentifier;"
+    "SystemTypeIdentifier;CommunicationSupplierIdentifier;RegionCode;EdiAdministrator;"
+    "FromDate;ToDate\r\n"
+)
+AALBORG = Gln(
+    gln="5790000121786",
+    active=True,
+    only_internal=False,
+    system_supplier="641000055002",
+    system_type="1611000045003",
+    vans="41000035001",
+    region_code="1081",
+    edi_administrator="116",
+    owner_sor_id="328051000016008",
+    from_date=date(2001, 1, 1),
+)
+AALBORG_ROW = (
+    "5790000121786;328051000016008;false;false;641000055002;1611000045003;41000035001;1081;116;"
+    "2001-01-01;\r\n"
+)
+
+
+class TestHeaderAliases:
+    def test_a_file_with_sor_id_style_headers_reads_as_the_configured_ones(
+        self, columns: CsvColumns
+    ) -> None:
+        assert list(parse_glns(stream(GLNS_SOR2_STYLE + AALBORG_ROW), columns)) == [AALBORG]
+
+    def test_the_map_accepts_ean_location_code_for_the_gln(self, columns: CsvColumns) -> None:
+        text = "EanLocationCode;EDITypeId\r\n5790000121786;2\r\n"
+        assert list(parse_gln_edi_types(stream(text), columns, KNOWN)) == [
+            Capability("5790000121786", "FDIS91", None)
+        ]
+
+    def test_the_header_used_for_each_column_is_reported_per_file(
+        self, columns: CsvColumns
+    ) -> None:
+        report: dict[str, dict[str, object]] = {}
+        list(parse_glns(stream(GLNS_SOR2_STYLE + AALBORG_ROW), columns, headers=report))
+        used = report["LocationsCodes.csv"]["headers"]
+        assert used == {
+            "gln": "EanLocationCode",
+            "sor_id": "SorId",
+            "non_active": "NonActiveIndicator",
+            "only_internal": "OnlyInternalIndicator",
+            "system_supplier": "SystemSupplierIdentifier",
+            "system_type": "SystemTypeIdentifier",
+            "vans": "CommunicationSupplierIdentifier",
+            "region_code": "RegionCode",
+            "edi_administrator": "EdiAdministrator",
+            "from_date": "FromDate",
+            "to_date": "ToDate",
+        }
+
+    def test_with_two_accepted_names_in_one_file_the_first_listed_wins(
+        self, columns: CsvColumns
+    ) -> None:
+        text = "EanLocationCode;LocationCode;EDITypeId\r\n5790000000001;5790000121786;2\r\n"
+        report: dict[str, dict[str, object]] = {}
+        capabilities = list(parse_gln_edi_types(stream(text), columns, KNOWN, headers=report))
+        assert [c.gln for c in capabilities] == ["5790000121786"]  # LocationCode is listed first
+        assert report["LocationsCodeEDITypeMap.csv"]["headers"] == {
+            "gln": "LocationCode",
+            "edi_type_id": "EDITypeId",
+        }
+
+    def test_a_column_under_none_of_its_names_fails_with_every_name_and_what_was_found(
+        self, columns: CsvColumns
+    ) -> None:
+        text = "GlnNumber;EDITypeId\r\n5790000121786;2\r\n"
+        with pytest.raises(InvalidSourceData) as caught:
+            list(parse_gln_edi_types(stream(text), columns, KNOWN))
+        assert str(caught.value).startswith(
+            "LocationsCodeEDITypeMap.csv lacks required column(s) "
+            "'LocationCode (or EanLocationCode)'"
+        )
+        assert caught.value.problems == [
+            "expected headers: LocationCode (or EanLocationCode), EDITypeId "
+            "(optional: FromDate, ToDate)",
+            "found headers: GlnNumber, EDITypeId",
+            "header names come from [gln_edi_types] in config/csv-columns.toml",
+        ]
+
+    def test_aliases_are_given_as_lists_and_the_first_name_is_the_column(self) -> None:
+        columns = CsvColumns(
+            edi_types={"id": "Id", "message_type": "Code", "version_code": "Version"},
+            gln_edi_types={"gln": ["Gln", "GlnCode"], "edi_type_id": "Type"},
+            glns={"gln": "Gln"},
+        )
+        assert columns.gln_edi_types == {"gln": "Gln", "edi_type_id": "Type"}
+        assert columns.names("gln_edi_types", "gln") == ("Gln", "GlnCode")
+        assert columns.names("gln_edi_types", "edi_type_id") == ("Type",)
+
+    def test_a_copy_that_renames_a_column_does_not_keep_the_old_names_aliases(
+        self, columns: CsvColumns
+    ) -> None:
+        renamed = columns.model_copy(
+            update={"gln_edi_types": {**columns.gln_edi_types, "gln": "Gln"}}
+        )
+        assert renamed.names("gln_edi_types", "gln") == ("Gln",)
+
+    def test_an_empty_list_of_names_is_refused(self) -> None:
+        with pytest.raises(ValueError, match=r"\[glns\] gln: give a header name"):
+            CsvColumns(edi_types={}, gln_edi_types={}, glns={"gln": []})
+
+
+class TestExcelGuards:
+    @pytest.mark.parametrize(
+        ("raw", "value"),
+        [
+            ('="5790000121786"', "5790000121786"),
+            ('=""', ""),
+            ("5790000121786", "5790000121786"),
+            ('="5790000121786', '="5790000121786'),  # not the exact form: left alone
+            ("=5790000121786", "=5790000121786"),
+            ('"="x""', '"="x""'),
+        ],
+    )
+    def test_only_the_exact_form_is_unwrapped(self, raw: str, value: str) -> None:
+        assert unguard(raw) == value
+
+    def test_guarded_values_of_the_gln_file_are_read_as_what_they_guard(
+        self, columns: CsvColumns
+    ) -> None:
+        row = ";".join(f'="{v}"' for v in AALBORG_ROW.rstrip("\r\n").split(";") if v) + ";\r\n"
+        report: dict[str, dict[str, object]] = {}
+        assert list(parse_glns(stream(GLNS_SOR2_STYLE + row), columns, headers=report)) == [AALBORG]
+        assert report["LocationsCodes.csv"]["excel_guards"] == 10
+
+    def test_a_guard_quoted_by_the_csv_writer_is_unwrapped_too(self, columns: CsvColumns) -> None:
+        text = MAP + '"=""5790000121786""";="2";="2025-01-01";\r\n'
+        assert list(parse_gln_edi_types(stream(text), columns, KNOWN)) == [
+            Capability("5790000121786", "FDIS91", None)
+        ]
+
+    def test_guarded_dates_are_dates(self, columns: CsvColumns) -> None:
+        text = MAP + '5790000121786;1;="2020-01-01";="2025-01-01"\r\n'
+        assert list(parse_gln_edi_types(stream(text), columns, KNOWN, as_of=date(2025, 6, 1))) == []
+
+    def test_guarded_edi_types_are_read(self, columns: CsvColumns) -> None:
+        text = EDI_TYPES + '="1";="XDIS91";="XD9134L";Korrespondance\r\n2;FDIS91;;Care\r\n'
+        assert parse_edi_types(stream(text), columns) == KNOWN

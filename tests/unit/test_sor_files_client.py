@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from soredi_sync.clients.sor_files import HttpxSorFilesClient, Validators
+from soredi_sync.clients.sor_files import DirectorySorFilesClient, HttpxSorFilesClient, Validators
 from soredi_sync.config import RetrySettings
 from soredi_sync.errors import SourceError
 
@@ -56,6 +61,17 @@ class TestFetch:
         assert seen[0].headers["If-None-Match"] == '"abc"'
         assert seen[0].headers["If-Modified-Since"] == "Mon, 02 Nov 2026 03:00:00 GMT"
         assert list(tmp_path.iterdir()) == []
+
+    def test_the_file_is_asked_for_without_content_encoding(self, tmp_path: Path) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, content=BODY)
+
+        client, _ = _client(handler)
+        client.fetch("sor.zip", tmp_path)
+        assert seen[0].headers["Accept-Encoding"] == "identity"
 
 
 class TestRetryPolicy:
@@ -157,3 +173,82 @@ class TestCredentialsStayOut:
         client.fetch("sor.zip", tmp_path)
         assert seen[0].headers["Authorization"].startswith("Basic ")
         assert "s3cret-pw" not in str(seen[0].url)
+
+
+@contextmanager
+def _as_nobody_if_root() -> Iterator[None]:
+    """Permissions do not stop root: read as ``nobody`` then (the effective uid only)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+@pytest.fixture
+def served_dir() -> Iterator[Path]:
+    """A directory every user may enter (``tmp_path`` is private to its owner)."""
+    directory = Path(tempfile.mkdtemp(prefix="soredi-from-dir-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+class TestDirectoryClient:
+    def test_a_regular_file_is_read_in_place(self, served_dir: Path, tmp_path: Path) -> None:
+        (served_dir / "sor.zip").write_bytes(BODY)
+        fetched = DirectorySorFilesClient(served_dir).fetch("sor.zip", tmp_path)
+        assert fetched.path == served_dir / "sor.zip" and fetched.size == len(BODY)
+
+    def test_a_missing_file_does_not_exist(self, served_dir: Path, tmp_path: Path) -> None:
+        with pytest.raises(SourceError) as caught:
+            DirectorySorFilesClient(served_dir).fetch("sor.zip", tmp_path)
+        assert str(caught.value) == f"{served_dir}/sor.zip does not exist"
+
+    def test_a_directory_is_named_as_a_directory(self, served_dir: Path, tmp_path: Path) -> None:
+        (served_dir / "sor.zip").mkdir()
+        with pytest.raises(SourceError) as caught:
+            DirectorySorFilesClient(served_dir).fetch("sor.zip", tmp_path)
+        assert str(caught.value) == f"{served_dir}/sor.zip is a directory, not a regular file"
+
+    def test_a_link_to_dev_zero_is_refused_before_anything_is_read(
+        self, served_dir: Path, tmp_path: Path
+    ) -> None:
+        (served_dir / "sor.zip").symlink_to("/dev/zero")
+        with pytest.raises(SourceError) as caught:
+            DirectorySorFilesClient(served_dir).fetch("sor.zip", tmp_path)
+        assert str(caught.value) == (
+            f"{served_dir}/sor.zip is a character device (through a symbolic link to /dev/zero)"
+            ", not a regular file"
+        )
+
+    def test_a_fifo_is_refused_without_opening_it(self, served_dir: Path, tmp_path: Path) -> None:
+        os.mkfifo(served_dir / "sor.zip")  # opening it would block until a writer came
+        with pytest.raises(SourceError) as caught:
+            DirectorySorFilesClient(served_dir).fetch("sor.zip", tmp_path)
+        assert (
+            str(caught.value) == f"{served_dir}/sor.zip is a FIFO (named pipe), not a regular file"
+        )
+
+    def test_a_dangling_link_names_where_it_points(self, served_dir: Path, tmp_path: Path) -> None:
+        (served_dir / "sor.zip").symlink_to("/nowhere/sor.zip")
+        with pytest.raises(SourceError) as caught:
+            DirectorySorFilesClient(served_dir).fetch("sor.zip", tmp_path)
+        assert str(caught.value) == (
+            f"{served_dir}/sor.zip is a symbolic link to /nowhere/sor.zip, which does not exist"
+        )
+
+    def test_an_unreadable_file_is_named_as_unreadable(
+        self, served_dir: Path, tmp_path: Path
+    ) -> None:
+        target = served_dir / "sor.zip"
+        target.write_bytes(BODY)
+        target.chmod(0)
+        with _as_nobody_if_root(), pytest.raises(SourceError) as caught:
+            DirectorySorFilesClient(served_dir).fetch("sor.zip", tmp_path)
+        assert str(caught.value) == f"{target} cannot be read: Permission denied"

@@ -22,7 +22,12 @@ from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import WebhookConfig, WebhookSettings
 from soredi_sync.db.repository import ChangeRecord
 from soredi_sync.db.webhook_repository import SqlAlchemyWebhookUnitOfWork
-from soredi_sync.services.webhooks import CreatedSubscription, WebhookFilter, create_subscription
+from soredi_sync.services.webhooks import (
+    CreatedSubscription,
+    WebhookFilter,
+    address_policy,
+    create_subscription,
+)
 from tests.api.conftest import client, issue, synced_app, world  # noqa: F401 (API fixtures)
 from tests.integration.conftest import make_settings, sandbox_dir, sync_day  # noqa: F401
 
@@ -104,8 +109,16 @@ def receiver() -> Iterator[Receiver]:
         server.stop()
 
 
-# Short timeouts and a round backoff: 10 s, then 20 s, capped at 40 s.
-FAST = {"timeout": 0.5, "max_attempts": 3, "initial_backoff": 10.0, "max_backoff": 40.0}
+# Short timeouts and a round backoff: 10 s, then 20 s, capped at 40 s. The receivers listen on
+# loopback, which the address policy refuses unless it is allowed, as here.
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+FAST = {
+    "timeout": 0.5,
+    "max_attempts": 3,
+    "initial_backoff": 10.0,
+    "max_backoff": 40.0,
+    "allow_networks": LOOPBACK,
+}
 
 
 def webhook_settings(*subscriptions: WebhookConfig, **values: Any) -> WebhookSettings:
@@ -135,7 +148,12 @@ def uow(app: App) -> SqlAlchemyWebhookUnitOfWork:
 def subscribe(app: App, name: str, url: str, **filters: list[str]) -> CreatedSubscription:
     with uow(app) as work:
         return create_subscription(
-            work, name=name, url=url, webhook_filter=WebhookFilter.build(**filters), actor="test"
+            work,
+            name=name,
+            url=url,
+            webhook_filter=WebhookFilter.build(**filters),
+            actor="test",
+            policy=address_policy(app.settings.webhooks),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from soredi_sync.services.tokens import Scope
 from soredi_sync.services.webhooks import dispatch, sync_configured
 from tests.api.conftest import ALL_SCOPES, TestClient, World, assert_problem, bearer
 
-from .conftest import Receiver, sync_day, uow, webhook_settings
+from .conftest import LOOPBACK, Receiver, sync_day, uow, webhook_settings
 
 Issue = Callable[..., str]
 
@@ -35,6 +36,12 @@ def call(client: TestClient, method: str, path: str, body: Any, headers: dict[st
     if body is None:
         return client.request(method, path, headers=headers)
     return client.request(method, path, json=body, headers=headers)
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed(synced_app: App) -> None:
+    """The receivers here listen on loopback, which only an operator's allow-list admits."""
+    synced_app.settings.webhooks.allow_networks = [ip_network(n) for n in LOOPBACK]
 
 
 @pytest.fixture
@@ -213,3 +220,40 @@ class TestDeliveryState:
             f"/v1/webhooks/{created['id']}/deliveries?status=failed", headers=admin
         )
         assert only_failed.json()["deliveries"] == []
+
+
+class TestReceiverAddresses:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:8000/v1/route",  # the API itself
+            "http://127.0.0.1:5432/",  # the database port
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.5/hook",
+            "http://[::1]/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://2130706433/hook",
+        ],
+    )
+    def test_a_non_public_receiver_is_refused_with_a_422_unless_the_operator_allows_it(
+        self, client: TestClient, admin: dict[str, str], synced_app: App, url: str
+    ) -> None:
+        synced_app.settings.webhooks.allow_networks = []
+        response = client.post("/v1/webhooks", json={**BODY, "url": url}, headers=admin)
+        detail = assert_problem(response, 422, "invalid-webhook")["detail"]
+        assert detail.startswith("refused by the address policy")
+        assert client.get("/v1/webhooks", headers=admin).json()["webhooks"] == []
+
+    def test_credentials_in_the_url_are_stored_apart_and_never_shown(
+        self, client: TestClient, admin: dict[str, str]
+    ) -> None:
+        created = create(client, admin, url="http://hook-user:s3cr%40t@127.0.0.1:9/hook")
+        assert created["url"] == "http://127.0.0.1:9/hook"
+        assert created["has_credentials"] is True
+        listed = client.get("/v1/webhooks", headers=admin)
+        one = client.get(f"/v1/webhooks/{created['id']}", headers=admin)
+        for text in (listed.text, one.text, str(created)):
+            assert "s3cr" not in text and "hook-user" not in text
+        assert one.json()["has_credentials"] is True
+        plain = create(client, admin, name="plain")
+        assert plain["has_credentials"] is False

@@ -12,11 +12,13 @@ from soredi_sync.bootstrap import App
 from soredi_sync.cli import cli
 from soredi_sync.services.webhooks import verify
 
-from .conftest import Receiver, sync_day
+from .conftest import LOOPBACK, Receiver, sync_day
 
 
 @pytest.fixture
-def run(database_url: str, day0: App):
+def run(database_url: str, day0: App, monkeypatch: pytest.MonkeyPatch):
+    # The receivers listen on loopback, which only an operator's allow-list admits.
+    monkeypatch.setenv("SOREDI_WEBHOOKS__ALLOW_NETWORKS", json.dumps(LOOPBACK))
     runner = CliRunner()
 
     def invoke(*args: str, expect: int = 0) -> Result:
@@ -92,3 +94,14 @@ class TestWebhookCommands:
     def test_the_token_command_accepts_the_webhook_admin_scope(self, run) -> None:
         token = run("token", "create", "--scope", "webhook:admin").stdout.strip()
         assert token.startswith("sst_")
+
+    def test_add_refuses_a_private_receiver_and_keeps_url_credentials_out_of_the_list(
+        self, run, receiver: Receiver
+    ) -> None:
+        refused = run("webhook", "add", "internal", "http://10.0.0.1/hook", expect=2)
+        assert "refused by the address policy" in refused.stderr
+        run("webhook", "add", "basic", receiver.url.replace("http://", "http://ops:hunter2@"))
+        listed = run("webhook", "list", "--json").stdout
+        (sub,) = json.loads(listed)
+        assert sub["url"] == receiver.url and sub["has_credentials"] is True
+        assert "hunter2" not in listed and "hunter2" not in run("webhook", "list").stdout

@@ -126,6 +126,39 @@ class TestDelivery:
             len(expected),
         )
 
+    def test_credentials_in_the_url_go_as_basic_auth_and_not_in_the_url(
+        self, day0: App, sandbox_dir: Path, receiver: Receiver
+    ) -> None:
+        subscribe(day0, "basic", receiver.url.replace("http://", "http://hook:pa%20ss@"))
+        sync_day(day0, sandbox_dir, 1)
+        dispatch(day0)
+        (request,) = receiver.requests
+        assert request.headers["Authorization"] == "Basic aG9vazpwYSBzcw=="  # hook:pa ss
+        with uow(day0) as work:
+            sub = find_subscription(work, "basic")
+        assert sub.url == receiver.url and sub.has_credentials
+
+    def test_a_configured_receiver_on_a_refused_address_is_skipped_and_gets_nothing(
+        self,
+        database_url: str,
+        sandbox_dir: Path,
+        receiver: Receiver,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        config = WebhookConfig(
+            name="internal",
+            url=receiver.url.replace("http://", "http://ops:hunter2@"),
+            secret=SecretStr("whsec_i"),
+        )
+        with make_app(database_url, webhook_settings(config, allow_networks=[])) as app:
+            sync_day(app, sandbox_dir, 0)
+            report = dispatch(app)
+            sync_day(app, sandbox_dir, 1)
+            dispatch(app)
+        assert report.configured.skipped == ("internal",) and receiver.requests == []
+        assert "refused by the address policy: '127.0.0.1' is a loopback address" in caplog.text
+        assert "hunter2" not in caplog.text
+
     def test_a_signature_does_not_verify_with_another_subscriptions_secret(
         self, day0: App, sandbox_dir: Path, receiver: Receiver
     ) -> None:
@@ -319,9 +352,9 @@ class TestRetries:
             1,
             None,
         )
-        assert delivery.last_error is not None and "Timeout" in delivery.last_error
+        assert delivery.last_error == "no complete answer within the 0.5 s deadline"
 
-    def test_a_refused_connection_counts_as_a_failed_attempt(
+    def test_a_refused_connection_counts_as_a_failed_attempt_without_saying_how_it_failed(
         self, day0: App, sandbox_dir: Path, receiver: Receiver
     ) -> None:
         url = receiver.url
@@ -331,7 +364,10 @@ class TestRetries:
         report = dispatch(day0, now=t0())
         (delivery,) = deliveries_of(day0, "gone")
         assert report.delivered.retrying == 1
-        assert delivery.status == "pending" and "ConnectError" in (delivery.last_error or "")
+        # The same words for a closed, a filtered and a TLS-only port: no port-state oracle.
+        assert delivery.status == "pending" and delivery.last_error == (
+            "could not connect (refused, unreachable, timed out or TLS failed)"
+        )
 
     def test_a_later_delivery_waits_while_an_earlier_one_of_its_subscription_is_pending(
         self, database_url: str, sandbox_dir: Path, receiver: Receiver
@@ -357,11 +393,9 @@ class TestRetries:
     def test_one_failing_receiver_does_not_hold_back_another_subscription(
         self, day0: App, sandbox_dir: Path, receiver: Receiver
     ) -> None:
-        url = receiver.url
-        subscribe(day0, "broken", url.replace("/hook", "/broken"))
-        subscribe(day0, "healthy", url)
+        subscribe(day0, "broken", "http://127.0.0.1:9/broken")  # nobody listens there
+        subscribe(day0, "healthy", receiver.url)
         sync_day(day0, sandbox_dir, 1)
-        receiver.answers.append(500)  # the first POST (the older subscription's) fails
         dispatch(day0, now=t0())
         assert [d.status for d in deliveries_of(day0, "broken")] == ["pending"]
         assert [d.status for d in deliveries_of(day0, "healthy")] == ["delivered"]
