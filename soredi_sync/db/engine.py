@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,18 @@ def is_database_failure(exc: BaseException) -> bool:
     """True for errors of the database itself (:class:`OperationalError`: disk, connection,
     lock), as opposed to errors of the statement or the data, which are bugs."""
     return isinstance(exc, OperationalError)
+
+
+@contextmanager
+def database_failures_as(doing: str) -> Iterator[None]:
+    """Turns a failure of the database itself inside the block into :class:`DatabaseFailure`
+    saying what was being done; any other error passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise DatabaseFailure(doing, exc) from exc
+        raise
 
 
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:

@@ -24,7 +24,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from soredi_sync.db.engine import DatabaseFailure, describe_database_error, is_database_failure
+from soredi_sync.db.engine import (
+    DatabaseFailure,
+    database_failures_as,
+    describe_database_error,
+    is_database_failure,
+)
 from soredi_sync.db.models import ReplicationCursor, RunStatus
 from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.db.unit_of_work import UnitOfWork
@@ -247,16 +252,14 @@ def sync_incremental(
     day = as_of or today_in_denmark()
     started = time.monotonic()
     holder = process_name()
-    try:
-        with uow_factory() as uow:
-            run_id = uow.runs.start(
-                source, location, trigger, holder=holder, lease_until=lease_until(lease_seconds)
-            )
-            uow.commit()
-    except Exception as exc:
-        if is_database_failure(exc):
-            raise DatabaseFailure("recording the start of the sync (no run recorded)", exc) from exc
-        raise
+    with (
+        database_failures_as("recording the start of the sync (no run recorded)"),
+        uow_factory() as uow,
+    ):
+        run_id = uow.runs.start(
+            source, location, trigger, holder=holder, lease_until=lease_until(lease_seconds)
+        )
+        uow.commit()
     with (
         bind_run(run_id, source),
         kept_alive(uow_factory, run_id, holder=holder, ttl=lease_seconds),

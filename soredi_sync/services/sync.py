@@ -20,6 +20,7 @@ from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings
 from soredi_sync.db.engine import (
     DISK_ERRNOS,
     DatabaseFailure,
+    database_failures_as,
     describe_database_error,
     is_database_failure,
 )
@@ -158,22 +159,20 @@ def sync_source(
     """
     holder = process_name()
     started = time.monotonic()
-    try:
-        with uow_factory() as uow:
-            run_id = uow.runs.start(
-                SOURCE,
-                client.location,
-                trigger,
-                holder=holder,
-                lease_until=lease_until(lease_seconds),
-            )
-            last = uow.runs.last_accepted(SOURCE)
-            current = uow.registry.current_snapshot()
-            uow.commit()
-    except Exception as exc:
-        if is_database_failure(exc):
-            raise DatabaseFailure("recording the start of the sync (no run recorded)", exc) from exc
-        raise
+    with (
+        database_failures_as("recording the start of the sync (no run recorded)"),
+        uow_factory() as uow,
+    ):
+        run_id = uow.runs.start(
+            SOURCE,
+            client.location,
+            trigger,
+            holder=holder,
+            lease_until=lease_until(lease_seconds),
+        )
+        last = uow.runs.last_accepted(SOURCE)
+        current = uow.registry.current_snapshot()
+        uow.commit()
     with (
         bind_run(run_id, SOURCE),
         kept_alive(uow_factory, run_id, holder=holder, ttl=lease_seconds),

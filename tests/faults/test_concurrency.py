@@ -39,7 +39,6 @@ from soredi_sync.daemon.leader import Lease
 from soredi_sync.db.models import LeaderLease, RunStatus
 from soredi_sync.services.schema import schema_lock
 from soredi_sync.services.sync import SyncOutcome, sync_source
-from tests.daemon.conftest import wait_until
 from tests.faults.conftest import fault_settings
 from tests.faults.invariants import LastGood, half_written_rows
 from tests.faults.report import Case, FaultReport, Record
@@ -48,6 +47,7 @@ from tests.faults.test_process import (
     expire_run_leases,
     kill_9,
     spawn,  # noqa: F401 (a fixture)
+    start_slow_cli_sync,
 )
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -457,21 +457,7 @@ class TestLeaderTakeover:
             "replica takes the lead while it downloads",
         )
         record = last_good.begin(case)
-        last_good.files.inject("sor.zip", delay=5)
-        child = spawn(
-            "-m",
-            "soredi_sync.cli",
-            "--database-url",
-            database_url,
-            "sync",
-            "--base-url",
-            last_good.files.base_url,
-        )
-        run = wait_until(
-            lambda: (r := last_good.newest_run()).id > last_good.snapshot.run_id and r,
-            30,
-            "the sync to start",
-        )
+        child, run = start_slow_cli_sync(last_good, database_url, spawn, delay=5)
         holder = _lease_holder(last_good.app, run.id)
         assert holder is not None and holder.endswith(f":{child.pid}")
         _take_over(last_good.app)
@@ -501,21 +487,7 @@ class TestLeaderTakeover:
             "`soredi-sync sync --base-url …` killed (-9) during its download; a replica takes "
             "the lead before and after the run's lease runs out",
         )
-        last_good.files.inject("sor.zip", delay=30)
-        child = spawn(
-            "-m",
-            "soredi_sync.cli",
-            "--database-url",
-            database_url,
-            "sync",
-            "--base-url",
-            last_good.files.base_url,
-        )
-        run = wait_until(
-            lambda: (r := last_good.newest_run()).id > last_good.snapshot.run_id and r,
-            30,
-            "the sync to start",
-        )
+        child, run = start_slow_cli_sync(last_good, database_url, spawn, delay=30)
         kill_9(child)
         _take_over(last_good.app)
         assert last_good.newest_run().status is RunStatus.RUNNING  # the lease still holds

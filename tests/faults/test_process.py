@@ -27,6 +27,7 @@ from soredi_sync.bootstrap import App
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.db.models import LeaderLease, RunStatus
+from soredi_sync.db.repository import SyncRunInfo
 from tests.daemon.conftest import wait_until
 from tests.faults.invariants import LastGood, half_written_rows
 from tests.faults.paused_sync import WRITTEN
@@ -72,6 +73,32 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             child.stdout.close()
 
 
+def start_slow_cli_sync(
+    last_good: LastGood,
+    database_url: str,
+    spawn: Callable[..., subprocess.Popen[str]],
+    delay: float,
+) -> tuple[subprocess.Popen[str], SyncRunInfo]:
+    """``soredi-sync sync --base-url …`` as a process whose sor.zip answers after ``delay``
+    seconds; returns once its run is recorded."""
+    last_good.files.inject("sor.zip", delay=delay)
+    child = spawn(
+        "-m",
+        "soredi_sync.cli",
+        "--database-url",
+        database_url,
+        "sync",
+        "--base-url",
+        last_good.files.base_url,
+    )
+    run = wait_until(
+        lambda: (r := last_good.newest_run()).id > last_good.snapshot.run_id and r,
+        30,
+        "the sync to start",
+    )
+    return child, run
+
+
 def kill_9(child: subprocess.Popen[str]) -> None:
     child.send_signal(signal.SIGKILL)
     assert child.wait(10) == -signal.SIGKILL
@@ -111,21 +138,7 @@ class TestKilledSync:
             "`soredi-sync sync --base-url …` as a process; sor.zip answers after 30 s; "
             "SIGKILL once the run is recorded",
         )
-        last_good.files.inject("sor.zip", delay=30)
-        child = spawn(
-            "-m",
-            "soredi_sync.cli",
-            "--database-url",
-            database_url,
-            "sync",
-            "--base-url",
-            last_good.files.base_url,
-        )
-        run = wait_until(
-            lambda: (r := last_good.newest_run()).id > last_good.snapshot.run_id and r,
-            30,
-            "the sync to start",
-        )
+        child, run = start_slow_cli_sync(last_good, database_url, spawn, delay=30)
         time.sleep(0.3)  # well inside the 30 s download
         kill_9(child)
         assert last_good.newest_run().status is RunStatus.RUNNING
