@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from soredi_sync.db.engine import (
     DatabaseFailure,
     database_failures_as,
-    describe_database_error,
     is_database_failure,
 )
 from soredi_sync.db.models import ReplicationCursor, RunStatus
@@ -38,7 +37,13 @@ from soredi_sync.domain.diff import ChangeSet, diff
 from soredi_sync.domain.model import Capability, Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.observability.logging import bind_run
-from soredi_sync.services.liveness import RUN_LEASE_SECONDS, kept_alive, lease_until, process_name
+from soredi_sync.services.liveness import (
+    RUN_LEASE_SECONDS,
+    kept_alive,
+    lease_until,
+    process_name,
+    record_run_failure,
+)
 from soredi_sync.soap.records import CapabilityVersion, ReplicationPage
 
 logger = logging.getLogger(__name__)
@@ -404,25 +409,9 @@ def _finish_failed(
         message = f"{type(exc).__name__}: {message}"
     status = RunStatus.REFUSED if isinstance(exc, MassChangeRefused) else RunStatus.FAILED
     counts = {"pages": pages, "snapshots": snapshots, "to_offset": offset}
-    current: SnapshotInfo | None = None
-    try:
-        with uow_factory() as uow:
-            current = uow.registry.current_snapshot()
-            uow.runs.finish(
-                run_id,
-                status,
-                error=message,
-                counts=counts,
-                snapshot_id=current.id if current else None,
-            )
-            uow.commit()
-    except Exception as record_exc:  # the database itself may be what failed
-        if not is_database_failure(record_exc):
-            logger.exception("Could not record the failure of incremental sync run %d", run_id)
-        message += (
-            f"; the failure could not be recorded either ({describe_database_error(record_exc)})"
-            f": run {run_id} stays 'running' until a daemon leader closes it as abandoned"
-        )
+    current, message = record_run_failure(
+        uow_factory, run_id, status, message, counts=counts, what="incremental sync run"
+    )
     logger.error("Incremental sync run %d %s: %s", run_id, status.value, message)
     return IncrementalOutcome(
         run_id,

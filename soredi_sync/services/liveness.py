@@ -25,8 +25,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from soredi_sync.db.engine import describe_database_error
+from soredi_sync.db.engine import describe_database_error, is_database_failure
+from soredi_sync.db.models import RunStatus
+from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.db.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -122,3 +125,38 @@ def _release(uow_factory: Callable[[], UnitOfWork], run_id: int, holder: str) ->
         logger.warning(
             "Could not release the lease of sync run %d: %s", run_id, describe_database_error(exc)
         )
+
+
+def record_run_failure(
+    uow_factory: Callable[[], UnitOfWork],
+    run_id: int,
+    status: RunStatus,
+    message: str,
+    *,
+    counts: dict[str, Any] | None = None,
+    what: str = "sync run",
+) -> tuple[SnapshotInfo | None, str]:
+    """Record run ``run_id`` as ended with ``status`` and ``message``; returns the snapshot
+    current afterwards and the message for the operator.
+
+    When the database itself refuses the write (a full disk), the run stays 'running': its
+    lease runs out and the daemon's leader records it as abandoned. The message then carries
+    both reasons, and no snapshot is returned.
+    """
+    try:
+        with uow_factory() as uow:
+            current = uow.registry.current_snapshot()
+            values: dict[str, Any] = {"error": message}
+            if counts is not None:  # the feed: how far it got, on which snapshot
+                values.update(counts=counts, snapshot_id=current.id if current else None)
+            uow.runs.finish(run_id, status, **values)
+            uow.commit()
+    except Exception as record_exc:  # the database itself may be what failed
+        if not is_database_failure(record_exc):
+            logger.exception("Could not record the failure of %s %d", what, run_id)
+        return None, (
+            f"{message}; the failure could not be recorded either "
+            f"({describe_database_error(record_exc)}): run {run_id} stays 'running' until a "
+            "daemon leader closes it as abandoned"
+        )
+    return current, message

@@ -21,7 +21,6 @@ from soredi_sync.db.engine import (
     DISK_ERRNOS,
     DatabaseFailure,
     database_failures_as,
-    describe_database_error,
     is_database_failure,
 )
 from soredi_sync.db.models import RunStatus
@@ -33,7 +32,13 @@ from soredi_sync.domain.model import Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.observability.logging import bind_run
 from soredi_sync.parsing.load import load_registry
-from soredi_sync.services.liveness import RUN_LEASE_SECONDS, kept_alive, lease_until, process_name
+from soredi_sync.services.liveness import (
+    RUN_LEASE_SECONDS,
+    kept_alive,
+    lease_until,
+    process_name,
+    record_run_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -423,20 +428,6 @@ def _finish_failed(
     message = str(exc) or type(exc).__name__
     if not isinstance(exc, SorediError):
         message = f"{type(exc).__name__}: {message}"
-    try:
-        with uow_factory() as uow:
-            uow.runs.finish(run_id, status, error=message)
-            current = uow.registry.current_snapshot()
-            uow.commit()
-    except Exception as record_exc:  # the database itself may be what failed
-        if not is_database_failure(record_exc):
-            logger.exception("Could not record the failure of sync run %d", run_id)
-        # The run stays 'running' in the database; its lease runs out and the daemon's
-        # leader records it as abandoned. The operator gets both reasons now.
-        message += (
-            f"; the failure could not be recorded either ({describe_database_error(record_exc)})"
-            f": run {run_id} stays 'running' until a daemon leader closes it as abandoned"
-        )
-        current = None
+    current, message = record_run_failure(uow_factory, run_id, status, message)
     logger.error("Sync run %d %s: %s", run_id, status.value, message)
     return SyncOutcome(run_id, status, current, None, message, {}, time.monotonic() - started)
