@@ -457,7 +457,8 @@ def settings_overrides(**values: Any) -> dict[str, Any]:
 
 def _warn_or_reject(value: str, key: str) -> bool:
     if value not in ("warn", "reject"):
-        raise ValueError(f"routing.toml: [limits] {key} must be 'warn' or 'reject', not {value!r}")
+        where = "" if key == "on_address_mismatch" else "[limits] "
+        raise ValueError(f"routing.toml: {where}{key} must be 'warn' or 'reject', not {value!r}")
     return value == "reject"
 
 
@@ -496,10 +497,20 @@ def load_routing_policy(path: Path) -> RoutingPolicy:
         legacy_text_max=int(raw.get("legacy_text_max", defaults.legacy_text_max)),
         reject_long_subject=_warn_or_reject(raw.get("on_long_subject", "warn"), "on_long_subject"),
         reject_long_text=_warn_or_reject(raw.get("on_long_text", "warn"), "on_long_text"),
+        reject_link_attachments=_warn_or_reject(
+            raw.get("on_attachment_link", "reject"), "on_attachment_link"
+        ),
+        reject_missing_category=_warn_or_reject(
+            raw.get("on_category_missing", "warn"), "on_category_missing"
+        ),
     )
     return RoutingPolicy(
         conversions=tuple(steps),
         agreements=agreements,
         syntax_preference=tuple(data.get("syntax_preference", ("fhir", "oioxml", "edifact"))),
         limits=limits,
+        reject_address_mismatch=_warn_or_reject(
+            data.get("on_address_mismatch", "warn"), "on_address_mismatch"
+        ),
+        binary_attachment_letter=str(data.get("binary_attachment_letter", "correspondence")),
     )

@@ -26,6 +26,8 @@ class MessageType:
     business_message: str  # e.g. correspondence
     version_codes: tuple[str, ...] = ()
     replaced_by: str | None = None  # the FHIR type that makes this one obsolete
+    # FHIR: the MessageHeader event codes and message-definition canonicals naming this type
+    definitions: tuple[str, ...] = ()
 
     @property
     def is_legacy(self) -> bool:
@@ -54,6 +56,9 @@ class MessageTypeRegistry:
         self._by_version = {
             version: mt.code for mt in self._by_code.values() for version in mt.version_codes
         }
+        self._by_definition = {
+            definition: mt.code for mt in self._by_code.values() for definition in mt.definitions
+        }
 
     @classmethod
     def from_tsv_lines(cls, lines: Iterable[str]) -> MessageTypeRegistry:
@@ -69,6 +74,9 @@ class MessageTypeRegistry:
                 business_message=row["business_message"].strip(),
                 version_codes=tuple(v for v in (row.get("version_codes") or "").split(",") if v),
                 replaced_by=(row.get("replaced_by") or "").strip() or None,
+                definitions=tuple(
+                    d.strip() for d in (row.get("definitions") or "").split(",") if d.strip()
+                ),
             )
             for row in rows
         )
@@ -91,6 +99,11 @@ class MessageTypeRegistry:
     def code_for_version(self, version_code: str) -> str | None:
         """The standard ID a version code belongs to (``XD9134L`` → ``XDIS91``)."""
         return self._by_version.get(version_code)
+
+    def code_for_definition(self, definition: str) -> str | None:
+        """The FHIR type a MessageHeader event code or message definition names
+        (``acknowledgement-message`` → ``FCTL``); a ``|version`` suffix is ignored."""
+        return self._by_definition.get(definition.split("|", 1)[0].strip())
 
     def for_business_message(self, business_message: str) -> list[MessageType]:
         return [mt for mt in self._by_code.values() if mt.business_message == business_message]

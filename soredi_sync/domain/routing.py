@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from soredi_sync.domain.gln import has_valid_check_digit
+from soredi_sync.domain.identifiers import ReceiverIdentifier
 from soredi_sync.domain.message_types import MessageType, MessageTypeRegistry
 from soredi_sync.domain.model import GlnMode, Registry, Unit, effective_gln
 
@@ -43,6 +44,42 @@ class Reason(enum.StrEnum):
     TOO_LARGE = "MESSAGE_TOO_LARGE"
     SUBJECT_TOO_LONG = "SUBJECT_TOO_LONG"
     TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    ADDRESS_MISMATCH = "ADDRESS_MISMATCH"  # on_address_mismatch = "reject"
+    ATTACHMENT_LINK_NOT_CONVERTIBLE = "ATTACHMENT_LINK_NOT_CONVERTIBLE"
+    ATTACHMENT_WITHOUT_CONTENT = "ATTACHMENT_WITHOUT_CONTENT"
+    CATEGORY_MISSING = "CATEGORY_MISSING"  # on_category_missing = "reject"
+
+
+class WarningCode(enum.StrEnum):
+    """What a delivered (or rejected) message should make its sender or operator look at."""
+
+    # Receiver identification
+    LEGACY_GLN_SYSTEM = "LEGACY_GLN_SYSTEM"  # a GLN under urn:oid:1.3.88
+    IDENTIFIER_SYSTEM_MISSPELT = "IDENTIFIER_SYSTEM_MISSPELT"  # recognised, but misspelt
+    IDENTIFIER_SYSTEM_UNKNOWN = "IDENTIFIER_SYSTEM_UNKNOWN"  # listed, not used
+    IDENTIFIER_VALUE_INVALID = "IDENTIFIER_VALUE_INVALID"  # e.g. a 12-digit GLN
+    ADDRESS_MISMATCH = "ADDRESS_MISMATCH"  # the identifiers name different units
+    ADDRESSED_THROUGH_ANCESTOR = "ADDRESSED_THROUGH_ANCESTOR"  # unit has no GLN, parent has
+    GLN_CHECK_DIGIT = "GLN_CHECK_DIGIT"
+    # Attachments
+    ATTACHMENT_TYPE_MISMATCH = "ATTACHMENT_TYPE_MISMATCH"  # declared type is not the bytes'
+    ATTACHMENT_WITHOUT_CONTENT = "ATTACHMENT_WITHOUT_CONTENT"  # neither data nor url (native)
+    ATTACHMENT_LINK = "ATTACHMENT_LINK"  # a link-only attachment (native, or by policy)
+    # Content
+    CATEGORY_MISSING = "CATEGORY_MISSING"
+    SUBJECT_TRUNCATED = "SUBJECT_TRUNCATED"
+    TEXT_OVER_LEGACY_LIMIT = "TEXT_OVER_LEGACY_LIMIT"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteWarning:
+    """One warning: a stable code for programs, a sentence for people."""
+
+    code: WarningCode
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
 
 
 class RoutingInputError(ValueError):
@@ -83,6 +120,8 @@ class Limits:
     legacy_text_max: int = 31_150
     reject_long_subject: bool = False  # False: warn
     reject_long_text: bool = False  # False: warn
+    reject_link_attachments: bool = True  # on conversion; False: convert and warn
+    reject_missing_category: bool = False  # on conversion; False: warn
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +130,40 @@ class RoutingPolicy:
     agreements: Mapping[str, frozenset[str]]  # VANS code -> step names agreed with it
     syntax_preference: tuple[str, ...] = ("fhir", "oioxml", "edifact")
     limits: Limits = field(default_factory=Limits)
+    reject_address_mismatch: bool = False  # on_address_mismatch; False: warn
+    # The business message whose letters carry binary attachments where a syntax has no binary
+    # type of its own (XDIS91 + XBIN01 -> one CareCommunication): a lone XBIN01/BIN01 is routed
+    # as part of such a letter.
+    binary_attachment_letter: str = "correspondence"
 
 
 # -- request and answer ------------------------------------------------------------------------
 
 
+class AttachmentContent(enum.StrEnum):
+    """How an attachment's bytes travel with the message."""
+
+    DATA = "data"  # in the message (FHIR data, or an OIOXML/EDIFACT binary object)
+    SEPARATE = "separate"  # in a binary message of its own, referenced from the letter
+    LINK = "link"  # only a url: the bytes are elsewhere
+    NONE = "none"  # neither data nor url
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
+    """One attachment as the message declares it.
+
+    :param mime_type: the declared type, lower-cased without parameters; "" when none
+    :param size: bytes (declared, or decoded from the data)
+    :param sniffed_type: the type its first bytes show, when they match one of the allowed
+        types' magic numbers; None when not known (no data, or unrecognised bytes)
+    """
+
     mime_type: str
     size: int
+    title: str | None = None
+    content: AttachmentContent = AttachmentContent.DATA
+    sniffed_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +180,12 @@ class RouteRequest:
     total_size: int | None = None
     at: date | None = None
     message_id: str | None = None
+    # Every identifier the message gives for its receiver, as written. When empty, the
+    # receiver is receiver_gln / receiver_sor_id (source "request", official systems).
+    receiver_identifiers: tuple[ReceiverIdentifier, ...] = ()
+    # False: the message has a category without a code (or none where one is required);
+    # None: not known or not applicable (the request gave no such fact).
+    category_coded: bool | None = None
 
     def legacy_subject(self) -> str | None:
         """The subject a legacy receiver gets: given, or category + topic (FHIR→XDIS91)."""
@@ -133,9 +203,17 @@ class ConversionPlan:
 
 @dataclass(frozen=True, slots=True)
 class AttachmentPlan:
+    """How one attachment travels: ``mime_type`` is the type it travels as (the sniffed one
+    when the declared one is wrong and the sniffed one is allowed)."""
+
     mime_type: str
     size: int
     carried_as: str  # "inline" or a binary message type such as XBIN01
+    index: int = 1  # 1-based, in the message's order
+    title: str | None = None
+    declared_type: str | None = None
+    sniffed_type: str | None = None
+    content: AttachmentContent = AttachmentContent.DATA
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +246,7 @@ class RouteDecision:
     conversion: tuple[ConversionPlan, ...]
     attachments: tuple[AttachmentPlan, ...]
     address: Address
-    warnings: tuple[str, ...]
+    warnings: tuple[RouteWarning, ...]
     snapshot: SnapshotRef
     decided_on: date
     trace: tuple[TraceEntry, ...]
@@ -209,13 +287,13 @@ class RoutingIndex:
 class _Trace:
     def __init__(self) -> None:
         self.entries: list[TraceEntry] = []
-        self.warnings: list[str] = []
+        self.warnings: list[RouteWarning] = []
 
     def add(self, rule: str, outcome: str, detail: str = "") -> None:
         self.entries.append(TraceEntry(rule, outcome, detail))
 
-    def warn(self, text: str) -> None:
-        self.warnings.append(text)
+    def warn(self, code: WarningCode, text: str) -> None:
+        self.warnings.append(RouteWarning(code, text))
 
 
 class Resolver:
@@ -315,7 +393,10 @@ class Resolver:
                 trace.add("receiver", "unknown", f"SOR-ID {sor_id} is not in the snapshot")
                 if gln is None:
                     return Address(sor_id, None, None), Reason.UNKNOWN_RECEIVER
-                trace.warn(f"SOR-ID {sor_id} is not in the snapshot: decided on GLN {gln}")
+                trace.warn(
+                    WarningCode.ADDRESS_MISMATCH,
+                    f"SOR-ID {sor_id} is not in the snapshot: decided on GLN {gln}",
+                )
             else:
                 if not unit.is_open_on(day):
                     trace.add("receiver", "closed", f"unit {sor_id} is closed on {day}")
@@ -327,6 +408,7 @@ class Resolver:
                 address = found
                 if gln is not None and gln != address.gln:
                     trace.warn(
+                        WarningCode.ADDRESS_MISMATCH,
                         f"SOR-ID {sor_id} resolves to GLN {address.gln}, not the given {gln}: "
                         "decided on the given GLN"
                     )
@@ -349,6 +431,7 @@ class Resolver:
             if effective.gln is not None:
                 if current is not unit:
                     trace.warn(
+                        WarningCode.ADDRESSED_THROUGH_ANCESTOR,
                         f"unit {unit.sor_id} has no GLN of its own or by inheritance: "
                         f"addressed through {current.sor_id}"
                     )
@@ -373,7 +456,7 @@ class Resolver:
             trace.add("receiver", "unknown", f"GLN {gln} is not in the snapshot")
             return address, Reason.UNKNOWN_RECEIVER
         if not has_valid_check_digit(record.gln):
-            trace.warn(f"GLN {record.gln} has a wrong GS1 check digit")
+            trace.warn(WarningCode.GLN_CHECK_DIGIT, f"GLN {record.gln} has a wrong GS1 check digit")
         if not record.active:
             trace.add("receiver", "inactive", f"GLN {gln} is marked NonActive")
             return address, Reason.RECEIVER_INACTIVE
@@ -511,6 +594,7 @@ class Resolver:
                     trace.add("limits", "subject-too-long", detail)
                     return Reason.SUBJECT_TOO_LONG
                 trace.warn(
+                    WarningCode.SUBJECT_TRUNCATED,
                     f"subject will be cut to {limits.legacy_subject_max} characters ({detail})"
                 )
             text = request.text_length
@@ -520,6 +604,7 @@ class Resolver:
                     trace.add("limits", "text-too-long", detail)
                     return Reason.TEXT_TOO_LONG
                 trace.warn(
+                    WarningCode.TEXT_OVER_LEGACY_LIMIT,
                     f"text is longer than the old legacy limit ({detail}); "
                     "a receiver that still has it must answer with a negative receipt"
                 )

@@ -108,6 +108,10 @@ class BundleProblem(enum.StrEnum):
     # Over the bundle budget (HTTP 422): refused while reading, before the rest is read.
     TOO_MANY_ELEMENTS = "too-many-elements"
     TOO_DEEP = "too-deep"
+    # Legacy input (parsing.oioxml, parsing.edifact; HTTP 422): readable, but no message type
+    # the registry knows, or not a message routing can read.
+    UNKNOWN_MESSAGE_TYPE = "unknown-message-type"
+    NOT_A_MESSAGE_FILE = "not-a-message-file"
 
 
 _UNREADABLE = frozenset(
@@ -137,6 +141,11 @@ class InvalidBundle(SorediError):
     @property
     def unreadable(self) -> bool:
         return self.problem in _UNREADABLE
+
+
+# Every syntax's parser refuses input with these (the names say "bundle" for history).
+MessageProblem = BundleProblem
+InvalidMessage = InvalidBundle
 
 
 @dataclass(frozen=True, slots=True)
