@@ -1,19 +1,23 @@
-"""The routing facts of a MedCom CareCommunication message Bundle, as a gateway holds it.
+"""The routing facts of a MedCom FHIR message Bundle, as a gateway holds it.
 
 :func:`parse_bundle` reads a FHIR message Bundle in XML (namespace ``http://hl7.org/fhir``) or
-JSON and answers what routing needs (DOMAIN.md §3.1): who the receiver is (GLN and/or SOR-ID of
-the Organization that ``MessageHeader.destination.receiver`` points at), what the message is
-(``MessageHeader.eventCoding``), and how big it is (text characters, attachments with MIME type
-and size, the whole bundle). :meth:`BundleFacts.to_route_request` turns that into a
-:class:`~soredi_sync.domain.routing.RouteRequest`.
+JSON - a CareCommunication, an Acknowledgement or a HospitalNotification - and answers what
+routing needs (DOMAIN.md §3.1): who the receiver is (every identifier of the Organization that
+``MessageHeader.destination.receiver`` points at, and the destination's SOR ``endpoint``, as
+written: :mod:`soredi_sync.domain.identifiers` reads them), what the message is (its FHIR
+message type and business message, from ``MessageHeader.definition`` or ``eventCoding``), and
+how big it is (text characters, attachments with declared type, the type their first bytes
+show, size and how their content travels, the whole bundle). :meth:`BundleFacts.to_route_request`
+turns that into a :class:`~soredi_sync.domain.routing.RouteRequest`.
 
-Anything else - an Acknowledgement or other message event, an OIOXML ``Emessage``, a document
-Bundle, broken XML/JSON - is refused with :class:`InvalidBundle`, whose message says what is
-wrong and whose :attr:`InvalidBundle.problem` says it to a program.
+Anything else - a message event not accepted, an OIOXML ``Emessage``, a document Bundle, broken
+XML/JSON - is refused with :class:`InvalidBundle`, whose message says what is wrong and whose
+:attr:`InvalidBundle.problem` says it to a program.
 
 Bundles can be 100 MB, nearly all of it base64 attachment data. XML is read with
 ``lxml.etree.iterparse`` and each element is dropped from the tree as soon as it has been read;
-an attachment's size is computed from the length of its base64 text without decoding it.
+an attachment's size is computed from the length of its base64 text without decoding it, and
+its type is sniffed from its first few base64 characters alone.
 Hardening as in :mod:`soredi_sync.parsing.sor_xml`: entities are never resolved, no DTD is
 loaded, nothing is fetched, and a DOCTYPE is refused - here by a scan of the prolog *before*
 libxml2 sees the document, because ``huge_tree`` (needed for attachments over 10 MB) lifts
@@ -32,41 +36,72 @@ reading the rest.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import io
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from lxml import etree
 
-from soredi_sync.domain.routing import Attachment, RouteRequest
+from soredi_sync.domain.identifiers import GLN_SYSTEMS as _GLN_SYSTEMS
+from soredi_sync.domain.identifiers import (
+    LEGACY_GLN_SYSTEM,
+    IdentifierKind,
+    IdentifierSource,
+    ReceiverIdentifier,
+    read_identifier,
+)
+from soredi_sync.domain.identifiers import SOR_ID_SYSTEM as _SOR_ID_SYSTEM
+from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.domain.routing import Attachment, AttachmentContent, RouteRequest
 from soredi_sync.errors import SorediError
 
 FHIR_NAMESPACE = "http://hl7.org/fhir"
-GLN_SYSTEMS = frozenset({"https://www.gs1.org/gln", "http://www.gs1.org/gln"})
-SOR_ID_SYSTEM = "urn:oid:1.2.208.176.1.1"
+# The official systems (domain.identifiers reads every spelling; these are for messages).
+GLN_SYSTEMS = frozenset(_GLN_SYSTEMS)
+SOR_ID_SYSTEM = _SOR_ID_SYSTEM
 CARE_COMMUNICATION_EVENT = "care-communication-message"
+ACKNOWLEDGEMENT_EVENT = "acknowledgement-message"
+HOSPITAL_NOTIFICATION_EVENT = "hospital-notification-message"
 CATEGORY_SYSTEM = (
     "http://medcomfhir.dk/ig/terminology/CodeSystem/medcom-careCommunication-categoryCodes"
 )
 
 # MessageHeader.eventCoding.code -> the FHIR SOR-EDI message type that advertises it
 # (reference: MedCom's FHIR SOR-EDI code system), and -> our business message, i.e. the
-# business_message of that type in config/message-types.tsv.
+# business_message of that type in config/message-types.tsv. The fallback when parse_bundle is
+# given no message-type registry (whose definitions column says the same, and more).
 EVENT_MESSAGE_TYPES: Mapping[str, str] = {
-    "care-communication-message": "FDIS91",
-    "hospital-notification-message": "FDIS20",
-    "acknowledgement-message": "FCTL",
+    CARE_COMMUNICATION_EVENT: "FDIS91",
+    HOSPITAL_NOTIFICATION_EVENT: "FDIS20",
+    ACKNOWLEDGEMENT_EVENT: "FCTL",
 }
 EVENT_BUSINESS_MESSAGES: Mapping[str, str] = {
-    "care-communication-message": "correspondence",
-    "hospital-notification-message": "hospital-notification",
-    "acknowledgement-message": "acknowledgement",
+    CARE_COMMUNICATION_EVENT: "correspondence",
+    HOSPITAL_NOTIFICATION_EVENT: "hospital-notification",
+    ACKNOWLEDGEMENT_EVENT: "acknowledgement",
 }
+KNOWN_EVENTS = tuple(EVENT_BUSINESS_MESSAGES)
+
+# The magic numbers of the attachment types conversion allows (config/routing.toml
+# [limits] allowed_mime_types): what an attachment's first bytes show it to be.
+MAGIC_NUMBERS: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+    (b"BM", "image/bmp"),
+)
+SNIFF_BYTES = max(len(magic) for magic, _ in MAGIC_NUMBERS)
 
 XML_CONTENT_TYPES = frozenset(
     {"application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir"}
@@ -80,6 +115,9 @@ _FHIR_TAG_PREFIX = "{" + FHIR_NAMESPACE + "}"
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 _DESTINATION_USE = "medcom-messaging-destinationUseExtension"
+_NO_WHITESPACE = str.maketrans("", "", " \t\r\n")
+_NOT_BLANK = re.compile(r"[^ \t\r\n]")
+_CORRESPONDENCE = EVENT_BUSINESS_MESSAGES[CARE_COMMUNICATION_EVENT]
 
 
 class BundleProblem(enum.StrEnum):
@@ -92,7 +130,7 @@ class BundleProblem(enum.StrEnum):
     ENCODING = "encoding"
     MALFORMED = "malformed"
     DOCTYPE = "doctype"
-    # Readable, but not a CareCommunication message we can route (HTTP 422).
+    # Readable, but not a message we can route (HTTP 422).
     OIOXML = "oioxml"
     NOT_A_BUNDLE = "not-a-bundle"
     NOT_A_MESSAGE = "not-a-message"
@@ -127,7 +165,8 @@ _UNREADABLE = frozenset(
 
 
 class InvalidBundle(SorediError):
-    """The body is not a CareCommunication message Bundle that can be routed.
+    """The body is not a message Bundle (or, from the legacy parsers, a message) that can be
+    routed.
 
     ``problem`` names the fault; ``unreadable`` is True when the body could not even be read
     as FHIR XML/JSON (a 400 rather than a 422); ``event_code`` is set for a refused event.
@@ -182,16 +221,27 @@ DEFAULT_BUDGET = BundleBudget()
 class BundleFacts:
     """What routing needs to know of one message Bundle.
 
+    ``message_type`` is the FHIR SOR-EDI type a receiver must advertise to take the message
+    natively (``FDIS91``, ``FCTL``, ``FDIS20``) and ``business_message`` its business message;
+    ``definition`` is ``MessageHeader.definition`` as written (a canonical, maybe with
+    ``|version``). ``receiver_identifiers`` are every identifier of the receiver Organization
+    and the destination's endpoint, as written; ``receiver_gln`` and ``receiver_sor_id`` are
+    the first usable GLN and SOR-ID among them, in any spelling (for logs). ``category_coded``
+    is False for a Communication whose category carries no code (or a CareCommunication with
+    no category), None for a message without a Communication.
     ``text_length`` is the characters of every ``contentString`` payload together;
-    ``attachments`` are the ``contentAttachment`` payloads (MIME type lower-cased without
-    parameters, size in bytes as declared or, failing that, as decoded from the base64 data);
-    ``total_size`` is the length in bytes of the bundle as received. ``notes`` says what was
-    odd but not fatal (an attachment without size or data, an unresolved sender, ...).
+    ``attachments`` are the ``contentAttachment`` payloads (declared MIME type lower-cased
+    without parameters, "" when none; size in bytes as declared or, failing that, as decoded
+    from the base64 data; the type the first bytes show; how the content travels: data, link,
+    none); ``total_size`` is the length in bytes of the bundle as received. ``notes`` says what
+    was odd but not fatal (an attachment without size or data, an unresolved sender, ...).
     """
 
     bundle_id: str | None
     message_id: str | None
     event_code: str
+    message_type: str
+    business_message: str
     receiver_gln: str | None
     receiver_sor_id: str | None
     sender_gln: str | None
@@ -203,16 +253,14 @@ class BundleFacts:
     total_size: int
     wire_format: str  # "xml" or "json"
     notes: tuple[str, ...] = ()
+    definition: str | None = None
+    receiver_identifiers: tuple[ReceiverIdentifier, ...] = ()
+    category_coded: bool | None = None
 
     @property
-    def business_message(self) -> str:
-        """``correspondence`` for a CareCommunication (see :data:`EVENT_BUSINESS_MESSAGES`)."""
-        return EVENT_BUSINESS_MESSAGES[self.event_code]
-
-    @property
-    def message_type(self) -> str:
-        """The FHIR SOR-EDI type a receiver must advertise to take it natively (``FDIS91``)."""
-        return EVENT_MESSAGE_TYPES[self.event_code]
+    def syntax(self) -> str:
+        """The sender syntax of every bundle: ``fhir``."""
+        return "fhir"
 
     def legacy_subject(self, category_names: Mapping[str, str]) -> str | None:
         """The XDIS91 subject a conversion makes: category name and topic, comma-separated.
@@ -226,20 +274,21 @@ class BundleFacts:
 
     def to_route_request(
         self,
-        sender_syntax: str = "fhir",
+        sender_syntax: str | None = None,
         at: date | None = None,
         *,
         category_names: Mapping[str, str] | None = None,
     ) -> RouteRequest:
         """The routing question for this message.
 
+        :param sender_syntax: the syntax the sender is taken to use; None: ``fhir``
         :param category_names: when given, the request carries the exact legacy subject
             (:meth:`legacy_subject`); otherwise the resolver builds one from the category code
             and topic
         """
         return RouteRequest(
             business_message=self.business_message,
-            sender_syntax=sender_syntax,
+            sender_syntax=sender_syntax or self.syntax,
             receiver_gln=self.receiver_gln,
             receiver_sor_id=self.receiver_sor_id,
             text_length=self.text_length,
@@ -250,6 +299,8 @@ class BundleFacts:
             total_size=self.total_size,
             at=at,
             message_id=self.message_id,
+            receiver_identifiers=self.receiver_identifiers,
+            category_coded=self.category_coded,
         )
 
 
@@ -257,8 +308,9 @@ def parse_bundle(
     data: bytes,
     content_type: str | None = None,
     *,
-    allow_events: Collection[str] = (CARE_COMMUNICATION_EVENT,),
+    allow_events: Collection[str] = KNOWN_EVENTS,
     budget: BundleBudget | None = None,
+    message_types: MessageTypeRegistry | None = None,
 ) -> BundleFacts:
     """Read the routing facts of a message Bundle in FHIR XML or FHIR JSON.
 
@@ -267,14 +319,23 @@ def parse_bundle(
         ``application/xml``, ``text/xml``, JSON for ``application/fhir+json``,
         ``application/json``; parameters are ignored. None or anything else: decided by the
         first non-blank byte
-    :param allow_events: the ``MessageHeader.eventCoding`` codes accepted; by default only
-        ``care-communication-message``. Each must be a key of :data:`EVENT_BUSINESS_MESSAGES`
+    :param allow_events: the ``MessageHeader.eventCoding`` codes accepted; by default every
+        known event (CareCommunication, Acknowledgement, HospitalNotification). Each must be a
+        key of :data:`EVENT_BUSINESS_MESSAGES` or an event ``message_types`` knows
     :param budget: elements and depth allowed; default :data:`DEFAULT_BUDGET`
+    :param message_types: when given, the message type is the one the registry names for
+        ``MessageHeader.definition`` (``|version`` ignored) and for the event code - the
+        event's when they disagree, with a note - and the business message is that type's;
+        without it, :data:`EVENT_MESSAGE_TYPES` and :data:`EVENT_BUSINESS_MESSAGES`
     :raises InvalidBundle: the body is not such a message Bundle (see :class:`BundleProblem`),
         or is over ``budget``
     :raises ValueError: ``allow_events`` names an event with no business message
     """
-    unknown = sorted(set(allow_events) - EVENT_BUSINESS_MESSAGES.keys())
+    unknown = sorted(
+        event
+        for event in set(allow_events) - EVENT_BUSINESS_MESSAGES.keys()
+        if message_types is None or message_types.code_for_definition(event) is None
+    )
     if unknown:
         raise ValueError(f"no business message is known for event(s) {', '.join(unknown)}")
     wire_format = _detect_format(data, content_type)
@@ -284,12 +345,43 @@ def parse_bundle(
         bundle = _read_xml(data, budget, events)
     else:
         bundle = _read_json(data, budget, events)
-    return _Extractor(bundle, events).facts(len(data), wire_format)
+    return _Extractor(bundle, events, message_types).facts(len(data), wire_format)
 
 
 def base64_decoded_size(text: str) -> int:
     """The number of bytes ``text`` (base64, whitespace allowed) decodes to, without decoding."""
     return _Base64Data.of(text).size
+
+
+def sniff_mime_type(head: bytes) -> str | None:
+    """The allowed attachment type whose magic number ``head`` (the first bytes) starts with:
+    ``application/pdf``, ``image/png``, ``image/jpeg``, ``image/gif``, ``image/tiff`` or
+    ``image/bmp``; None for anything else."""
+    for magic, mime_type in MAGIC_NUMBERS:
+        if head.startswith(magic):
+            return mime_type
+    return None
+
+
+def base64_head(text: str, size: int = SNIFF_BYTES) -> bytes:
+    """The first ``size`` bytes (or fewer) ``text`` (base64, whitespace allowed) decodes to,
+    decoding only its first few characters; b"" when they are not base64."""
+    wanted = -(-size // 3) * 4  # whole groups of 4 characters
+    first = _NOT_BLANK.search(text)  # in C, without copying leading blanks
+    if first is None:
+        return b""
+    start, taken = first.start(), max(wanted * 2, 64)
+    while True:
+        compact = text[start : start + taken].translate(_NO_WHITESPACE)
+        if len(compact) >= wanted or start + taken >= len(text):
+            break
+        taken *= 4  # blanks between the first characters: read further
+    compact = compact[:wanted]
+    compact = compact[: len(compact) - len(compact) % 4]
+    try:
+        return base64.b64decode(compact, validate=True)[:size]
+    except (binascii.Error, ValueError):
+        return b""
 
 
 # -- format detection -------------------------------------------------------------------------
@@ -473,13 +565,15 @@ def _escaped(text: str, quote: int) -> bool:
 
 
 class _Base64Data:
-    """What is kept of an attachment's base64 ``data``: its decoded size, never the data."""
+    """What is kept of an attachment's base64 ``data``: its decoded size and its first few
+    bytes (enough for :func:`sniff_mime_type`), never the data."""
 
-    __slots__ = ("size", "malformed")
+    __slots__ = ("size", "malformed", "head")
 
-    def __init__(self, size: int, malformed: bool) -> None:
+    def __init__(self, size: int, malformed: bool, head: bytes = b"") -> None:
         self.size = size
         self.malformed = malformed
+        self.head = head
 
     @classmethod
     def of(cls, text: str) -> _Base64Data:
@@ -493,7 +587,12 @@ class _Base64Data:
         padding = 2 if tail == "==" else 1 if tail.endswith("=") else 0
         # Unpadded base64 (2 or 3 chars in the last group) decodes to 1 or 2 bytes; floor
         # handles it. A last group of 1 char cannot be base64.
-        return cls(max(chars * 3 // 4 - padding, 0), chars % 4 == 1)
+        size = max(chars * 3 // 4 - padding, 0)
+        return cls(size, chars % 4 == 1, base64_head(text))
+
+    @property
+    def sniffed_type(self) -> str | None:
+        return sniff_mime_type(self.head)
 
 
 class _Frame:
@@ -712,6 +811,44 @@ def _kind(resource: Any) -> str:
     return kind if isinstance(kind, str) else "resource without a resourceType"
 
 
+def _identifiers_of(organization: Any) -> list[ReceiverIdentifier]:
+    """Every identifier of an Organization that has a value, system and value as written."""
+    found: list[ReceiverIdentifier] = []
+    for identifier in _items(organization, "identifier"):
+        value = _first(identifier, "value")
+        if isinstance(value, int) and not isinstance(value, bool):  # a GLN as a JSON number
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        system = _first(identifier, "system")
+        found.append(
+            ReceiverIdentifier(
+                IdentifierSource.ORGANIZATION, system if isinstance(system, str) else None, value
+            )
+        )
+    return found
+
+
+def _listing(identifiers: list[ReceiverIdentifier]) -> str:
+    """What a receiver's identifiers are, for a refusal that names them all."""
+    if not identifiers:
+        return "no identifier and no endpoint"
+    parts: list[str] = []
+    for identifier in identifiers:
+        if identifier.source is IdentifierSource.ENDPOINT:
+            parts.append(f"the endpoint {identifier.value!r}, which names no SOR-ID")
+            continue
+        read = read_identifier(identifier)
+        what = f"{identifier.value!r} under " + (
+            repr(identifier.system) if identifier.system is not None else "no system"
+        )
+        if read.kind is not IdentifierKind.UNKNOWN:
+            label = "GLN" if read.kind is IdentifierKind.GLN else "SOR-ID"
+            what += f" (not a valid {label})"
+        parts.append(what)
+    return "; ".join(parts)
+
+
 def _message_start(
     bundle: dict[str, Any], allow_events: frozenset[str]
 ) -> tuple[list[Any], dict[str, Any], str]:
@@ -770,9 +907,15 @@ def _event(header: Any, allow_events: frozenset[str]) -> str:
 
 
 class _Extractor:
-    def __init__(self, bundle: dict[str, Any], allow_events: frozenset[str]) -> None:
+    def __init__(
+        self,
+        bundle: dict[str, Any],
+        allow_events: frozenset[str],
+        message_types: MessageTypeRegistry | None = None,
+    ) -> None:
         self.bundle = bundle
         self.allow_events = allow_events
+        self.message_types = message_types
         self.notes: list[str] = []
         self.by_url: dict[str, Any] = {}
         self.by_id: dict[tuple[str, str], list[Any]] = {}
@@ -783,25 +926,30 @@ class _Extractor:
         entries, header, event = _message_start(bundle, self.allow_events)
         self._index(entries)
         header_url = _text(entries[0], "fullUrl")
+        definition = _text(header, "definition")
+        message_type, business_message = self._message_type(event, definition)
 
-        receiver = self._receiver(header, header_url)
-        receiver_gln, receiver_sor_id = self._identifiers(receiver, "receiver")
+        receiver, identifiers = self._receiver(header, header_url)
+        receiver_gln, receiver_sor_id = self._first_usable(identifiers, "receiver")
         if receiver_gln is None and receiver_sor_id is None:
             raise InvalidBundle(
                 BundleProblem.RECEIVER_UNIDENTIFIED,
-                f"the receiver {self._describe(receiver)} has neither a GLN "
-                f"({' or '.join(sorted(GLN_SYSTEMS))}) nor a SOR-ID ({SOR_ID_SYSTEM}) identifier",
+                f"the receiver {receiver} has neither a GLN nor a SOR-ID that can be read "
+                f"(a GLN under {', '.join(sorted(GLN_SYSTEMS))} or {LEGACY_GLN_SYSTEM}; a SOR-ID "
+                f"under {SOR_ID_SYSTEM} or in a SOR endpoint): it has {_listing(identifiers)}",
             )
         sender_gln, sender_sor_id = self._sender(header, header_url)
 
-        communication = self._communication(header, header_url, event)
-        category = self._category(communication)
+        communication = self._communication(header, header_url, business_message)
+        category, category_coded = self._category(communication, business_message)
         text_length, attachments = self._payloads(communication)
         bundle_identifier = _first(bundle, "identifier")
         return BundleFacts(
             bundle_id=_text(bundle, "id"),
             message_id=_text(header, "id") or _text(bundle_identifier, "value"),
             event_code=event,
+            message_type=message_type,
+            business_message=business_message,
             receiver_gln=receiver_gln,
             receiver_sor_id=receiver_sor_id,
             sender_gln=sender_gln,
@@ -813,11 +961,51 @@ class _Extractor:
             total_size=total_size,
             wire_format=wire_format,
             notes=tuple(self.notes),
+            definition=definition,
+            receiver_identifiers=tuple(identifiers),
+            category_coded=category_coded,
         )
+
+    # -- the message type --------------------------------------------------------------------
+
+    def _message_type(self, event: str, definition: str | None) -> tuple[str, str]:
+        """The FHIR message type and business message. The definition and the event each name
+        a type through the registry (the event through :data:`EVENT_MESSAGE_TYPES` when the
+        registry does not know it); the event's wins, and a definition naming another type, or
+        none the registry knows, is noted. Without a registry, :data:`EVENT_MESSAGE_TYPES`."""
+        types = self.message_types
+        if types is None:
+            return EVENT_MESSAGE_TYPES[event], EVENT_BUSINESS_MESSAGES[event]
+        by_event = types.code_for_definition(event) or EVENT_MESSAGE_TYPES.get(event)
+        by_definition = types.code_for_definition(definition) if definition else None
+        if definition is not None and by_definition is None:
+            self.notes.append(
+                f"the message definition {definition!r} is not in the message-type registry: "
+                f"the type is the event's ({event})"
+            )
+        elif by_event is not None and by_definition is not None and by_event != by_definition:
+            self.notes.append(
+                f"the message definition {definition!r} names {by_definition} but the event "
+                f"{event} names {by_event}: used the event's"
+            )
+        code = by_event or by_definition
+        if code is None:  # pragma: no cover - parse_bundle accepts only events it can type
+            raise InvalidBundle(
+                BundleProblem.UNKNOWN_MESSAGE_TYPE,
+                f"no message type is known for the event {event}",
+                event_code=event,
+            )
+        if code in types:
+            return code, types.get(code).business_message
+        return code, EVENT_BUSINESS_MESSAGES[event]
 
     # -- header ------------------------------------------------------------------------------
 
-    def _receiver(self, header: Any, header_url: str | None) -> Any:
+    def _receiver(
+        self, header: Any, header_url: str | None
+    ) -> tuple[str, list[ReceiverIdentifier]]:
+        """The receiver, described for people, and every identifier it is given: the receiver
+        Organization's, then the chosen destination's endpoint."""
         destinations = _items(header, "destination")
         if not destinations:
             raise InvalidBundle(
@@ -830,16 +1018,32 @@ class _Extractor:
                 f"{len(destinations)} destinations: routed to the "
                 + ("primary one" if primary else "first one")
             )
+        endpoint = _text(destination, "endpoint")
+        endpoints = (
+            [ReceiverIdentifier(IdentifierSource.ENDPOINT, None, endpoint)] if endpoint else []
+        )
         reference = _first(destination, "receiver")
         if not isinstance(reference, dict) or not (
             _text(reference, "reference") or _items(reference, "identifier")
         ):
+            if endpoints and read_identifier(endpoints[0]).usable:
+                self.notes.append(
+                    f"the MessageHeader destination has no receiver: addressed by its endpoint "
+                    f"{endpoint}"
+                )
+                return f"endpoint {endpoint}", endpoints
             raise InvalidBundle(
-                BundleProblem.NO_RECEIVER, "the MessageHeader destination has no receiver"
+                BundleProblem.NO_RECEIVER,
+                "the MessageHeader destination has no receiver"
+                + (f", and its endpoint {endpoint!r} names no SOR-ID" if endpoint else ""),
             )
         target = _text(reference, "reference")
         if target is None:  # a logical reference: the identifier stands for the Organization
-            return {"resourceType": "Organization", "identifier": _items(reference, "identifier")}
+            organization = {
+                "resourceType": "Organization",
+                "identifier": _items(reference, "identifier"),
+            }
+            return "Organization (by identifier)", _identifiers_of(organization) + endpoints
         resource = self._resolve(target, header, header_url)
         if resource is None:
             raise InvalidBundle(
@@ -852,7 +1056,7 @@ class _Extractor:
                 BundleProblem.RECEIVER_NOT_ORGANIZATION,
                 f"the receiver reference {target!r} is a {_kind(resource)}, not an Organization",
             )
-        return resource
+        return self._describe(resource), _identifiers_of(resource) + endpoints
 
     @staticmethod
     def _destination_use(destination: Any) -> str | None:
@@ -867,34 +1071,38 @@ class _Extractor:
         target = _text(reference, "reference")
         if target is None:
             if _items(reference, "identifier"):
-                return self._identifiers({"identifier": _items(reference, "identifier")}, "sender")
+                organization = {"identifier": _items(reference, "identifier")}
+                return self._first_usable(_identifiers_of(organization), "sender")
             self.notes.append("the MessageHeader has no sender")
             return None, None
         resource = self._resolve(target, header, header_url)
         if resource is None:
             self.notes.append(f"the sender reference {target!r} matches no entry in the Bundle")
             return None, None
-        gln, sor_id = self._identifiers(resource, "sender")
+        gln, sor_id = self._first_usable(_identifiers_of(resource), "sender")
         if gln is None and sor_id is None:
             self.notes.append(f"the sender {self._describe(resource)} has no GLN or SOR-ID")
         return gln, sor_id
 
-    def _identifiers(self, organization: Any, role: str) -> tuple[str | None, str | None]:
-        glns: list[str] = []
-        sor_ids: list[str] = []
-        for identifier in _items(organization, "identifier"):
-            system = _text(identifier, "system")
-            value = _text(identifier, "value")
-            if value is None:
+    def _first_usable(
+        self, identifiers: Iterable[ReceiverIdentifier], role: str
+    ) -> tuple[str | None, str | None]:
+        """The first usable GLN and SOR-ID, in any spelling; several of one kind on the
+        Organization itself are noted (the endpoint is compared by the resolver)."""
+        found: dict[IdentifierKind, list[str]] = {IdentifierKind.GLN: [], IdentifierKind.SOR_ID: []}
+        first: dict[IdentifierKind, str] = {}
+        for identifier in identifiers:
+            read = read_identifier(identifier)
+            if not read.usable or read.value is None:
                 continue
-            if system in GLN_SYSTEMS:
-                glns.append(value)
-            elif system == SOR_ID_SYSTEM:
-                sor_ids.append(value)
-        for kind, values in (("GLNs", glns), ("SOR-IDs", sor_ids)):
+            first.setdefault(read.kind, read.value)
+            if identifier.source is IdentifierSource.ORGANIZATION:
+                found[read.kind].append(read.value)
+        for kind, label in ((IdentifierKind.GLN, "GLNs"), (IdentifierKind.SOR_ID, "SOR-IDs")):
+            values = found[kind]
             if len(set(values)) > 1:
-                self.notes.append(f"the {role} has {len(set(values))} {kind}: used {values[0]}")
-        return (glns[0] if glns else None), (sor_ids[0] if sor_ids else None)
+                self.notes.append(f"the {role} has {len(set(values))} {label}: used {values[0]}")
+        return first.get(IdentifierKind.GLN), first.get(IdentifierKind.SOR_ID)
 
     # -- references --------------------------------------------------------------------------
 
@@ -946,7 +1154,7 @@ class _Extractor:
 
     # -- the communication -------------------------------------------------------------------
 
-    def _communication(self, header: Any, header_url: str | None, event: str) -> Any:
+    def _communication(self, header: Any, header_url: str | None, business_message: str) -> Any:
         for focus in _items(header, "focus"):
             target = _text(focus, "reference")
             if target is None:
@@ -959,22 +1167,36 @@ class _Extractor:
             if len(found) > 1:
                 self.notes.append(f"{len(found)} Communication resources: read the first")
             return found[0]
-        if event == CARE_COMMUNICATION_EVENT:
+        if business_message == _CORRESPONDENCE:
             raise InvalidBundle(
                 BundleProblem.NO_COMMUNICATION,
                 "the CareCommunication Bundle has no Communication resource",
             )
         return None
 
-    @staticmethod
-    def _category(communication: Any) -> str | None:
+    def _category(
+        self, communication: Any, business_message: str
+    ) -> tuple[str | None, bool | None]:
+        """The category code (MedCom's coding first) and whether there is one: False for a
+        category without a code, or none in a CareCommunication; None without a Communication."""
+        if communication is None:
+            return None, None
+        categories = _items(communication, "category")
         codes: list[tuple[bool, str]] = []
-        for category in _items(communication, "category"):
+        for category in categories:
             for coding in _items(category, "coding"):
                 code = _text(coding, "code")
                 if code is not None:
                     codes.append((_text(coding, "system") != CATEGORY_SYSTEM, code))
-        return min(codes)[1] if codes else None
+        if codes:
+            return min(codes)[1], True
+        if categories:
+            self.notes.append("the Communication has a category without a code")
+            return None, False
+        if business_message == _CORRESPONDENCE:
+            self.notes.append("the CareCommunication has no category")
+            return None, False
+        return None, None
 
     def _payloads(self, communication: Any) -> tuple[int, tuple[Attachment, ...]]:
         text_length = 0
@@ -999,24 +1221,44 @@ class _Extractor:
         mime_type = (_text(attachment, "contentType") or "").split(";", 1)[0].strip().lower()
         if not mime_type:
             self.notes.append(f"the {label} has no contentType")
-        data = _first(attachment, "data")
-        if isinstance(data, str):
-            data = _Base64Data.of(data)
-        if isinstance(data, _Base64Data) and data.malformed:
+        raw = _first(attachment, "data")
+        data = _Base64Data.of(raw) if isinstance(raw, str) else raw
+        if not isinstance(data, _Base64Data):
+            data = None
+        elif data.malformed:
             self.notes.append(f"the {label} has data whose length is not valid base64")
+        if data is not None and data.size == 0:
+            self.notes.append(f"the {label} has empty data")
+            data = None
+        url = _text(attachment, "url")
+        if data is not None:
+            content = AttachmentContent.DATA
+        elif url is not None:
+            content = AttachmentContent.LINK
+        else:
+            content = AttachmentContent.NONE
+            self.notes.append(f"the {label} has neither data nor url: it has no content")
         declared = _first(attachment, "size")
         if declared is not None:
             size = self._size(declared, label)
-            if isinstance(data, _Base64Data) and data.size != size:
+            if data is not None and data.size != size:
                 self.notes.append(
                     f"the {label} declares size {size} but its data decodes to {data.size} "
                     "bytes: used the declared size"
                 )
-            return Attachment(mime_type, size)
-        if isinstance(data, _Base64Data):
-            return Attachment(mime_type, data.size)
-        self.notes.append(f"the {label} has neither size nor data: size taken as 0")
-        return Attachment(mime_type, 0)
+        elif data is not None:
+            size = data.size
+        else:
+            size = 0
+            if content is AttachmentContent.LINK:
+                self.notes.append(f"the {label} is a link ({url}) without size: size taken as 0")
+        return Attachment(
+            mime_type,
+            size,
+            title=title,
+            content=content,
+            sniffed_type=data.sniffed_type if data is not None else None,
+        )
 
     @staticmethod
     def _size(value: Any, label: str) -> int:

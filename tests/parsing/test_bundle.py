@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from soredi_sync.config import config_dir, load_routing_policy
+from soredi_sync.domain.identifiers import IdentifierSource, ReceiverIdentifier
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Gln
 from soredi_sync.domain.routing import (
     Attachment,
+    AttachmentContent,
     Decision,
     Resolver,
     RoutingIndex,
@@ -42,6 +44,7 @@ from soredi_sync.parsing.bundle import (
     BundleProblem,
     InvalidBundle,
     base64_decoded_size,
+    base64_head,
     parse_bundle,
 )
 from tests.factories import registry, unit
@@ -158,6 +161,8 @@ BASE = "https://example.medcom.test/fhir"
 RECEIVER = ("5790002759994", "123451000016001")
 SENDER = ("5790002621635", "543211000016005")
 PDF_B64 = base64.b64encode(b"%PDF-1.4 just enough bytes\n").decode()  # 27 bytes
+PDF_27 = Attachment("application/pdf", 27, sniffed_type="application/pdf")
+PNG_B64 = base64.b64encode(b"\x89PNG\r\n\x1a\n\0\0\0\r").decode()  # 12 bytes
 
 
 def organization(org_id: str, gln: str | None, sor_id: str | None, **extra: Any) -> dict[str, Any]:
@@ -280,7 +285,9 @@ class TestRealCareCommunicationBundles:
         assert facts.event_code == "care-communication-message"
         assert (facts.category, facts.topic) == ("examination-results", None)
         assert facts.text_length == 340  # the contentString, not the generated narrative
-        assert facts.attachments == (Attachment("application/pdf", 4297),)
+        assert facts.attachments == (
+            Attachment("application/pdf", 4297, title="billede", sniffed_type="application/pdf"),
+        )
         assert (facts.total_size, facts.wire_format, facts.notes) == (len(data), "xml", ())
 
     def test_flow3_carries_a_regarding_referral_with_topic_and_one_pdf(self) -> None:
@@ -294,7 +301,9 @@ class TestRealCareCommunicationBundles:
         assert facts.category == "regarding-referral"
         assert facts.topic == "Undersøgelser forude for visitation"
         assert facts.text_length == 246
-        assert facts.attachments == (Attachment("application/pdf", 4297),)
+        assert facts.attachments == (
+            Attachment("application/pdf", 4297, title="billede", sniffed_type="application/pdf"),
+        )
 
     def test_the_attachment_size_is_the_one_the_converted_oioxml_message_declares(self) -> None:
         facts = parse_bundle(example(FLOW3))
@@ -357,8 +366,10 @@ class TestRealCareCommunicationBundles:
 
 class TestRealMessagesThatAreNotCareCommunication:
     @pytest.mark.parametrize("name", ACKNOWLEDGEMENTS)
-    def test_an_acknowledgement_bundle_is_refused_by_name(self, name: str) -> None:
-        error = refusal(example(name))
+    def test_an_acknowledgement_is_refused_by_name_where_only_carecommunication_is_allowed(
+        self, name: str
+    ) -> None:
+        error = refusal(example(name), allow_events={"care-communication-message"})
         assert error.problem is BundleProblem.WRONG_EVENT
         assert error.event_code == "acknowledgement-message"
         assert "acknowledgement-message is not a CareCommunication message" in str(error)
@@ -366,8 +377,8 @@ class TestRealMessagesThatAreNotCareCommunication:
         assert isinstance(error, SorediError)
 
     @pytest.mark.parametrize("name", ACKNOWLEDGEMENTS)
-    def test_an_acknowledgement_is_read_when_its_event_is_allowed(self, name: str) -> None:
-        facts = parse_bundle(example(name), allow_events={"acknowledgement-message"})
+    def test_an_acknowledgement_is_read_by_default(self, name: str) -> None:
+        facts = parse_bundle(example(name))
         assert (facts.receiver_gln, facts.receiver_sor_id) == (
             MEDCOM_TESTCENTER_GLN,
             "359001000016000",
@@ -375,7 +386,10 @@ class TestRealMessagesThatAreNotCareCommunication:
         assert (facts.sender_gln, facts.sender_sor_id) == ODENSE_HJEMMEPLEJE
         assert (facts.business_message, facts.message_type) == ("acknowledgement", "FCTL")
         assert (facts.category, facts.text_length, facts.attachments) == (None, 0, ())
-        assert facts.to_route_request().business_message == "acknowledgement"
+        assert facts.category_coded is None  # no Communication: nothing to code
+        request = facts.to_route_request()
+        assert (request.business_message, request.sender_syntax) == ("acknowledgement", "fhir")
+        assert request.category_coded is None
 
     @pytest.mark.parametrize("name", sorted(OIOXML))
     def test_an_oioxml_message_is_refused_as_not_a_fhir_bundle(self, name: str) -> None:
@@ -395,14 +409,24 @@ class TestFacts:
     def test_a_minimal_bundle_gives_receiver_sender_category_topic_and_sizes(
         self, encode: Encode
     ) -> None:
-        payloads = [text_payload("Hej"), text_payload("med dig"), attachment_payload(size=1234)]
+        payloads = [
+            text_payload("Hej"),
+            text_payload("med dig"),
+            attachment_payload(data=PDF_B64, size=27),
+        ]
         facts = facts_of(care_communication(payloads=payloads), encode)
         assert (facts.receiver_gln, facts.receiver_sor_id) == RECEIVER
         assert (facts.sender_gln, facts.sender_sor_id) == SENDER
         assert (facts.bundle_id, facts.message_id) == ("bundle-1", "hdr-1")
         assert (facts.category, facts.topic) == ("examination-results", "Blodprøver")
         assert facts.text_length == len("Hej") + len("med dig")
-        assert facts.attachments == (Attachment("application/pdf", 1234),)
+        assert facts.attachments == (PDF_27,)
+        assert (facts.syntax, facts.message_type, facts.business_message) == (
+            "fhir",
+            "FDIS91",
+            "correspondence",
+        )
+        assert (facts.category_coded, facts.definition, facts.notes) == (True, None, ())
 
     def test_the_message_id_falls_back_to_the_bundle_identifier(self, encode: Encode) -> None:
         bundle = care_communication()
@@ -526,12 +550,34 @@ class TestReceiver:
         assert error.problem is BundleProblem.NO_RECEIVER
         assert "no destination" in str(error)
 
-    def test_a_destination_without_receiver_is_refused(self, encode: Encode) -> None:
+    def test_a_destination_without_receiver_or_sor_endpoint_is_refused(
+        self, encode: Encode
+    ) -> None:
         bundle = care_communication()
-        bundle["entry"][0]["resource"]["destination"] = [{"endpoint": "https://sor2.test/#id=1"}]
+        header = bundle["entry"][0]["resource"]
+        header["destination"] = [{"endpoint": "https://gateway.test/fhir"}]
         error = refusal_of(bundle, encode)
         assert error.problem is BundleProblem.NO_RECEIVER
-        assert "destination has no receiver" in str(error)
+        assert "destination has no receiver, and its endpoint 'https://gateway.test/fhir' " in (
+            str(error)
+        )
+        header["destination"] = [{"extension": []}]
+        error = refusal_of(bundle, encode)
+        assert error.problem is BundleProblem.NO_RECEIVER
+        assert str(error) == "the MessageHeader destination has no receiver"
+
+    def test_a_destination_without_receiver_is_addressed_by_its_sor_endpoint(
+        self, encode: Encode
+    ) -> None:
+        bundle = care_communication()
+        endpoint = f"https://sor2.sum.dsdn.dk/#id={RECEIVER[1]}"
+        bundle["entry"][0]["resource"]["destination"] = [{"endpoint": endpoint}]
+        facts = facts_of(bundle, encode)
+        assert (facts.receiver_gln, facts.receiver_sor_id) == (None, RECEIVER[1])
+        assert facts.receiver_identifiers == (
+            ReceiverIdentifier(IdentifierSource.ENDPOINT, None, endpoint),
+        )
+        assert any("no receiver: addressed by its endpoint" in note for note in facts.notes)
 
     def test_a_reference_to_nothing_in_the_bundle_is_refused(self, encode: Encode) -> None:
         bundle = care_communication(receiver_reference={"reference": "Organization/missing"})
@@ -550,6 +596,81 @@ class TestReceiver:
         error = refusal_of(care_communication(receiver=receiver), encode)
         assert error.problem is BundleProblem.RECEIVER_UNIDENTIFIED
         assert "Organization rcv (Hjemmeplejen) has neither a GLN" in str(error)
+        assert str(error).endswith("it has no identifier and no endpoint")
+
+    def test_every_identifier_is_kept_as_written_and_the_endpoint_comes_last(
+        self, encode: Encode
+    ) -> None:
+        receiver = organization("rcv", None, None)
+        receiver["identifier"] = [
+            {"system": "urn:dk:municipality", "value": "0461"},
+            {"value": "no-system"},
+            {"system": "urn:oid:1.3.88", "value": RECEIVER[0]},
+            {"system": " urn:oid:1.2.208.176.1.1", "value": RECEIVER[1]},
+            {"system": "https://www.gs1.org/gln"},  # no value: nothing to keep
+        ]
+        bundle = care_communication(receiver=receiver)
+        endpoint = "https://sor2.sum.dsdn.dk/#id=999991000016000"
+        bundle["entry"][0]["resource"]["destination"][0]["endpoint"] = endpoint
+        facts = facts_of(bundle, encode)
+        organization_ = IdentifierSource.ORGANIZATION
+        assert facts.receiver_identifiers == (
+            ReceiverIdentifier(organization_, "urn:dk:municipality", "0461"),
+            ReceiverIdentifier(organization_, None, "no-system"),
+            ReceiverIdentifier(organization_, "urn:oid:1.3.88", RECEIVER[0]),
+            ReceiverIdentifier(organization_, " urn:oid:1.2.208.176.1.1", RECEIVER[1]),
+            ReceiverIdentifier(IdentifierSource.ENDPOINT, None, endpoint),
+        )
+        # The first usable GLN and SOR-ID, in any spelling: the Organization's before the endpoint.
+        assert (facts.receiver_gln, facts.receiver_sor_id) == RECEIVER
+        assert facts.notes == ()
+
+    @pytest.mark.parametrize(
+        "system",
+        ["urn:oid:1.3.88", "https://www.gs1.org/gln", "http://www.gs1.org/gln", "www.gs1.org/gln"],
+    )
+    def test_a_gln_in_any_readable_spelling_identifies_the_receiver(
+        self, system: str, encode: Encode
+    ) -> None:
+        receiver = organization("rcv", None, None)
+        receiver["identifier"] = [{"system": system, "value": RECEIVER[0]}]
+        facts = facts_of(care_communication(receiver=receiver), encode)
+        assert (facts.receiver_gln, facts.receiver_sor_id) == (RECEIVER[0], None)
+
+    @pytest.mark.parametrize(
+        "system", ["urn:oid:1.2.208.176.1.1", "urn:oid1.2.208.176.1.1", "oid:1.2.208.176.1.1"]
+    )
+    def test_a_sor_id_in_any_readable_spelling_identifies_the_receiver(
+        self, system: str, encode: Encode
+    ) -> None:
+        receiver = organization("rcv", None, None)
+        receiver["identifier"] = [{"system": system, "value": RECEIVER[1]}]
+        facts = facts_of(care_communication(receiver=receiver), encode)
+        assert (facts.receiver_gln, facts.receiver_sor_id) == (None, RECEIVER[1])
+
+    def test_the_endpoint_identifies_a_receiver_whose_organization_cannot(
+        self, encode: Encode
+    ) -> None:
+        receiver = organization("rcv", None, None)
+        receiver["identifier"] = [{"system": "urn:dk:municipality", "value": "0461"}]
+        bundle = care_communication(receiver=receiver)
+        endpoint = f"https://sor2.sum.dsdn.dk/#id={RECEIVER[1]}"
+        bundle["entry"][0]["resource"]["destination"][0]["endpoint"] = endpoint
+        facts = facts_of(bundle, encode)
+        assert (facts.receiver_gln, facts.receiver_sor_id) == (None, RECEIVER[1])
+
+    def test_two_gln_on_the_organization_are_noted_and_the_first_used(self, encode: Encode) -> None:
+        receiver = organization("rcv", *RECEIVER)
+        receiver["identifier"].append({"system": "urn:oid:1.3.88", "value": "5790000000005"})
+        facts = facts_of(care_communication(receiver=receiver), encode)
+        assert facts.receiver_gln == RECEIVER[0]
+        assert facts.notes == (f"the receiver has 2 GLNs: used {RECEIVER[0]}",)
+
+    def test_a_sender_gln_in_a_misspelt_system_is_read(self, encode: Encode) -> None:
+        sender = organization("snd", None, SENDER[1])
+        sender["identifier"].insert(0, {"system": "gs1.org/gln", "value": SENDER[0]})
+        facts = facts_of(care_communication(sender=sender), encode)
+        assert (facts.sender_gln, facts.sender_sor_id) == SENDER
 
 
 class TestStructure:
@@ -582,15 +703,19 @@ class TestStructure:
         del bundle["entry"][0]["resource"]["eventCoding"]
         assert refusal_of(bundle, encode).problem is BundleProblem.NO_EVENT
 
-    def test_a_hospital_notification_is_refused_by_default_and_read_when_allowed(
+    def test_a_hospital_notification_is_read_by_default_and_refused_when_not_allowed(
         self, encode: Encode
     ) -> None:
         bundle = care_communication(event="hospital-notification-message")
-        error = refusal_of(bundle, encode)
+        facts = facts_of(bundle, encode)
+        assert (facts.message_type, facts.business_message) == ("FDIS20", "hospital-notification")
+        assert facts.to_route_request().business_message == "hospital-notification"
+        only_care = ["care-communication-message"]
+        error = refusal_of(bundle, encode, allow_events=only_care)
         assert error.problem is BundleProblem.WRONG_EVENT
         assert "hospital-notification-message is not a CareCommunication message" in str(error)
-        facts = facts_of(bundle, encode, allow_events=["hospital-notification-message"])
-        assert facts.to_route_request().business_message == "hospital-notification"
+        error = refusal_of(bundle, encode, allow_events=[*only_care, "acknowledgement-message"])
+        assert "is not one of the accepted events (acknowledgement-message, care-" in str(error)
 
     def test_an_unknown_event_in_allow_events_is_a_programming_error(self) -> None:
         with pytest.raises(ValueError, match="no-such-event"):
@@ -620,11 +745,134 @@ class TestStructure:
         assert what in str(error)
 
 
+MAGIC = {
+    "application/pdf": b"%PDF-1.7\r\n",
+    "image/png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+    "image/jpeg": b"\xff\xd8\xff\xe0\0\x10JFIF\0",
+    "image/gif": b"GIF89a\x01\0\x01\0",
+    "image/tiff": b"II*\0\x08\0\0\0",
+    "image/bmp": b"BM\x36\0\0\0\0\0",
+}
+
+
+class TestAttachmentTypeAndContent:
+    @pytest.mark.parametrize(
+        ("head", "sniffed"),
+        [
+            *((head, mime_type) for mime_type, head in MAGIC.items()),
+            (b"GIF87a\x01\0", "image/gif"),
+            (b"MM\0*\0\0\0\x08", "image/tiff"),
+            (b"PK\x03\x04 a zip", None),
+            (b"<html>", None),
+            (b"%PD", None),  # too short for the magic number
+        ],
+    )
+    def test_the_first_bytes_say_the_type_whatever_is_declared(
+        self, head: bytes, sniffed: str | None, encode: Encode
+    ) -> None:
+        data = base64.b64encode(head + bytes(300)).decode()
+        payloads = [attachment_payload(contentType="application/octet-stream", data=data)]
+        (found,) = facts_of(care_communication(payloads=payloads), encode).attachments
+        assert (found.mime_type, found.sniffed_type) == ("application/octet-stream", sniffed)
+        assert (found.size, found.content) == (len(head) + 300, AttachmentContent.DATA)
+
+    def test_blanks_before_and_inside_the_first_characters_do_not_hide_the_type(
+        self, encode: Encode
+    ) -> None:
+        data = base64.b64encode(MAGIC["image/png"] + bytes(100)).decode()
+        spaced = "\n" * 5_000 + " ".join(data[i : i + 3] for i in range(0, len(data), 3))
+        payloads = [attachment_payload(contentType="image/png", data=spaced)]
+        (found,) = facts_of(care_communication(payloads=payloads), encode).attachments
+        assert (found.sniffed_type, found.size) == ("image/png", len(MAGIC["image/png"]) + 100)
+
+    def test_first_characters_that_are_not_base64_show_no_type(self, encode: Encode) -> None:
+        payloads = [attachment_payload(data="JVBER!" + PDF_B64)]
+        (found,) = facts_of(care_communication(payloads=payloads), encode).attachments
+        assert found.sniffed_type is None
+
+    @pytest.mark.parametrize("length", [0, 1, 2, 5, 8, 9, 30])
+    def test_the_head_is_the_start_of_the_decoded_bytes(self, length: int) -> None:
+        raw = bytes(range(200, 200 + length % 56)) + b"x" * max(length - 56, 0)
+        encoded = base64.b64encode(raw).decode()
+        assert base64_head(encoded) == raw[:8]
+        assert base64_head(encoded, 5) == raw[:5]
+
+    def test_data_wins_over_a_url_beside_it(self, encode: Encode) -> None:
+        payloads = [attachment_payload(data=PDF_B64, url="https://files.test/x.pdf")]
+        (found,) = facts_of(care_communication(payloads=payloads), encode).attachments
+        assert found == PDF_27
+
+    def test_a_link_keeps_its_declared_size_and_shows_no_type(self, encode: Encode) -> None:
+        payloads = [attachment_payload(url="https://files.test/x.pdf", size=4711)]
+        facts = facts_of(care_communication(payloads=payloads), encode)
+        link = Attachment("application/pdf", 4711, None, AttachmentContent.LINK, None)
+        assert (facts.attachments, facts.notes) == ((link,), ())
+
+    def test_an_attachment_with_only_a_size_has_no_content(self, encode: Encode) -> None:
+        payloads = [attachment_payload(size=1234, title="svar")]
+        facts = facts_of(care_communication(payloads=payloads), encode)
+        nothing = Attachment("application/pdf", 1234, "svar", AttachmentContent.NONE, None)
+        assert facts.attachments == (nothing,)
+        assert facts.notes == (
+            "the attachment in payload 1 ('svar') has neither data nor url: it has no content",
+        )
+
+    def test_the_route_request_carries_each_attachment_as_read(self, encode: Encode) -> None:
+        payloads = [
+            attachment_payload(data=PDF_B64),
+            attachment_payload(url="https://files.test/y"),
+            attachment_payload(contentType="image/png", size=3),
+        ]
+        facts = facts_of(care_communication(payloads=payloads), encode)
+        request = facts.to_route_request()
+        assert request.attachments == facts.attachments
+        assert [a.content for a in request.attachments] == [
+            AttachmentContent.DATA,
+            AttachmentContent.LINK,
+            AttachmentContent.NONE,
+        ]
+
+
+class TestCategory:
+    def test_a_coded_category_is_coded(self, encode: Encode) -> None:
+        facts = facts_of(care_communication(), encode)
+        assert (facts.category, facts.category_coded) == ("examination-results", True)
+        assert facts.to_route_request().category_coded is True
+
+    def test_a_category_with_text_only_is_not_coded(self, encode: Encode) -> None:
+        bundle = care_communication()
+        bundle["entry"][1]["resource"]["category"] = [{"text": "Undersøgelsessvar"}]
+        facts = facts_of(bundle, encode)
+        assert (facts.category, facts.category_coded) == (None, False)
+        assert facts.to_route_request().category_coded is False
+
+    def test_a_code_in_a_second_category_still_codes_it(self, encode: Encode) -> None:
+        bundle = care_communication()
+        categories = bundle["entry"][1]["resource"]["category"]
+        categories.insert(0, {"coding": [{"system": "urn:other", "display": "x"}]})
+        facts = facts_of(bundle, encode)
+        assert (facts.category, facts.category_coded) == ("examination-results", True)
+
+    def test_a_carecommunication_without_category_is_not_coded(self, encode: Encode) -> None:
+        bundle = care_communication()
+        del bundle["entry"][1]["resource"]["category"]
+        facts = facts_of(bundle, encode)
+        assert (facts.category, facts.category_coded) == (None, False)
+
+    def test_an_acknowledgement_without_communication_has_no_category_to_code(
+        self, encode: Encode
+    ) -> None:
+        bundle = care_communication(event="acknowledgement-message")
+        del bundle["entry"][1]
+        facts = facts_of(bundle, encode)
+        assert (facts.category, facts.category_coded, facts.text_length) == (None, None, 0)
+
+
 class TestAttachments:
     def test_size_is_computed_from_the_base64_length_when_absent(self, encode: Encode) -> None:
         payloads = [attachment_payload(data=PDF_B64, title="svar")]
         facts = facts_of(care_communication(payloads=payloads), encode)
-        assert facts.attachments == (Attachment("application/pdf", 27),)
+        assert facts.attachments == (replace(PDF_27, title="svar"),)
         assert facts.notes == ()
 
     @pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 300, 301, 302])
@@ -643,23 +891,23 @@ class TestAttachments:
     def test_a_declared_size_wins_and_a_mismatch_is_noted(self, encode: Encode) -> None:
         payloads = [attachment_payload(data=PDF_B64, size=30)]
         facts = facts_of(care_communication(payloads=payloads), encode)
-        assert facts.attachments == (Attachment("application/pdf", 30),)
+        assert facts.attachments == (replace(PDF_27, size=30),)
         assert any("declares size 30 but its data decodes to 27" in n for n in facts.notes)
 
-    def test_an_attachment_with_neither_size_nor_data_counts_zero_and_is_noted(
-        self, encode: Encode
-    ) -> None:
+    def test_a_link_without_size_counts_zero_and_is_noted(self, encode: Encode) -> None:
         payloads = [attachment_payload(url="https://files.test/x.pdf", title="x")]
         facts = facts_of(care_communication(payloads=payloads), encode)
-        assert facts.attachments == (Attachment("application/pdf", 0),)
+        link = AttachmentContent.LINK
+        assert facts.attachments == (Attachment("application/pdf", 0, "x", link),)
         assert facts.notes == (
-            "the attachment in payload 1 ('x') has neither size nor data: size taken as 0",
+            "the attachment in payload 1 ('x') is a link (https://files.test/x.pdf) without "
+            "size: size taken as 0",
         )
 
     def test_the_mime_type_is_lower_cased_without_parameters(self, encode: Encode) -> None:
-        payloads = [attachment_payload(contentType="Image/PNG; name=x.png", size=5)]
+        payloads = [attachment_payload(contentType="Image/PNG; name=x.png", data=PNG_B64)]
         facts = facts_of(care_communication(payloads=payloads), encode)
-        assert facts.attachments == (Attachment("image/png", 5),)
+        assert facts.attachments == (Attachment("image/png", 12, sniffed_type="image/png"),)
 
     def test_a_size_as_a_string_is_read_and_a_bad_size_refused(self) -> None:
         bundle = care_communication(payloads=[attachment_payload(size="77")])
@@ -681,7 +929,7 @@ class TestAttachments:
         body = json_to_xml(care_communication(payloads=[attachment_payload(data=data)]))
         started = time.perf_counter()
         facts = parse_bundle(body)
-        assert facts.attachments == (Attachment("application/pdf", 9_000_000),)
+        assert facts.attachments == (Attachment("application/pdf", 9_000_000),)  # "ABC": no type
         assert facts.total_size == len(body)
         assert time.perf_counter() - started < 2.0
 
@@ -822,7 +1070,7 @@ class TestBudget:
 
     def test_an_event_not_accepted_is_refused_before_the_rest_is_read(self, encode: Encode) -> None:
         bundle = care_communication(event="acknowledgement-message")
-        error = refusal(broken_tail(encode(bundle)))
+        error = refusal(broken_tail(encode(bundle)), allow_events=["care-communication-message"])
         assert error.problem is BundleProblem.WRONG_EVENT
         assert error.event_code == "acknowledgement-message"
 
@@ -911,7 +1159,65 @@ class TestXmlHardening:
         assert "before the root element" in str(error)
 
 
+def registry_with(*rows: str) -> MessageTypeRegistry:
+    """The project's message-type registry with extra rows (tab-separated, as in the TSV)."""
+    with (config_dir() / "message-types.tsv").open(encoding="utf-8") as fh:
+        lines = list(fh)
+    return MessageTypeRegistry.from_tsv_lines([*lines, *(row + "\n" for row in rows)])
+
+
+class TestMessageTypes:
+    def test_every_known_event_is_accepted_by_default(self, encode: Encode) -> None:
+        for event, business in EVENT_BUSINESS_MESSAGES.items():
+            facts = facts_of(care_communication(event=event), encode)
+            assert (facts.event_code, facts.business_message) == (event, business)
+            assert facts.message_type == EVENT_MESSAGE_TYPES[event]
+
+    def test_an_unknown_event_is_refused_by_default(self, encode: Encode) -> None:
+        error = refusal_of(care_communication(event="referral-message"), encode)
+        assert error.problem is BundleProblem.WRONG_EVENT
+        assert error.event_code == "referral-message"
+        assert "referral-message is not one of the accepted events" in str(error)
+
+    def test_the_registry_types_a_message_by_its_versioned_definition(self, encode: Encode) -> None:
+        definition = "http://medcomfhir.dk/ig/acknowledgement/medcom-acknowledgement-message-definition|2.0.0"
+        bundle = care_communication(
+            event="acknowledgement-message", header={"definition": definition}
+        )
+        facts = facts_of(bundle, encode, message_types=registry_with())
+        assert (facts.message_type, facts.business_message) == ("FCTL", "acknowledgement")
+        assert (facts.definition, facts.notes) == (definition, ())
+
+    def test_a_message_type_only_the_registry_knows_is_routed_from_its_data(
+        self, encode: Encode
+    ) -> None:
+        types = registry_with("FREF01\tfhir\treferral\t\t\treferral-message")
+        bundle = care_communication(event="referral-message")
+        facts = facts_of(bundle, encode, allow_events=["referral-message"], message_types=types)
+        assert (facts.message_type, facts.business_message) == ("FREF01", "referral")
+        assert facts.to_route_request().business_message == "referral"
+        with pytest.raises(ValueError, match="referral-message"):
+            parse_bundle(encode(bundle), allow_events=["referral-message"])
+
+    def test_a_definition_of_another_registry_type_loses_to_the_event(self, encode: Encode) -> None:
+        types = registry_with("FREF01\tfhir\treferral\t\t\turn:example:referral-definition")
+        bundle = care_communication(
+            event="care-communication-message",
+            header={"definition": "urn:example:referral-definition|1.0"},
+        )
+        facts = facts_of(bundle, encode, message_types=types)
+        assert facts.message_type == "FDIS91"
+        assert (
+            "names FREF01 but the event care-communication-message names FDIS91" in facts.notes[0]
+        )
+
+
 class TestEventMapping:
+    def test_the_event_tables_say_what_the_registry_says(self) -> None:
+        types = registry_with()
+        for event, code in EVENT_MESSAGE_TYPES.items():
+            assert types.code_for_definition(event) == code
+
     def test_each_event_maps_to_the_fhir_type_of_its_business_message(self) -> None:
         with (config_dir() / "message-types.tsv").open(encoding="utf-8") as fh:
             types = MessageTypeRegistry.from_tsv_lines(fh)
