@@ -740,20 +740,36 @@ def _check_xml_root(elem: Any, context: Any) -> None:
     docinfo = elem.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:  # pragma: no cover - prolog scan
         raise InvalidBundle(BundleProblem.DOCTYPE, "the XML has a DOCTYPE declaration")
-    qname = etree.QName(elem)
-    if qname.localname == "Emessage":
+    namespace, localname = _split_tag(elem.tag)
+    if ":" in localname:
+        # libxml2 (in recover mode for an undeclared prefix) keeps "a:Bundle" as the name.
+        raise InvalidBundle(
+            BundleProblem.MALFORMED,
+            f"malformed XML: the root element {localname!r} uses an undeclared namespace prefix",
+        )
+    if localname == "Emessage":
         raise InvalidBundle(
             BundleProblem.OIOXML,
             f"OIOXML message ({_describe_emessage(context)}) — not a FHIR Bundle: "
             "a CareCommunication must be a FHIR message Bundle",
         )
-    if qname.localname != "Bundle" or qname.namespace != FHIR_NAMESPACE:
-        where = f" in namespace {qname.namespace}" if qname.namespace else " in no namespace"
+    if localname != "Bundle" or namespace != FHIR_NAMESPACE:
+        where = f" in namespace {namespace}" if namespace else " in no namespace"
         raise InvalidBundle(
             BundleProblem.NOT_A_BUNDLE,
-            f"the XML root is {qname.localname}{where}, not a FHIR Bundle "
+            f"the XML root is {localname}{where}, not a FHIR Bundle "
             f"(Bundle in namespace {FHIR_NAMESPACE})",
         )
+
+
+def _split_tag(tag: Any) -> tuple[str | None, str]:
+    """(namespace, local name) of an element's tag, never raising (unlike ``etree.QName``,
+    which refuses names lxml keeps for undeclared prefixes)."""
+    text = tag if isinstance(tag, str) else ""
+    if text.startswith("{"):
+        namespace, _, localname = text[1:].partition("}")
+        return namespace, localname
+    return None, text
 
 
 def _describe_emessage(context: Any) -> str:
@@ -763,7 +779,7 @@ def _describe_emessage(context: Any) -> str:
     depth = 1
     try:
         for event, elem in context:
-            local = etree.QName(elem).localname
+            local = _split_tag(elem.tag)[1]
             if event == "start":
                 depth += 1
                 if depth == 2 and letter is None and local != "Envelope":

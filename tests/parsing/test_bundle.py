@@ -1158,6 +1158,11 @@ class TestXmlHardening:
         assert error.problem is BundleProblem.MALFORMED
         assert "before the root element" in str(error)
 
+    def test_a_root_with_an_undeclared_prefix_is_refused_as_malformed(self) -> None:
+        error = refusal(b'<a:Bundle xmlns="http://hl7.org/fhir"><type value="message"/></a:Bundle>')
+        assert error.problem is BundleProblem.MALFORMED
+        assert "undeclared namespace prefix" in str(error)
+
 
 def registry_with(*rows: str) -> MessageTypeRegistry:
     """The project's message-type registry with extra rows (tab-separated, as in the TSV)."""
