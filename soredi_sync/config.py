@@ -462,6 +462,21 @@ def _warn_or_reject(value: str, key: str) -> bool:
     return value == "reject"
 
 
+def _step_messages(entry: dict[str, Any]) -> frozenset[str]:
+    """The optional ``messages`` of a ``[[conversions]]`` entry: the business messages the step
+    converts (none listed: every one)."""
+    messages = entry.get("messages", [])
+    if not isinstance(messages, list) or not all(
+        isinstance(m, str) and m.strip() for m in messages
+    ):
+        step = f"{entry.get('from')}->{entry.get('to')}"
+        raise ValueError(
+            f"routing.toml: messages of step {step} must be a list of business messages, "
+            f"not {messages!r}"
+        )
+    return frozenset(m.strip() for m in messages)
+
+
 def load_routing_policy(path: Path) -> RoutingPolicy:
     """The routing policy from ``config/routing.toml``.
 
@@ -478,6 +493,7 @@ def load_routing_policy(path: Path) -> RoutingPolicy:
                 valid_from=entry.get("valid_from"),
                 valid_to=entry.get("valid_to"),
                 requires_agreement=bool(entry.get("requires_agreement", False)),
+                messages=_step_messages(entry),
             )
         )
     names = {step.name for step in steps}

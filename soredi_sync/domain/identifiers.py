@@ -22,12 +22,13 @@ SOR_ID_SYSTEM = "urn:oid:1.2.208.176.1.1"
 
 _GLN_OID = "1.3.88"
 _SOR_OID = "1.2.208.176.1.1"
-# "urn:oid:1.2.3", "urn:oid1.2.3", "oid:1.2.3", "urn:oid.1.2.3", "1.2.3", "urn:oid: 1.2.3" ...
-_OID = re.compile(r"^(?:urn\s*[:.]?\s*)?(?:oid\s*[:.]?\s*)?\.?((?:\d+\.)+\d+)\.?$")
+# "urn:oid:1.2.3", "urn:oid1.2.3", "oid:1.2.3", "urn:oid.1.2.3", "1.2.3", "urn:oid: 1.2.3",
+# "urn:oid::1.2.3" ... Digits are ASCII only: "\d" would also take other scripts' digits.
+_OID = re.compile(r"^(?:urn[\s:.]*)?(?:oid[\s:.]*)?\.?((?:[0-9]+\.)+[0-9]+)\.?$")
 _GS1_URL = re.compile(r"^(?:https?://)?(?:www\.)?gs1\.org/gln/?$")
-_ENDPOINT_SOR_ID = re.compile(r"[#?&;/]id=(\d{1,20})(?:$|[&;#/])")
-GLN_VALUE = re.compile(r"^\d{13}$")
-SOR_ID_VALUE = re.compile(r"^\d{1,20}$")
+_ENDPOINT_SOR_ID = re.compile(r"[#?&;/]id=([0-9]{1,20})(?:$|[&;#/])")
+GLN_VALUE = re.compile(r"^[0-9]{13}\Z")
+SOR_ID_VALUE = re.compile(r"^[0-9]{1,20}\Z")
 
 
 class IdentifierKind(enum.StrEnum):
@@ -123,15 +124,17 @@ def read_identifier(identifier: ReceiverIdentifier) -> ReadIdentifier:
     if identifier.source is IdentifierSource.ENDPOINT:
         sor_id = sor_id_from_endpoint(identifier.value)
         if sor_id is None:
-            return ReadIdentifier(
-                identifier, IdentifierKind.UNKNOWN, SystemSpelling.UNKNOWN, None
-            )
+            return ReadIdentifier(identifier, IdentifierKind.UNKNOWN, SystemSpelling.UNKNOWN, None)
         return ReadIdentifier(identifier, IdentifierKind.SOR_ID, SystemSpelling.OFFICIAL, sor_id)
     if identifier.system is None and identifier.kind_hint is not None:
         kind, spelling = identifier.kind_hint, SystemSpelling.OFFICIAL
     else:
         kind, spelling = classify_system(identifier.system)
+    pattern = _VALUE.get(kind)
+    if pattern is None:
+        return ReadIdentifier(identifier, kind, spelling, None)
     value = identifier.value.strip()
-    pattern = {IdentifierKind.GLN: GLN_VALUE, IdentifierKind.SOR_ID: SOR_ID_VALUE}.get(kind)
-    valid = pattern is not None and pattern.match(value) is not None
-    return ReadIdentifier(identifier, kind, spelling, value if valid else None)
+    return ReadIdentifier(identifier, kind, spelling, value if pattern.match(value) else None)
+
+
+_VALUE = {IdentifierKind.GLN: GLN_VALUE, IdentifierKind.SOR_ID: SOR_ID_VALUE}

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from soredi_sync.domain.gln import has_valid_check_digit
-from soredi_sync.domain.identifiers import ReceiverIdentifier
+from soredi_sync.domain.identifiers import (
+    GLN_SYSTEMS,
+    SOR_ID_SYSTEM,
+    IdentifierKind,
+    IdentifierSource,
+    ReadIdentifier,
+    ReceiverIdentifier,
+    SystemSpelling,
+    read_identifier,
+)
 from soredi_sync.domain.message_types import MessageType, MessageTypeRegistry
 from soredi_sync.domain.model import GlnMode, Registry, Unit, effective_gln
 
@@ -98,10 +107,15 @@ class ConversionStep:
     valid_from: date | None = None
     valid_to: date | None = None  # inclusive
     requires_agreement: bool = False  # only with an agreement with the receiver's VANS
+    # The business messages this step converts; empty: every one.
+    messages: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
         return f"{self.source}->{self.target}"
+
+    def covers(self, business_message: str) -> bool:
+        return not self.messages or business_message in self.messages
 
     def open_on(self, day: date) -> bool:
         if self.valid_from is not None and day < self.valid_from:
@@ -203,8 +217,8 @@ class ConversionPlan:
 
 @dataclass(frozen=True, slots=True)
 class AttachmentPlan:
-    """How one attachment travels: ``mime_type`` is the type it travels as (the sniffed one
-    when the declared one is wrong and the sniffed one is allowed)."""
+    """How one attachment travels: ``mime_type`` is the type it travels as — on conversion the
+    sniffed one when the bytes show one, on native delivery the declared one (unchanged)."""
 
     mime_type: str
     size: int
@@ -266,6 +280,8 @@ class RoutingIndex:
     registry: Registry
     types_by_gln: Mapping[str, frozenset[str]]
     owners_by_gln: Mapping[str, tuple[str, ...]]  # SOR-IDs of the units carrying the GLN
+    # GLNs of the snapshot whose GS1 check digit is wrong (checked once, not per decision)
+    bad_check_digits: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, snapshot: SnapshotRef, registry: Registry) -> RoutingIndex:
@@ -278,13 +294,25 @@ class RoutingIndex:
             registry=registry,
             types_by_gln={g: frozenset(t) for g, t in registry.capabilities.items()},
             owners_by_gln={g: tuple(sorted(s)) for g, s in owners.items()},
+            bad_check_digits=frozenset(g for g in registry.glns if not has_valid_check_digit(g)),
         )
 
 
 # -- the resolver ---------------------------------------------------------------------------
 
+# Which usable identifier addresses the message, best first: a VANS delivers by GLN, so the
+# first GLN; failing that, the receiver's own SOR-ID (Organization, request); the SOR reference
+# of MessageHeader.destination.endpoint last. See docs/routing.md.
+_GLN_RANK = 0
+_SOR_ID_RANK = 1
+_ENDPOINT_RANK = 2
+
+_NO_ADDRESS = Address(None, None, None)
+
 
 class _Trace:
+    __slots__ = ("entries", "warnings")
+
     def __init__(self) -> None:
         self.entries: list[TraceEntry] = []
         self.warnings: list[RouteWarning] = []
@@ -296,10 +324,67 @@ class _Trace:
         self.warnings.append(RouteWarning(code, text))
 
 
+@dataclass(slots=True)
+class _Named:
+    """What one usable receiver identifier names in the snapshot, resolved on its own."""
+
+    read: ReadIdentifier
+    rank: int
+    known: bool  # the GLN or SOR-ID is in the snapshot
+    unit: Unit | None  # the unit named (SOR-ID), or the first unit carrying the GLN
+    # Where the identifier leads: a GLN and the unit to address. None: a SOR-ID with no GLN up
+    # its tree (or not in the snapshot).
+    address: Address | None
+    through: str | None = None  # a SOR-ID addressed through this ancestor (no GLN of its own)
+
+    @property
+    def gln(self) -> str | None:
+        return self.address.gln if self.address is not None else None
+
+    def label(self) -> str:
+        kind = "GLN" if self.read.kind is IdentifierKind.GLN else "SOR-ID"
+        return f"{self.read.identifier.source.value} {kind} {self.read.value}"
+
+    def describe(self) -> str:
+        """The identifier and the unit it names: source, SOR-ID, name and GLN."""
+        if not self.known:
+            return f"{self.label()} (not in the snapshot)"
+        unit = self.unit
+        if self.read.kind is IdentifierKind.GLN:
+            if unit is None:
+                return f"{self.label()} (no unit in the snapshot carries it)"
+            return f"{self.label()} (SOR-ID {unit.sor_id} {unit.name!r})"
+        assert unit is not None
+        return f"{self.label()} ({unit.name!r}, GLN {self.gln or 'none up its tree'})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Offer:
+    """One syntax in which a business message can travel, and the types that carry it."""
+
+    syntax: str
+    types: tuple[MessageType, ...]
+    # A binary attachment carried inside a letter (the syntax has no binary type of its own)
+    letter: str | None = None
+
+
+def _attachment_name(index: int, attachment: Attachment) -> str:
+    title = repr(attachment.title) if attachment.title else "untitled"
+    return f"attachment {index} ({title}, {attachment.mime_type or 'no declared type'})"
+
+
+_WITH_CONTENT = frozenset({AttachmentContent.DATA, AttachmentContent.SEPARATE})
+
+
+def _has_content(attachment: Attachment) -> bool:
+    return attachment.content in _WITH_CONTENT
+
+
 class Resolver:
     """Decides how to deliver a message, on one :class:`RoutingIndex` and one policy.
 
-    Order (DOMAIN.md §3.1): find the receiver and its address → native syntax if the receiver
+    Order (DOMAIN.md §3.1, docs/routing.md): read every receiver identifier and choose the one
+    that addresses the message → the receiver and its address → native syntax if the receiver
     advertises it → a conversion path the policy allows on the date, in the receiver's syntax
     preference → reject. Every conversion checks the conversion limits.
     """
@@ -310,33 +395,54 @@ class Resolver:
         self.index = index
         self.policy = policy
         self.message_types = message_types
-        self._by_business: dict[str, dict[str, tuple[MessageType, ...]]] = {}
+        by_business: dict[str, dict[str, tuple[MessageType, ...]]] = {}
         for mt in message_types:
-            by_syntax = self._by_business.setdefault(mt.business_message, {})
+            by_syntax = by_business.setdefault(mt.business_message, {})
             by_syntax[mt.syntax] = (*by_syntax.get(mt.syntax, ()), mt)
-        self._binary = self._by_business.get(BINARY_ATTACHMENT, {})
+        self._binary = by_business.get(BINARY_ATTACHMENT, {})
         self._syntaxes = {mt.syntax for mt in message_types}
+        letter = policy.binary_attachment_letter
+        self._offers: dict[str, tuple[_Offer, ...]] = {}
+        # The business message whose conversion steps apply: a binary attachment travels with
+        # (or inside) its letter, so the letter's steps convert it.
+        self._step_message: dict[str, str] = {}
+        for business, by_syntax in by_business.items():
+            offers = [_Offer(syntax, types) for syntax, types in by_syntax.items()]
+            self._step_message[business] = business
+            if business == BINARY_ATTACHMENT and letter in by_business:
+                # Where a syntax has no binary type (FHIR carries attachments inline), a binary
+                # attachment travels inside a letter of that syntax.
+                offers += [
+                    _Offer(syntax, types, letter)
+                    for syntax, types in by_business[letter].items()
+                    if syntax not in by_syntax
+                ]
+                self._step_message[business] = letter
+            self._offers[business] = tuple(sorted(offers, key=lambda o: o.syntax))
 
     def business_messages(self) -> list[str]:
-        return sorted(self._by_business)
+        return sorted(self._offers)
 
     def resolve(self, request: RouteRequest, today: date) -> RouteDecision:
         """Decide for ``request``; ``today`` is the decision date when the request has none.
 
         :raises RoutingInputError: unknown business message or sender syntax, or no receiver
+            identifier at all
         """
-        by_syntax = self._by_business.get(request.business_message)
-        if by_syntax is None or request.business_message == BINARY_ATTACHMENT:
+        offers = self._offers.get(request.business_message)
+        if offers is None:
             raise RoutingInputError(
                 f"unknown business message {request.business_message!r}; known: "
-                + ", ".join(m for m in self.business_messages() if m != BINARY_ATTACHMENT)
+                + ", ".join(self.business_messages())
             )
         if request.sender_syntax not in self._syntaxes:
             raise RoutingInputError(
                 f"unknown sender syntax {request.sender_syntax!r}; known: "
                 + ", ".join(sorted(self._syntaxes))
             )
-        if not request.receiver_gln and not request.receiver_sor_id:
+        if not request.receiver_identifiers and not (
+            request.receiver_gln or request.receiver_sor_id
+        ):
             raise RoutingInputError("a receiver GLN or SOR-ID is required")
 
         day = request.at or today
@@ -347,81 +453,251 @@ class Resolver:
         gln = address.gln
         assert gln is not None
         advertised = self.index.types_by_gln.get(gln, frozenset())
-        takes = {
-            syntax: tuple(mt.code for mt in types if mt.code in advertised)
-            for syntax, types in by_syntax.items()
-        }
-        takes = {syntax: codes for syntax, codes in takes.items() if codes}
+        takes: dict[str, tuple[str, ...]] = {}
+        letters: dict[str, str] = {}
+        found: list[str] = []
+        for offer in offers:  # in syntax order
+            codes = tuple([mt.code for mt in offer.types if mt.code in advertised])
+            if codes:
+                takes[offer.syntax] = codes
+                found.append(f"{offer.syntax}={'/'.join(codes)}")
+                if offer.letter is not None:
+                    letters[offer.syntax] = offer.letter
+                    found[-1] += f" (inside a {offer.letter} letter)"
         trace.add(
             "receiver-types",
             "found" if takes else "none",
-            f"{request.business_message}: "
-            + (", ".join(f"{s}={'/'.join(c)}" for s, c in sorted(takes.items())) or "no type"),
+            f"{request.business_message}: {', '.join(found) or 'no type'}",
         )
 
         if request.sender_syntax in takes:
             trace.add(
                 "native", "yes", f"receiver advertises {'/'.join(takes[request.sender_syntax])}"
             )
-            return self._deliver(request, request.sender_syntax, takes, (), address, day, trace)
+            return self._deliver(
+                request, request.sender_syntax, takes, letters, (), address, day, trace
+            )
         trace.add("native", "no", f"receiver advertises no {request.sender_syntax} type")
 
         vans = self.index.registry.glns[gln].vans
+        step_message = self._step_message[request.business_message]
         for target in self._targets(takes):
-            path = self._path(request.sender_syntax, target, day, vans, trace)
+            path = self._path(request.sender_syntax, target, step_message, day, vans, trace)
             if path is None:
                 continue
             if not vans:
                 trace.add("vans", "missing", "conversion needs the receiver's VANS; GLN has none")
                 return self._reject(Reason.NO_VANS, address, day, trace)
             plans = tuple(ConversionPlan(step.name, vans) for step in path)
-            return self._deliver(request, target, takes, plans, address, day, trace)
+            return self._deliver(request, target, takes, letters, plans, address, day, trace)
         trace.add("conversion", "none", "no allowed conversion path to a syntax the receiver takes")
         return self._reject(Reason.UNABLE_TO_RECEIVE_MSG_TYPE, address, day, trace)
 
-    # -- receiver -----------------------------------------------------------------------
+    # -- receiver identification ----------------------------------------------------------
 
     def _address(
         self, request: RouteRequest, day: date, trace: _Trace
     ) -> tuple[Address, Reason | None]:
-        registry = self.index.registry
-        gln = request.receiver_gln
-        sor_id = request.receiver_sor_id
-        if sor_id is not None:
-            unit = registry.units.get(sor_id)
-            if unit is None:
-                trace.add("receiver", "unknown", f"SOR-ID {sor_id} is not in the snapshot")
-                if gln is None:
-                    return Address(sor_id, None, None), Reason.UNKNOWN_RECEIVER
+        """Read every receiver identifier, resolve each on its own, choose the one that
+        addresses the message and compare the others with it (docs/routing.md)."""
+        reads = (
+            [read_identifier(i) for i in request.receiver_identifiers]
+            if request.receiver_identifiers
+            else _request_reads(request)
+        )
+        named: list[_Named] = []
+        unknown: list[ReadIdentifier] = []
+        for read in reads:
+            if self._read(read, trace):
+                named.append(self._name(read))
+            elif read.kind is IdentifierKind.UNKNOWN:
+                unknown.append(read)
+        if not named:
+            for read in unknown:
+                ident = read.identifier
+                if ident.source is IdentifierSource.ENDPOINT:
+                    text = f"endpoint {ident.value!r} holds no SOR-ID"
+                else:
+                    system = repr(ident.system) if ident.system is not None else "no system"
+                    text = (
+                        f"{ident.source.value} identifier {ident.value!r} under {system} is not "
+                        "a GLN or SOR-ID"
+                    )
+                trace.warn(WarningCode.IDENTIFIER_SYSTEM_UNKNOWN, text)
+            trace.add("receiver", "unknown", "no usable GLN or SOR-ID for the receiver")
+            return _NO_ADDRESS, Reason.UNKNOWN_RECEIVER
+
+        # The unit to address: the chosen identifier's, or, when a GLN is chosen, the first
+        # SOR-ID that agrees with it (the unit the sender meant, on that GLN).
+        chosen = receiver = named[0]
+        mismatch = False
+        if len(named) > 1:
+            ranked = sorted(named, key=lambda n: n.rank)
+            chosen = receiver = ranked[0]
+            trace.add(
+                "addressed-by",
+                chosen.read.kind.value,
+                f"{chosen.label()}: the first GLN, else the receiver's SOR-ID, else the "
+                "endpoint's (the VANS delivers by GLN)",
+            )
+            for other in ranked[1:]:
+                if self._agree(chosen, other, receiver, trace):
+                    if (
+                        receiver is chosen
+                        and chosen.read.kind is IdentifierKind.GLN
+                        and other.read.kind is IdentifierKind.SOR_ID
+                    ):
+                        receiver = other
+                    continue
+                mismatch = True
                 trace.warn(
                     WarningCode.ADDRESS_MISMATCH,
-                    f"SOR-ID {sor_id} is not in the snapshot: decided on GLN {gln}",
+                    f"{other.describe()} names another receiver than {chosen.describe()}, which "
+                    "addresses the message (the first GLN, else the receiver's SOR-ID, else the "
+                    "endpoint's: the VANS delivers by GLN)",
                 )
-            else:
-                if not unit.is_open_on(day):
-                    trace.add("receiver", "closed", f"unit {sor_id} is closed on {day}")
-                    return Address(sor_id, gln, None), Reason.RECEIVER_CLOSED
-                found = self._nearest_gln(unit, trace)
-                if found is None:
-                    trace.add("address", "none", f"no GLN on the path from {sor_id} to its root")
-                    return Address(sor_id, gln, None), Reason.NO_GLN_ON_PATH
-                address = found
-                if gln is not None and gln != address.gln:
-                    trace.warn(
-                        WarningCode.ADDRESS_MISMATCH,
-                        f"SOR-ID {sor_id} resolves to GLN {address.gln}, not the given {gln}: "
-                        "decided on the given GLN"
-                    )
-                    address = Address(sor_id, gln, None)
-                return self._check_gln(address, day, trace)
-        assert gln is not None
-        owners = self.index.owners_by_gln.get(gln, ())
-        record = registry.glns.get(gln)
-        owner = owners[0] if owners else (record.owner_sor_id if record else None)
-        return self._check_gln(Address(owner, gln, None), day, trace)
 
-    def _nearest_gln(self, unit: Unit, trace: _Trace) -> Address | None:
-        """The unit's GLN by inheritance; failing that, the nearest ancestor that has one."""
+        if not chosen.known:
+            what = "GLN" if chosen.read.kind is IdentifierKind.GLN else "SOR-ID"
+            detail = f"{what} {chosen.read.value} is not in the snapshot"
+            if what == "GLN" and not has_valid_check_digit(chosen.read.value or ""):
+                detail += " (and its GS1 check digit is wrong)"
+            trace.add("receiver", "unknown", detail)
+            if chosen.read.kind is IdentifierKind.GLN:
+                return Address(None, chosen.read.value, None), Reason.UNKNOWN_RECEIVER
+            return Address(chosen.read.value, None, None), Reason.UNKNOWN_RECEIVER
+        if mismatch and self.policy.reject_address_mismatch:
+            trace.add(
+                "identification", "rejected", "on_address_mismatch = reject: identifiers disagree"
+            )
+            return chosen.address or _NO_ADDRESS, Reason.ADDRESS_MISMATCH
+
+        if receiver.read.kind is IdentifierKind.SOR_ID:
+            unit = receiver.unit
+            assert unit is not None
+            if not unit.is_open_on(day):
+                trace.add("receiver", "closed", f"unit {unit.sor_id} is closed on {day}")
+                return Address(unit.sor_id, receiver.gln, None), Reason.RECEIVER_CLOSED
+            address = receiver.address
+            if address is None:
+                trace.add("address", "none", f"no GLN on the path from {unit.sor_id} to its root")
+                return Address(unit.sor_id, None, None), Reason.NO_GLN_ON_PATH
+            if receiver.through is not None:
+                trace.warn(
+                    WarningCode.ADDRESSED_THROUGH_ANCESTOR,
+                    f"unit {unit.sor_id} has no GLN of its own or by inheritance: "
+                    f"addressed through {receiver.through}",
+                )
+            trace.add(
+                "address",
+                "found",
+                f"SOR-ID {address.sor_id} GLN {address.gln}"
+                + (f" inherited from {address.inherited_from}" if address.inherited_from else ""),
+            )
+        else:
+            address = receiver.address or _NO_ADDRESS
+        return self._check_gln(address, day, trace)
+
+    def _read(self, read: ReadIdentifier, trace: _Trace) -> bool:
+        """Trace one identifier as read, warn about its spelling or value; True when usable."""
+        ident = read.identifier
+        source = ident.source.value
+        if ident.source is IdentifierSource.ENDPOINT:
+            written = ident.value
+        elif ident.system is None:
+            written = f"(no system) {ident.value!r}"
+        else:
+            written = f"{ident.system} {ident.value!r}"
+        if read.kind is IdentifierKind.UNKNOWN:
+            endpoint = ident.source is IdentifierSource.ENDPOINT
+            why = "no SOR-ID in the reference" if endpoint else "not a GLN or SOR-ID system"
+            trace.add("identifier", "unknown", f"{source}: {written}: {why}")
+            return False
+        kind = "GLN" if read.kind is IdentifierKind.GLN else "SOR-ID"
+        if read.value is None:
+            trace.add("identifier", "invalid", f"{source}: {written}: not a valid {kind}")
+            trace.warn(
+                WarningCode.IDENTIFIER_VALUE_INVALID,
+                f"{source} {kind} {ident.value!r} is not a valid {kind}"
+                + (" (13 digits)" if read.kind is IdentifierKind.GLN else " (1 to 20 digits)")
+                + ": not used",
+            )
+            return False
+        if read.spelling is SystemSpelling.LEGACY:
+            trace.warn(
+                WarningCode.LEGACY_GLN_SYSTEM,
+                f"{source} GLN {read.value} is under {ident.system} (GS1's OID, older MedCom "
+                f"profiles): read as a GLN; current profiles use {GLN_SYSTEMS[0]}",
+            )
+        elif read.spelling is SystemSpelling.MISSPELT:
+            official = GLN_SYSTEMS[0] if read.kind is IdentifierKind.GLN else SOR_ID_SYSTEM
+            trace.warn(
+                WarningCode.IDENTIFIER_SYSTEM_MISSPELT,
+                f"{source} {kind} {read.value} is under the misspelt system {ident.system!r}: "
+                f"read as {official}",
+            )
+        spelling = "" if read.spelling is SystemSpelling.OFFICIAL else f" ({read.spelling.value})"
+        trace.add(
+            "identifier", read.kind.value, f"{source}: {written}{spelling} = {kind} {read.value}"
+        )
+        return True
+
+    def _name(self, read: ReadIdentifier) -> _Named:
+        """What one usable identifier names, on its own."""
+        value = read.value
+        assert value is not None
+        units = self.index.registry.units
+        if read.kind is IdentifierKind.GLN:
+            record = self.index.registry.glns.get(value)
+            owners = self.index.owners_by_gln.get(value, ())
+            owner = owners[0] if owners else (record.owner_sor_id if record else None)
+            return _Named(
+                read,
+                _GLN_RANK,
+                record is not None,
+                units.get(owner) if owner else None,
+                Address(owner, value, None),
+            )
+        rank = (
+            _ENDPOINT_RANK if read.identifier.source is IdentifierSource.ENDPOINT else _SOR_ID_RANK
+        )
+        unit = units.get(value)
+        if unit is None:
+            return _Named(read, rank, False, None, None)
+        found = self._nearest_gln(unit)
+        if found is None:
+            return _Named(read, rank, True, unit, None)
+        address, through = found
+        return _Named(read, rank, True, unit, address, through)
+
+    def _agree(self, chosen: _Named, other: _Named, receiver: _Named, trace: _Trace) -> bool:
+        """Whether ``other`` names the receiver ``chosen`` names: the same GLN. ``receiver``
+        is the identifier whose unit is addressed so far (for the trace)."""
+        if other.read.kind is chosen.read.kind and other.read.value == chosen.read.value:
+            trace.add("identification", "consistent", f"{other.label()} repeats it")
+            return True
+        if not other.known or other.gln is None or other.gln != chosen.gln:
+            trace.add("identification", "mismatch", f"{other.describe()} vs {chosen.describe()}")
+            return False
+        unit, addressed = other.unit, receiver.unit
+        if (
+            receiver.read.kind is IdentifierKind.SOR_ID
+            and unit is not None
+            and addressed is not None
+            and unit.sor_id != addressed.sor_id
+        ):
+            detail = (
+                f"{other.label()} is unit {unit.sor_id} {unit.name!r}, another unit than the "
+                f"addressed {addressed.sor_id} {addressed.name!r}, with the same GLN {other.gln}"
+            )
+        else:
+            detail = f"{other.describe()} has the GLN of {chosen.label()}"
+        trace.add("identification", "consistent", detail)
+        return True
+
+    def _nearest_gln(self, unit: Unit) -> tuple[Address, str | None] | None:
+        """The unit's GLN by inheritance; failing that, the nearest ancestor that has one
+        (with that ancestor's SOR-ID as the second value)."""
         units = self.index.registry.units
         current: Unit | None = unit
         seen: set[str] = set()
@@ -429,20 +705,8 @@ class Resolver:
             seen.add(current.sor_id)
             effective = effective_gln(units, current.sor_id)
             if effective.gln is not None:
-                if current is not unit:
-                    trace.warn(
-                        WarningCode.ADDRESSED_THROUGH_ANCESTOR,
-                        f"unit {unit.sor_id} has no GLN of its own or by inheritance: "
-                        f"addressed through {current.sor_id}"
-                    )
-                inherited = effective.inherited_from
-                trace.add(
-                    "address",
-                    "found",
-                    f"SOR-ID {current.sor_id} GLN {effective.gln}"
-                    + (f" inherited from {inherited}" if inherited else ""),
-                )
-                return Address(current.sor_id, effective.gln, inherited)
+                address = Address(current.sor_id, effective.gln, effective.inherited_from)
+                return address, (current.sor_id if current is not unit else None)
             current = units.get(current.parent_sor_id) if current.parent_sor_id else None
         return None
 
@@ -455,7 +719,7 @@ class Resolver:
         if record is None:
             trace.add("receiver", "unknown", f"GLN {gln} is not in the snapshot")
             return address, Reason.UNKNOWN_RECEIVER
-        if not has_valid_check_digit(record.gln):
+        if record.gln in self.index.bad_check_digits:
             trace.warn(WarningCode.GLN_CHECK_DIGIT, f"GLN {record.gln} has a wrong GS1 check digit")
         if not record.active:
             trace.add("receiver", "inactive", f"GLN {gln} is marked NonActive")
@@ -477,13 +741,20 @@ class Resolver:
         return preferred + sorted(s for s in takes if s not in preferred)
 
     def _path(
-        self, source: str, target: str, day: date, vans: str | None, trace: _Trace
+        self,
+        source: str,
+        target: str,
+        business_message: str,
+        day: date,
+        vans: str | None,
+        trace: _Trace,
     ) -> tuple[ConversionStep, ...] | None:
-        """Shortest chain of conversion steps open on ``day`` (agreements checked per VANS)."""
+        """Shortest chain of conversion steps open on ``day`` that convert ``business_message``
+        (agreements checked per VANS)."""
         agreed = self.policy.agreements.get(vans or "", frozenset())
         usable: dict[str, list[ConversionStep]] = {}
         for step in self.policy.conversions:
-            if not step.open_on(day):
+            if not step.open_on(day) or (step.messages and business_message not in step.messages):
                 continue
             if step.requires_agreement and step.name not in agreed:
                 continue
@@ -505,7 +776,11 @@ class Resolver:
                     return chain
                 seen.add(step.target)
                 queue.append((step.target, chain))
-        trace.add("conversion", "not-allowed", f"{source}->{target} on {day} (VANS {vans or '-'})")
+        trace.add(
+            "conversion",
+            "not-allowed",
+            f"{source}->{target} for {business_message} on {day} (VANS {vans or '-'})",
+        )
         return None
 
     # -- outcomes -------------------------------------------------------------------------
@@ -515,24 +790,41 @@ class Resolver:
         request: RouteRequest,
         syntax: str,
         takes: Mapping[str, tuple[str, ...]],
+        letters: Mapping[str, str],
         conversion: tuple[ConversionPlan, ...],
         address: Address,
         day: date,
         trace: _Trace,
     ) -> RouteDecision:
         codes = takes[syntax]
-        attachments: tuple[AttachmentPlan, ...] = ()
-        if request.attachments:
-            carrier = self._attachment_carrier(syntax, address, trace)
-            if carrier is None:
-                return self._reject(Reason.NO_ATTACHMENT_TYPE, address, day, trace)
-            attachments = tuple(
-                AttachmentPlan(a.mime_type, a.size, carrier) for a in request.attachments
+        converting = bool(conversion)
+        letter = letters.get(syntax)
+        if letter is not None:
+            trace.add(
+                "binary-letter",
+                "inside-letter",
+                f"{syntax} has no binary type: the attachment travels inside the letter "
+                f"{codes[0]} ({letter}), which the receiver advertises",
             )
-        if conversion:
+        if request.attachments:
+            self._attachment_warnings(request.attachments, converting, trace)
+        if converting:
             reason = self._check_limits(request, syntax, trace)
             if reason is not None:
                 return self._reject(reason, address, day, trace)
+        elif request.category_coded is False:
+            trace.warn(
+                WarningCode.CATEGORY_MISSING,
+                "the message's category has no code (or the message has none)",
+            )
+        attachments: tuple[AttachmentPlan, ...] = ()
+        if request.attachments:
+            planned = self._plan_attachments(
+                request.attachments, syntax, converting, address, trace
+            )
+            if planned is None:
+                return self._reject(Reason.NO_ATTACHMENT_TYPE, address, day, trace)
+            attachments = planned
         trace.add("decision", "deliver", f"{codes[0]} ({syntax})")
         return RouteDecision(
             decision=Decision.DELIVER,
@@ -548,6 +840,92 @@ class Resolver:
             decided_on=day,
             trace=tuple(trace.entries),
         )
+
+    def _attachment_warnings(
+        self, attachments: tuple[Attachment, ...], converting: bool, trace: _Trace
+    ) -> None:
+        """The findings on each attachment that never refuse a message by themselves."""
+        link_rejected = converting and self.policy.limits.reject_link_attachments
+        for index, attachment in enumerate(attachments, 1):
+            sniffed = attachment.sniffed_type
+            if sniffed and sniffed != attachment.mime_type:
+                trace.warn(
+                    WarningCode.ATTACHMENT_TYPE_MISMATCH,
+                    f"{_attachment_name(index, attachment)}: its bytes are {sniffed}"
+                    + (" (no type declared)" if not attachment.mime_type else "")
+                    + (
+                        f"; converted as {sniffed}"
+                        if converting or not attachment.mime_type
+                        else f"; delivered unchanged, labelled {attachment.mime_type}, which "
+                        "the receiver may fail to open"
+                    ),
+                )
+            content = attachment.content
+            if content is AttachmentContent.LINK and not link_rejected:
+                trace.warn(
+                    WarningCode.ATTACHMENT_LINK,
+                    f"{_attachment_name(index, attachment)} is a link only (no data): "
+                    + (
+                        "converted without it (a conversion cannot fetch it)"
+                        if converting
+                        else "delivered as a link; the receiver must fetch it"
+                    ),
+                )
+            elif content is AttachmentContent.NONE and not converting:
+                trace.warn(
+                    WarningCode.ATTACHMENT_WITHOUT_CONTENT,
+                    f"{_attachment_name(index, attachment)} has neither data nor a url",
+                )
+
+    def _plan_attachments(
+        self,
+        attachments: tuple[Attachment, ...],
+        syntax: str,
+        converting: bool,
+        address: Address,
+        trace: _Trace,
+    ) -> tuple[AttachmentPlan, ...] | None:
+        """How each attachment travels; None when the receiver cannot take them."""
+        # A conversion drops link-only attachments (on_attachment_link = "warn"; "reject" has
+        # refused the message before this).
+        travelling: list[tuple[int, Attachment]] = []
+        for index, a in enumerate(attachments, 1):
+            if converting and a.content is AttachmentContent.LINK:
+                trace.add("attachment", "left-out", f"{_attachment_name(index, a)}: a link only")
+            else:
+                travelling.append((index, a))
+        if not travelling:
+            return ()
+        carrier = self._attachment_carrier(syntax, address, trace)
+        if carrier is None:
+            return None
+        plans = []
+        for index, a in travelling:
+            # A conversion writes the type anew (the bytes' own where they show one); native
+            # delivery passes the message on unchanged, label and all.
+            travels_as = (
+                (a.sniffed_type or a.mime_type) if converting else (a.mime_type or a.sniffed_type)
+            ) or ""
+            trace.add(
+                "attachment",
+                a.content.value,
+                f"{_attachment_name(index, a)}: {a.size} bytes, bytes show "
+                f"{a.sniffed_type or 'no known type'}, travels as {travels_as or 'no type'} "
+                + ("inline" if carrier == "inline" else f"in a {carrier}"),
+            )
+            plans.append(
+                AttachmentPlan(
+                    mime_type=travels_as,
+                    size=a.size,
+                    carried_as=carrier,
+                    index=index,
+                    title=a.title,
+                    declared_type=a.mime_type or None,
+                    sniffed_type=a.sniffed_type,
+                    content=a.content,
+                )
+            )
+        return tuple(plans)
 
     def _attachment_carrier(self, syntax: str, address: Address, trace: _Trace) -> str | None:
         """'inline' where the syntax carries attachments itself, else the binary type to use."""
@@ -568,25 +946,39 @@ class Resolver:
         return None
 
     def _check_limits(self, request: RouteRequest, syntax: str, trace: _Trace) -> Reason | None:
+        """The limits of a converted message, in this order: attachments (too many, without
+        content, links, types, size), then the legacy subject and text."""
         limits = self.policy.limits
-        if len(request.attachments) > limits.max_attachments:
-            trace.add(
-                "limits",
-                "too-many-attachments",
-                f"{len(request.attachments)} > {limits.max_attachments}",
-            )
-            return Reason.TOO_MANY_ATTACHMENTS
-        bad = sorted({a.mime_type for a in request.attachments} - limits.allowed_mime_types)
-        if bad:
-            trace.add("limits", "mime-not-allowed", ", ".join(bad))
-            return Reason.MIME_NOT_ALLOWED
+        attachments = request.attachments
+        if attachments:
+            reason = self._check_attachment_limits(attachments, trace)
+            if reason is not None:
+                return reason
         total = request.total_size
-        if total is None and request.attachments:
-            total = sum(a.size for a in request.attachments)
+        if total is None and attachments:
+            total = sum(a.size for a in attachments if _has_content(a))
         if total is not None and total > limits.max_total_bytes:
             trace.add("limits", "too-large", f"{total} bytes > {limits.max_total_bytes}")
             return Reason.TOO_LARGE
-        if syntax != "fhir":
+        legacy = syntax != "fhir"
+        if request.category_coded is False:
+            if legacy and limits.reject_missing_category:
+                trace.add(
+                    "limits",
+                    "category-missing",
+                    "the category has no code: the legacy subject is built from it",
+                )
+                return Reason.CATEGORY_MISSING
+            trace.warn(
+                WarningCode.CATEGORY_MISSING,
+                "the message's category has no code"
+                + (
+                    ": the legacy subject, built from the category, will be incomplete"
+                    if legacy
+                    else ""
+                ),
+            )
+        if legacy:
             subject = request.legacy_subject()
             if subject is not None and len(subject) > limits.legacy_subject_max:
                 detail = f"{len(subject)} characters > {limits.legacy_subject_max}"
@@ -595,7 +987,7 @@ class Resolver:
                     return Reason.SUBJECT_TOO_LONG
                 trace.warn(
                     WarningCode.SUBJECT_TRUNCATED,
-                    f"subject will be cut to {limits.legacy_subject_max} characters ({detail})"
+                    f"subject will be cut to {limits.legacy_subject_max} characters ({detail})",
                 )
             text = request.text_length
             if text is not None and text > limits.legacy_text_max:
@@ -606,9 +998,50 @@ class Resolver:
                 trace.warn(
                     WarningCode.TEXT_OVER_LEGACY_LIMIT,
                     f"text is longer than the old legacy limit ({detail}); "
-                    "a receiver that still has it must answer with a negative receipt"
+                    "a receiver that still has it must answer with a negative receipt",
                 )
         trace.add("limits", "ok", "within the conversion limits")
+        return None
+
+    def _check_attachment_limits(
+        self, attachments: tuple[Attachment, ...], trace: _Trace
+    ) -> Reason | None:
+        limits = self.policy.limits
+        if len(attachments) > limits.max_attachments:
+            trace.add(
+                "limits", "too-many-attachments", f"{len(attachments)} > {limits.max_attachments}"
+            )
+            return Reason.TOO_MANY_ATTACHMENTS
+        empty: list[str] = []
+        links: list[str] = []
+        bad: list[str] = []
+        for index, a in enumerate(attachments, 1):
+            if a.content is AttachmentContent.NONE:
+                empty.append(_attachment_name(index, a))
+            elif a.content is AttachmentContent.LINK:
+                links.append(_attachment_name(index, a))
+            elif (a.sniffed_type or a.mime_type) not in limits.allowed_mime_types:
+                bad.append(
+                    _attachment_name(index, a)
+                    + (f" whose bytes are {a.sniffed_type}" if a.sniffed_type else "")
+                )
+        if empty:
+            trace.add(
+                "limits",
+                "without-content",
+                "; ".join(empty) + ": neither data nor a url, nothing to convert",
+            )
+            return Reason.ATTACHMENT_WITHOUT_CONTENT
+        if links and limits.reject_link_attachments:
+            trace.add(
+                "limits",
+                "link-not-convertible",
+                "; ".join(links) + ": a link only, which a conversion cannot fetch",
+            )
+            return Reason.ATTACHMENT_LINK_NOT_CONVERTIBLE
+        if bad:
+            trace.add("limits", "mime-not-allowed", "; ".join(bad))
+            return Reason.MIME_NOT_ALLOWED
         return None
 
     def _reject(self, reason: Reason, address: Address, day: date, trace: _Trace) -> RouteDecision:
@@ -627,3 +1060,28 @@ class Resolver:
             decided_on=day,
             trace=tuple(trace.entries),
         )
+
+
+def _request_reads(request: RouteRequest) -> list[ReadIdentifier]:
+    """The receiver as the caller gave it (receiver_gln, receiver_sor_id), read as identifiers
+    under the official systems (what :func:`read_identifier` makes of them, without parsing
+    the system: this is every decision's path)."""
+    reads = []
+    if request.receiver_gln:
+        gln = request.receiver_gln
+        value = gln.strip()
+        reads.append(
+            ReadIdentifier(
+                ReceiverIdentifier(IdentifierSource.REQUEST, GLN_SYSTEMS[0], gln),
+                IdentifierKind.GLN,
+                SystemSpelling.OFFICIAL,
+                value if len(value) == 13 and value.isascii() and value.isdigit() else None,
+            )
+        )
+    if request.receiver_sor_id:
+        reads.append(
+            read_identifier(
+                ReceiverIdentifier(IdentifierSource.REQUEST, SOR_ID_SYSTEM, request.receiver_sor_id)
+            )
+        )
+    return reads
