@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -693,35 +694,62 @@ def route(
     _route_and_print(ctx, build, as_json)
 
 
-@cli.command("route-bundle")
+_MESSAGE_HELP = (
+    "Decide for a message exactly as a gateway holds it: a FHIR message Bundle (XML or JSON; "
+    "CareCommunication, Acknowledgement, HospitalNotification), an OIOXML Emessage (XDIS91, "
+    "XCTL03, XBIN01, ...) or an EDIFACT interchange (DIS91, CTL03, ...). The sender syntax is "
+    "read from the file; --sender-syntax routes a FHIR message as if sent in another."
+)
+
+
+@cli.command("route-message", help=_MESSAGE_HELP)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--sender-syntax",
     type=click.Choice(["fhir", "oioxml", "edifact"]),
-    default="fhir",
-    show_default=True,
+    help="Route a FHIR message as if sent in this syntax (default: the file's own).",
 )
 @at_option
 @json_option
 @click.pass_context
-def route_bundle(
-    ctx: click.Context, file: Path, sender_syntax: str, at: date | None, as_json: bool
+def route_message(
+    ctx: click.Context, file: Path, sender_syntax: str | None, at: date | None, as_json: bool
 ) -> None:
-    """Decide for a MedCom CareCommunication Bundle (FHIR XML or JSON) as a gateway holds it."""
-    from soredi_sync.parsing.bundle import parse_bundle
+    from soredi_sync.parsing.message import parse_message
 
+    settings = _settings(ctx)
     try:
-        facts = parse_bundle(file.read_bytes(), None)
+        facts = parse_message(file.read_bytes(), None, message_types=settings.message_types)
     except SorediError as exc:
         click.echo(f"error: {file}: {exc}", err=True)
         ctx.exit(2)
         return
-    names = _settings(ctx).category_names
-    _route_and_print(
-        ctx,
-        lambda _resolver: facts.to_route_request(sender_syntax, at, category_names=names),
-        as_json,
+    if sender_syntax is not None and facts.syntax != "fhir" and sender_syntax != facts.syntax:
+        raise click.UsageError(
+            f"--sender-syntax overrides the syntax of a FHIR message only; {file.name} is a "
+            f"{facts.message_type} ({facts.syntax}) message"
+        )
+    request = facts.to_route_request(sender_syntax, at, category_names=settings.category_names)
+    if request.message_id is None and facts.message_id is not None:
+        request = replace(request, message_id=facts.message_id)
+    read = {
+        "syntax": facts.syntax,
+        "message_type": facts.message_type,
+        "business_message": facts.business_message,
+        "message_id": facts.message_id,
+    }
+    _route_and_print(ctx, lambda _resolver: request, as_json, read=read)
+
+
+# The older name, for scripts that call it: the same command.
+cli.add_command(
+    click.Command(
+        "route-bundle",
+        callback=route_message.callback,
+        params=route_message.params,
+        help="The same as route-message (its older name).",
     )
+)
 
 
 def _receiver(value: str, registry: Any) -> tuple[str | None, str | None]:
@@ -737,7 +765,15 @@ def _receiver(value: str, registry: Any) -> tuple[str | None, str | None]:
     return (value, None) if len(value) == 13 and value.isdigit() else (None, value)
 
 
-def _route_and_print(ctx: click.Context, build: Callable[[Any], Any], as_json: bool) -> None:
+def _route_and_print(
+    ctx: click.Context,
+    build: Callable[[Any], Any],
+    as_json: bool,
+    *,
+    read: dict[str, Any] | None = None,
+) -> None:
+    """Decide for the request ``build(resolver)`` makes and print the decision; ``read`` is
+    what was read from a message file (syntax, message type, business message, message id)."""
     from soredi_sync.domain.routing import RoutingInputError
 
     with _app(ctx) as app:
@@ -755,11 +791,18 @@ def _route_and_print(ctx: click.Context, build: Callable[[Any], Any], as_json: b
     if as_json:
         data = jsonable(decision)
         data["snapshot"]["age_seconds"] = round(decision.age_seconds(now), 1)
+        if read is not None:
+            data["message"] = read
         _emit_json(data)
     else:
-        from soredi_sync.cli_render import render_decision
+        from soredi_sync.cli_render import describe_read, render_decision
 
-        render_decision(_console(), decision, now)
+        render_decision(
+            _console(),
+            decision,
+            now,
+            read=describe_read(read, request) if read is not None else None,
+        )
     if decision.decision.value == "reject":
         ctx.exit(EXIT_REJECTED)
 

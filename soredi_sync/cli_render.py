@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from soredi_sync.config import Settings
 from soredi_sync.db.repository import ChangeRecord
+from soredi_sync.domain.identifiers import (
+    IdentifierKind,
+    IdentifierSource,
+    SystemSpelling,
+    read_identifier,
+)
 from soredi_sync.domain.model import Gln
-from soredi_sync.domain.routing import Decision, RouteDecision
+from soredi_sync.domain.routing import (
+    AttachmentContent,
+    AttachmentPlan,
+    Decision,
+    RouteDecision,
+    RouteRequest,
+)
 from soredi_sync.services.queries import GlnHistory, GlnView, UnitView
 
 
@@ -147,43 +161,128 @@ def render_changes(console: Console, events: list[ChangeRecord], next_cursor: in
     console.print(f"next cursor: {next_cursor}")
 
 
-def render_decision(console: Console, decision: RouteDecision, now: datetime) -> None:
+def render_decision(
+    console: Console, decision: RouteDecision, now: datetime, *, read: str | None = None
+) -> None:
+    """A routing decision for people: what was read (``read``, for a message file), the
+    decision, address, conversion, one line per attachment, the warnings with their codes and
+    the trace.
+
+    Everything that comes from a message or the registry is printed as plain text (a title
+    with ``[/]`` or ``:smile:`` in it is shown as written, not taken as rich markup), and no
+    line is re-wrapped: each line of the answer is one line of output, ending in a newline.
+    """
+    lines: list[Text] = []
+    if read is not None:
+        lines.append(Text(read))
     colour = "green" if decision.decision is Decision.DELIVER else "red"
-    head = f"[bold {colour}]{decision.decision.value.upper()}[/bold {colour}]"
+    head = Text(decision.decision.value.upper(), style=f"bold {colour}")
     if decision.decision is Decision.DELIVER:
-        head += f" as {decision.message_type} ({decision.syntax})"
+        head.append(f" as {decision.message_type} ({decision.syntax})")
         if len(decision.message_types) > 1:
-            head += f"; also takes {', '.join(decision.message_types[1:])}"
+            head.append(f"; also takes {', '.join(decision.message_types[1:])}")
     else:
-        head += f": {decision.reason.value if decision.reason else '?'}"
-    console.print(head)
+        head.append(f": {decision.reason.value if decision.reason else '?'}")
+    lines.append(head)
     address = decision.address
-    console.print(
-        f"  address: SOR-ID {address.sor_id or '-'}, GLN {address.gln or '-'}"
-        + (f" (inherited from {address.inherited_from})" if address.inherited_from else "")
+    lines.append(
+        Text(
+            f"  address: SOR-ID {address.sor_id or '-'}, GLN {address.gln or '-'}"
+            + (f" (inherited from {address.inherited_from})" if address.inherited_from else "")
+        )
     )
     if decision.conversion:
         steps = ", ".join(f"{c.step} by VANS {c.by}" for c in decision.conversion)
-        console.print(f"  conversion: {steps}")
+        lines.append(Text(f"  conversion: {steps}"))
     elif decision.decision is Decision.DELIVER:
-        console.print("  conversion: none (native)")
+        lines.append(Text("  conversion: none (native)"))
     if decision.attachments:
-        carried = {a.carried_as for a in decision.attachments}
-        console.print(
-            f"  attachments: {len(decision.attachments)}, "
-            + ("inline" if carried == {"inline"} else "one " + "/".join(sorted(carried)) + " each")
-        )
+        lines.append(Text(f"  attachments: {len(decision.attachments)}"))
+        lines.extend(Text(f"    {attachment_line(a)}") for a in decision.attachments)
     for warning in decision.warnings:
-        console.print(f"  [yellow]warning[/yellow]: {warning}")
-    console.print(
-        f"  decided on {decision.decided_on} with snapshot {decision.snapshot.id} "
-        f"({decision.age_seconds(now) / 3600:.1f} h old)"
-    )
-    console.print("  trace:")
-    for entry in decision.trace:
-        console.print(
-            f"    {entry.rule}: {entry.outcome}" + (f" ({entry.detail})" if entry.detail else "")
+        line = Text("  warning ", style="yellow")
+        line.append(warning.code.value, style="bold yellow")
+        line.append(f": {warning.message}")
+        lines.append(line)
+    lines.append(
+        Text(
+            f"  decided on {decision.decided_on} with snapshot {decision.snapshot.id} "
+            f"({decision.age_seconds(now) / 3600:.1f} h old)"
         )
+    )
+    lines.append(Text("  trace:"))
+    lines.extend(
+        Text(f"    {e.rule}: {e.outcome}" + (f" ({e.detail})" if e.detail else ""))
+        for e in decision.trace
+    )
+    for line in lines:
+        console.print(line, soft_wrap=True)
+
+
+_TRAVELS = {
+    AttachmentContent.DATA: "data",
+    AttachmentContent.SEPARATE: "in a binary message of its own",
+    AttachmentContent.LINK: "link only",
+    AttachmentContent.NONE: "no data and no link",
+}
+
+
+def attachment_line(plan: AttachmentPlan) -> str:
+    """``2. "Røntgen" declared image/png, bytes show application/pdf, 10334 bytes, data,
+    carried XBIN01 as application/pdf``: the last part only when it travels under another
+    type than the declared one."""
+    # One line per attachment, whatever whitespace the title holds.
+    title = f'"{" ".join(plan.title.split())}"' if plan.title else "(no title)"
+    line = (
+        f"{plan.index}. {title} declared {plan.declared_type or '(none)'}, "
+        f"bytes show {plan.sniffed_type or '?'}, {plan.size} bytes, "
+        f"{_TRAVELS[plan.content]}, carried {plan.carried_as}"
+    )
+    if plan.mime_type != plan.declared_type:
+        line += f" as {plan.mime_type or '(no type)'}"
+    return line
+
+
+def describe_read(read: Mapping[str, Any], request: RouteRequest) -> str:
+    """``read: XDIS91 (oioxml) correspondence, receiver EAN 5790000120314``: what was read
+    from a message file, and the receiver as the message names it."""
+    return (
+        f"read: {read['message_type']} ({read['syntax']}) {read['business_message']}, "
+        f"receiver {receiver_words(request)}"
+    )
+
+
+_SOURCE_LABELS = {
+    IdentifierSource.OIOXML: "EAN",
+    IdentifierSource.EDIFACT: "UNB recipient",
+}
+_KIND_LABELS = {IdentifierKind.GLN: "GLN", IdentifierKind.SOR_ID: "SOR-ID"}
+
+
+def receiver_words(request: RouteRequest) -> str:
+    """Every identifier the request gives for its receiver, as the message wrote it."""
+    if not request.receiver_identifiers:
+        given = [
+            f"{label} {value}"
+            for label, value in (("GLN", request.receiver_gln), ("SOR-ID", request.receiver_sor_id))
+            if value
+        ]
+        return ", ".join(given) or "(none)"
+    words = []
+    for identifier in request.receiver_identifiers:
+        found = read_identifier(identifier)
+        if identifier.source is IdentifierSource.ENDPOINT:
+            words.append(
+                f"endpoint SOR-ID {found.value}" if found.value else f"endpoint {identifier.value}"
+            )
+            continue
+        label = _SOURCE_LABELS.get(identifier.source) or _KIND_LABELS.get(found.kind)
+        if label is None or found.spelling in (SystemSpelling.MISSPELT, SystemSpelling.UNKNOWN):
+            label = f"{label or 'identifier'} (system {identifier.system or '-'})"
+        elif found.spelling is SystemSpelling.LEGACY:
+            label = f"{label} (system {identifier.system})"
+        words.append(f"{label} {identifier.value}")
+    return ", ".join(words)
 
 
 def render_live_unit(console: Console, looked_up: Any, settings: Settings) -> None:

@@ -118,7 +118,7 @@ def create_app(
         RequestLimits,
         verifier=verifier,
         max_body_bytes=settings.max_body_bytes,
-        body_limits={routes.BUNDLE_PATH: settings.max_bundle_bytes},
+        body_limits=dict.fromkeys(routes.MESSAGE_PATHS, settings.max_bundle_bytes),
         body_timeout=settings.body_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
     )

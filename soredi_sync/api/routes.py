@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
@@ -39,6 +39,7 @@ from soredi_sync.api.schemas import (
     GlnOut,
     GlnViewOut,
     HealthOut,
+    MessageReadOut,
     ReadyOut,
     RouteIn,
     RouteOut,
@@ -53,22 +54,28 @@ from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App
 from soredi_sync.daemon.health import data_health, monitored_sources, webhook_health
 from soredi_sync.db.api_repository import TokenRecord
-from soredi_sync.domain.routing import Decision, RouteRequest
+from soredi_sync.domain.routing import Decision, RouteRequest, RoutingInputError
 from soredi_sync.errors import NoSnapshot
 from soredi_sync.observability.metrics import Metrics, shared_metrics
-from soredi_sync.parsing.bundle import (
-    JSON_CONTENT_TYPES,
-    XML_CONTENT_TYPES,
-    BundleBudget,
-    parse_bundle,
+from soredi_sync.parsing.bundle import JSON_CONTENT_TYPES, XML_CONTENT_TYPES, BundleBudget
+from soredi_sync.parsing.message import (
+    EDIFACT_CONTENT_TYPES,
+    NEUTRAL_CONTENT_TYPES,
+    parse_message,
 )
 from soredi_sync.services import queries
 from soredi_sync.services.decision_log import DecisionLog, decision_entry
 from soredi_sync.services.tokens import Scope, TokenVerifier, may_read_owner, may_route_to
 
 JSON_MEDIA_TYPE = "application/json"
-BUNDLE_MEDIA_TYPES = XML_CONTENT_TYPES | JSON_CONTENT_TYPES
-BUNDLE_PATH = "/v1/route/bundle"  # its body may be max_bundle_bytes; others max_body_bytes
+# A message as held: FHIR XML/JSON, OIOXML (XML), EDIFACT; the content says which.
+MESSAGE_MEDIA_TYPES = (
+    XML_CONTENT_TYPES | JSON_CONTENT_TYPES | EDIFACT_CONTENT_TYPES | NEUTRAL_CONTENT_TYPES
+)
+MESSAGE_PATH = "/v1/route/message"
+BUNDLE_PATH = "/v1/route/bundle"  # its older name, kept as an alias
+# Their bodies may be max_bundle_bytes; every other body max_body_bytes (api/limits.py).
+MESSAGE_PATHS = (MESSAGE_PATH, BUNDLE_PATH)
 
 
 @dataclass
@@ -117,7 +124,12 @@ health = APIRouter(tags=["health"])
 # -- routing ------------------------------------------------------------------------------
 
 
-def _decide(ctx: ApiContext, question: RouteRequest, caller: TokenRecord) -> Response:
+def _decide(
+    ctx: ApiContext,
+    question: RouteRequest,
+    caller: TokenRecord,
+    message: MessageReadOut | None = None,
+) -> Response:
     started = time.perf_counter()
     service = ctx.app.routing()
     # One resolver for the decision and the owner check, so both see the same snapshot.
@@ -139,7 +151,7 @@ def _decide(ctx: ApiContext, question: RouteRequest, caller: TokenRecord) -> Res
     ctx.decision_log.record(
         decision_entry(question, decision, caller=caller.name, token_id=caller.id, decided_at=now)
     )
-    body = RouteOut.of(decision, now, question.message_id).model_dump_json()
+    body = RouteOut.of(decision, now, question.message_id, message).model_dump_json()
     elapsed_ms = (time.perf_counter() - started) * 1000
     # Serialised here rather than by FastAPI's response_model, which would validate the
     # freshly built model a second time on the hot path.
@@ -158,8 +170,9 @@ def _decide(ctx: ApiContext, question: RouteRequest, caller: TokenRecord) -> Res
 )
 async def route(request: Request, body: RouteIn, caller: RouteReader) -> Response:
     """Deliver or reject; in which syntax and message type, converted by whom, to which
-    address, on which snapshot, and the rules that fired. Needs `route:read`; an
-    owner-restricted token gets 403 for a receiver outside its owners."""
+    address, on which snapshot, the warnings (each with a stable `code`) and the rules that
+    fired. Needs `route:read`; an owner-restricted token gets 403 for a receiver outside its
+    owners."""
     started = time.perf_counter()
     ctx = context(request)
     response = _decide(ctx, body.to_request(), caller)
@@ -167,51 +180,111 @@ async def route(request: Request, body: RouteIn, caller: RouteReader) -> Respons
     return response
 
 
+_TEXT = {"schema": {"type": "string"}}
+_JSON = {"schema": {"type": "object"}}
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+_MESSAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/fhir+xml": _TEXT,
+            "application/fhir+json": _JSON,
+            "application/xml": _TEXT,
+            "text/xml": _TEXT,
+            "application/json": _JSON,
+            "application/edifact": _TEXT,
+            "application/x-edifact": _TEXT,
+            "text/plain": _TEXT,
+            "application/octet-stream": _BYTES,
+        },
+    }
+}
+_MESSAGE_RESPONSES = problem_responses(400, 401, 403, 413, 415, 422, 503)
+SenderSyntax = Annotated[
+    str | None,
+    Query(
+        max_length=20,
+        description="route a FHIR message as if sent in this syntax (default: as read); "
+        "a legacy message is always routed in its own",
+    ),
+]
+
+
+@routing.post(
+    MESSAGE_PATH.removeprefix("/v1"),
+    response_model=RouteOut,
+    responses=_MESSAGE_RESPONSES,
+    summary="Decide how to deliver a message as held: FHIR, OIOXML or EDIFACT",
+    openapi_extra=_MESSAGE_BODY,
+)
+async def route_message(
+    request: Request, caller: RouteReader, sender_syntax: SenderSyntax = None
+) -> Response:
+    """The same decision for a message exactly as the gateway holds it: a FHIR message Bundle
+    (XML or JSON; CareCommunication, Acknowledgement, HospitalNotification), an OIOXML
+    Emessage (XDIS91, XDIS20, XCTL03, XBIN01, ...) or an EDIFACT interchange (DIS91, CTL03,
+    BIN01, ...). The syntax and message type are read from the content; the media type only
+    has to be one of `application/fhir+xml`, `application/fhir+json`, `application/xml`,
+    `text/xml`, `application/json`, `application/edifact`, `application/x-edifact`,
+    `text/plain` or `application/octet-stream`. Receiver, message facts and message id are read
+    from the message, and the answer says what was read (`message`). Needs `route:read`.
+    400 when the body cannot be read at all, 413 over `max_bundle_bytes`, 415 another media
+    type, 422 when it is not a message that can be routed (`bundle_problem` says why)."""
+    return await _route_message(request, caller, sender_syntax, MESSAGE_PATH)
+
+
 @routing.post(
     BUNDLE_PATH.removeprefix("/v1"),
     response_model=RouteOut,
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
-    summary="Decide how to deliver a CareCommunication message Bundle",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/fhir+xml": {"schema": {"type": "string"}},
-                "application/fhir+json": {"schema": {"type": "object"}},
-            },
-        }
-    },
+    responses=_MESSAGE_RESPONSES,
+    summary="The same as POST /v1/route/message (its older name)",
+    openapi_extra=_MESSAGE_BODY,
 )
 async def route_bundle(
-    request: Request,
-    caller: RouteReader,
-    sender_syntax: Annotated[str, Query(max_length=20)] = "fhir",
+    request: Request, caller: RouteReader, sender_syntax: SenderSyntax = None
 ) -> Response:
-    """The same decision for a FHIR message Bundle as the gateway received it (XML or JSON):
-    receiver, message facts and message id are read from the bundle. Needs `route:read`.
-    400 when the body is not FHIR XML/JSON at all, 422 when it is not a CareCommunication
-    message (`bundle_problem` says why)."""
+    """Kept for gateways that call it: the same body, media types, answer and problems as
+    `POST /v1/route/message`, which takes FHIR, OIOXML and EDIFACT alike. Needs
+    `route:read`."""
+    return await _route_message(request, caller, sender_syntax, BUNDLE_PATH)
+
+
+async def _route_message(
+    request: Request, caller: TokenRecord, sender_syntax: str | None, path: str
+) -> Response:
     started = time.perf_counter()
     ctx = context(request)
     content_type = request.headers.get("content-type")
     media_type = content_type.split(";")[0].strip().lower() if content_type else None
-    if media_type is not None and media_type not in BUNDLE_MEDIA_TYPES:
+    if media_type is not None and media_type not in MESSAGE_MEDIA_TYPES:
         raise ApiProblem(
             415,
             "unsupported-media-type",
-            f"send the bundle as application/fhir+xml or application/fhir+json, not {media_type}",
+            "send the message as application/fhir+xml, application/fhir+json, "
+            f"application/xml or application/edifact, not {media_type}",
         )
     data = await _read_body(request, ctx.settings.max_bundle_bytes)
-    # Parsing a large bundle takes milliseconds: off the event loop.
+    settings = ctx.app.settings
+    # Parsing a large message takes milliseconds: off the event loop.
     budget = BundleBudget(ctx.settings.max_bundle_elements, ctx.settings.max_bundle_depth)
-    facts = await run_in_threadpool(parse_bundle, data, content_type, budget=budget)
-    question = facts.to_route_request(
-        sender_syntax=sender_syntax, category_names=ctx.app.settings.category_names
+    facts = await run_in_threadpool(
+        parse_message, data, content_type, message_types=settings.message_types, budget=budget
     )
+    if sender_syntax is not None and facts.syntax != "fhir" and sender_syntax != facts.syntax:
+        raise RoutingInputError(
+            f"sender_syntax overrides the syntax of a FHIR message only; this is a "
+            f"{facts.message_type} ({facts.syntax}) message"
+        )
+    question = facts.to_route_request(sender_syntax, category_names=settings.category_names)
     if question.message_id is None and facts.message_id is not None:
         question = replace(question, message_id=facts.message_id)
-    response = _decide(ctx, question, caller)
-    ctx.metrics.record_request("/v1/route/bundle", time.perf_counter() - started)
+    read = MessageReadOut(
+        syntax=facts.syntax,
+        message_type=facts.message_type,
+        business_message=facts.business_message,
+    )
+    response = _decide(ctx, question, caller, read)
+    ctx.metrics.record_request(path, time.perf_counter() - started)
     return response
 
 

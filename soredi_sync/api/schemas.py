@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from soredi_sync.db.repository import ChangeRecord, SnapshotInfo
 from soredi_sync.domain.model import GlnMode, UnitKind
-from soredi_sync.domain.routing import Attachment, RouteDecision, RouteRequest
+from soredi_sync.domain.routing import (
+    Attachment,
+    AttachmentContent,
+    RouteDecision,
+    RouteRequest,
+)
 
 GLN_PATTERN = r"^\d{13}$"
 # Ids and cursors are 64-bit in the database: larger numbers are a 422, never a 500.
@@ -44,11 +49,22 @@ class ReceiverIn(BaseModel):
         return self
 
 
+AttachmentContentName = Literal["data", "separate", "link", "none"]
+
+
 class AttachmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mime_type: str = Field(max_length=255, examples=["application/pdf"])
+    mime_type: str = Field(
+        max_length=255, examples=["application/pdf"], description='the declared type; "" if none'
+    )
     size: int = Field(ge=0, description="bytes")
+    title: str | None = Field(default=None, max_length=1000)
+    content: AttachmentContentName = Field(
+        default="data",
+        description='how its bytes travel: "data" in the message, "separate" in a binary message '
+        'of its own (XBIN01/BIN01), "link" a url only, "none" neither data nor url',
+    )
 
 
 class RouteIn(BaseModel):
@@ -70,6 +86,11 @@ class RouteIn(BaseModel):
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10_000)
     total_size: int | None = Field(default=None, ge=0, description="bytes")
     at: date | None = Field(default=None, description="decision date (default: today, Danish)")
+    category_coded: bool | None = Field(
+        default=None,
+        description="false: the category has no code (or the message has none where one is "
+        "required); omitted: not known",
+    )
 
     def to_request(self) -> RouteRequest:
         return RouteRequest(
@@ -81,10 +102,14 @@ class RouteIn(BaseModel):
             subject=self.subject,
             category=self.category,
             topic=self.topic,
-            attachments=tuple(Attachment(a.mime_type, a.size) for a in self.attachments),
+            attachments=tuple(
+                Attachment(a.mime_type, a.size, a.title, AttachmentContent(a.content))
+                for a in self.attachments
+            ),
             total_size=self.total_size,
             at=self.at,
             message_id=self.message_id,
+            category_coded=self.category_coded,
         )
 
 
@@ -94,9 +119,27 @@ class ConversionOut(BaseModel):
 
 
 class AttachmentPlanOut(BaseModel):
-    mime_type: str
-    size: int
+    index: int = Field(description="1-based, in the message's order")
+    title: str | None
+    mime_type: str = Field(description="the type it travels as")
+    declared_type: str | None = Field(description="the type the message declares, if any")
+    sniffed_type: str | None = Field(description="the type its first bytes show, if known")
+    size: int = Field(description="bytes")
+    content: str = Field(description='"data", "separate", "link" or "none"')
     carried_as: str = Field(description='"inline" or a binary message type such as XBIN01')
+
+
+class RouteWarningOut(BaseModel):
+    code: str = Field(examples=["LEGACY_GLN_SYSTEM"], description="stable, for programs")
+    message: str = Field(description="for people")
+
+
+class MessageReadOut(BaseModel):
+    """What was read from a message sent as it is (``POST /v1/route/message``)."""
+
+    syntax: str = Field(examples=["oioxml"], description="the sender syntax, as read")
+    message_type: str = Field(examples=["XDIS91"], description="the type on the wire")
+    business_message: str = Field(examples=["correspondence"])
 
 
 class AddressOut(BaseModel):
@@ -128,14 +171,23 @@ class RouteOut(BaseModel):
     conversion: list[ConversionOut]
     attachments: list[AttachmentPlanOut]
     address: AddressOut
-    warnings: list[str]
+    warnings: list[RouteWarningOut]
     snapshot: SnapshotRefOut
     decided_on: date
     trace: list[TraceOut]
     message_id: str | None = None
+    message: MessageReadOut | None = Field(
+        default=None, description="what was read from the message; none for POST /v1/route"
+    )
 
     @classmethod
-    def of(cls, decision: RouteDecision, now: datetime, message_id: str | None) -> RouteOut:
+    def of(
+        cls,
+        decision: RouteDecision,
+        now: datetime,
+        message_id: str | None,
+        message: MessageReadOut | None = None,
+    ) -> RouteOut:
         snapshot = decision.snapshot
         return cls(
             decision=decision.decision.value,
@@ -145,7 +197,16 @@ class RouteOut(BaseModel):
             syntax=decision.syntax,
             conversion=[ConversionOut(step=c.step, by=c.by) for c in decision.conversion],
             attachments=[
-                AttachmentPlanOut(mime_type=a.mime_type, size=a.size, carried_as=a.carried_as)
+                AttachmentPlanOut(
+                    index=a.index,
+                    title=a.title,
+                    mime_type=a.mime_type,
+                    declared_type=a.declared_type,
+                    sniffed_type=a.sniffed_type,
+                    size=a.size,
+                    content=a.content.value,
+                    carried_as=a.carried_as,
+                )
                 for a in decision.attachments
             ],
             address=AddressOut(
@@ -153,7 +214,9 @@ class RouteOut(BaseModel):
                 gln=decision.address.gln,
                 inherited_from=decision.address.inherited_from,
             ),
-            warnings=list(decision.warnings),
+            warnings=[
+                RouteWarningOut(code=w.code.value, message=w.message) for w in decision.warnings
+            ],
             snapshot=SnapshotRefOut(
                 id=snapshot.id,
                 taken_at=snapshot.taken_at,
@@ -164,6 +227,7 @@ class RouteOut(BaseModel):
                 TraceOut(rule=t.rule, outcome=t.outcome, detail=t.detail) for t in decision.trace
             ],
             message_id=message_id,
+            message=message,
         )
 
 

@@ -676,6 +676,14 @@ class Resolver:
         if other.read.kind is chosen.read.kind and other.read.value == chosen.read.value:
             trace.add("identification", "consistent", f"{other.label()} repeats it")
             return True
+        if not other.known and not chosen.known:
+            # Nothing to compare: the receiver is unknown whichever names it.
+            trace.add(
+                "identification",
+                "unverifiable",
+                f"neither {other.label()} nor {chosen.label()} is in the snapshot",
+            )
+            return True
         if not other.known or other.gln is None or other.gln != chosen.gln:
             trace.add("identification", "mismatch", f"{other.describe()} vs {chosen.describe()}")
             return False

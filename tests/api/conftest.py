@@ -1,12 +1,16 @@
 """Fixtures for the HTTP API: the API over a synced tiny sandbox, tokens, and who owns what.
 
 Every test gets a fresh database from ``database_url`` (SQLite, and PostgreSQL when
-``TEST_DATABASE_URL`` is set) with day 0 and day 1 of the sandbox synced.
+``TEST_DATABASE_URL`` is set) with day 0 and day 1 of the sandbox synced. The sync runs once
+per session and engine; each test gets a copy of its result (the SQLite file, or the rows of
+every table from a template schema on PostgreSQL), which costs milliseconds instead of a sync.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +18,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient  # noqa: E402 (after the project imports above)
+from sqlalchemy import create_engine, make_url, text
 
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
+from soredi_sync.db.models import Base
 from soredi_sync.domain.model import GlnMode
 from soredi_sync.services.sync import sync_source
 from soredi_sync.services.tokens import Scope, create_token, revoke_token
@@ -39,10 +45,105 @@ def sync_days(app: App, sandbox: Path, *days: int) -> None:
         assert outcome.ok, outcome.error
 
 
-@pytest.fixture
-def synced_app(database_url: str, sandbox_dir: Path) -> Iterator[App]:  # noqa: F811
-    with bootstrap(make_settings(database_url)) as application:
+_TEMPLATE_SCHEMA = "synced_template"
+
+
+@pytest.fixture(scope="session")
+def synced_sqlite_template(
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    sandbox_dir: Path,  # noqa: F811
+) -> Path:
+    """A SQLite file with days 0 and 1 synced, made once per session."""
+    path = tmp_path_factory.mktemp("synced-template") / "synced.db"
+    shutil.copyfile(sqlite_template, path)
+    with bootstrap(make_settings(f"sqlite:///{path}")) as application:
         sync_days(application, sandbox_dir, 0, 1)
+    connection = sqlite3.connect(path)  # everything in the one file, so a copy is complete
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        connection.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def synced_postgres_template(postgres_url: str, sandbox_dir: Path) -> str:  # noqa: F811
+    """Days 0 and 1 synced once per session, their rows kept in a schema of their own; the
+    public tables are left empty, as ``database_url`` leaves them."""
+    _copy_rows(postgres_url, source=None, empty_first=True)
+    with bootstrap(make_settings(postgres_url)) as application:
+        sync_days(application, sandbox_dir, 0, 1)
+    engine = create_engine(postgres_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {_TEMPLATE_SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {_TEMPLATE_SCHEMA}"))
+            for table in Base.metadata.sorted_tables:
+                conn.execute(
+                    text(
+                        f'CREATE TABLE {_TEMPLATE_SCHEMA}."{table.name}" '
+                        f'AS SELECT * FROM public."{table.name}"'
+                    )
+                )
+    finally:
+        engine.dispose()
+    _copy_rows(postgres_url, source=None, empty_first=True)
+    return _TEMPLATE_SCHEMA
+
+
+def _copy_rows(url: str, *, source: str | None, empty_first: bool = False) -> None:
+    """Fill every table of ``url`` from ``source``'s copies and move each id sequence past the
+    copied ids; ``empty_first`` empties the tables before (alone, with no ``source``)."""
+    engine = create_engine(url)
+    tables = Base.metadata.sorted_tables
+    try:
+        with engine.begin() as conn:
+            if empty_first:
+                names = ", ".join(f'public."{t.name}"' for t in tables)
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            if source is None:
+                return
+            for table in tables:
+                conn.execute(
+                    text(f'INSERT INTO public."{table.name}" SELECT * FROM {source}."{table.name}"')
+                )
+            for table in tables:
+                for column in table.primary_key.columns:
+                    if column.autoincrement is True or (
+                        column.autoincrement == "auto"
+                        and len(table.primary_key.columns) == 1
+                        and column.type.python_type is int
+                    ):
+                        conn.execute(
+                            text(
+                                "SELECT setval(pg_get_serial_sequence(:t, :c), "
+                                f'coalesce(max("{column.name}"), 1), max("{column.name}") '
+                                f'IS NOT NULL) FROM public."{table.name}"'
+                            ),
+                            {"t": f'public."{table.name}"', "c": column.name},
+                        )
+    finally:
+        engine.dispose()
+
+
+def restore_synced(database_url: str, request: pytest.FixtureRequest) -> None:
+    """Put the session's synced days 0 and 1 into the (migrated, empty) ``database_url``."""
+    if database_url.startswith("sqlite"):
+        template: Path = request.getfixturevalue("synced_sqlite_template")
+        path = make_url(database_url).database
+        assert path is not None
+        shutil.copyfile(template, path)
+        return
+    schema: str = request.getfixturevalue("synced_postgres_template")
+    _copy_rows(database_url, source=schema)  # database_url has just emptied the tables
+
+
+@pytest.fixture
+def synced_app(database_url: str, request: pytest.FixtureRequest) -> Iterator[App]:
+    restore_synced(database_url, request)
+    with bootstrap(make_settings(database_url)) as application:
         yield application
 
 

@@ -50,6 +50,7 @@ from .conftest import (
     bundle_json,
     route_body,
 )
+from .test_route import readdressed
 
 
 def _published_operations() -> dict[str, dict[str, Any]]:
@@ -178,6 +179,17 @@ MATRIX: dict[str, Entry] = {
             "/v1/route/bundle",
             content=bundle_json(s.gln(inside)),
             headers={"Content-Type": "application/fhir+json"},
+        ),
+    ),
+    "POST /v1/route/message": Entry(
+        Scope.ROUTE_READ,
+        Rule.TARGET,
+        # A real OIOXML letter (XDIS91), sent to the GLN inside or outside the token's owners.
+        lambda s, inside: Call(
+            "POST",
+            "/v1/route/message",
+            content=readdressed("xdis91-ec-physio-2014.xml", s.gln(inside)),
+            headers={"Content-Type": "application/xml"},
         ),
     ),
     # registry

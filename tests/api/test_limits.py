@@ -26,6 +26,7 @@ from tests.api.conftest import QUIET_LOG, World, bearer, bundle_json, route_body
 
 BODY_ROUTES = (
     ("POST", "/v1/route"),
+    ("POST", "/v1/route/message"),
     ("POST", "/v1/route/bundle"),
     ("POST", "/v1/plans"),
     ("POST", "/v1/plans/1/submit"),
@@ -182,7 +183,7 @@ class TestBodyCaps:
         assert exchange.problem()["type"] == "urn:soredi-sync:problem:too-large"
         assert exchange.headers["connection"] == "close"
 
-    @pytest.mark.parametrize("path", ["/v1/route", "/v1/route/bundle"])
+    @pytest.mark.parametrize("path", ["/v1/route", "/v1/route/message", "/v1/route/bundle"])
     def test_a_chunked_body_is_refused_413_as_soon_as_it_passes_the_cap(
         self, api_of: Callable[..., Any], issue: Callable[..., str], path: str
     ) -> None:
@@ -199,8 +200,9 @@ class TestBodyCaps:
         assert exchange.problem()["detail"] == f"the body is larger than {cap} bytes"
         assert exchange.headers["connection"] == "close"
 
-    def test_the_bundle_route_takes_bodies_up_to_the_bundle_limit(
-        self, api_of: Callable[..., Any], issue: Callable[..., str], world: World
+    @pytest.mark.parametrize("path", ["/v1/route/message", "/v1/route/bundle"])
+    def test_the_message_routes_take_bodies_up_to_the_bundle_limit(
+        self, api_of: Callable[..., Any], issue: Callable[..., str], world: World, path: str
     ) -> None:
         body = bundle_json(world.gln_in)
         api = api_of(max_body_bytes=len(body) - 1, max_bundle_bytes=len(body))
@@ -209,7 +211,7 @@ class TestBodyCaps:
             "Content-Length": str(len(body)),
             **bearer(issue("route:read")),
         }
-        exchange = call(api, "POST", "/v1/route/bundle", headers, whole(body))
+        exchange = call(api, "POST", path, headers, whole(body))
         assert exchange.status == 200, exchange.body
 
     def test_an_over_budget_bundle_is_a_422_naming_the_budget(
@@ -275,6 +277,7 @@ class TestPublishedDocument:
         ]
         assert {(m.upper(), p) for p, m, _ in with_body} >= {
             ("POST", "/v1/route"),
+            ("POST", "/v1/route/message"),
             ("POST", "/v1/route/bundle"),
             ("POST", "/v1/webhooks"),
         }

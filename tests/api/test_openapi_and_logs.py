@@ -20,6 +20,7 @@ from .conftest import PROBLEM, TestClient, bearer, bundle_json, route_body
 ENDPOINTS = {
     ("post", "/v1/route"),
     ("post", "/v1/route/bundle"),
+    ("post", "/v1/route/message"),
     ("get", "/v1/units/{sor_id}"),
     ("get", "/v1/glns/{gln}"),
     ("get", "/v1/changes"),

@@ -1,14 +1,25 @@
-"""POST /v1/route and POST /v1/route/bundle as a conversion gateway calls them."""
+"""POST /v1/route, POST /v1/route/message and its older name POST /v1/route/bundle as a
+conversion gateway calls them.
+
+The messages sent whole are the real ones of the shared reference folder
+(``shared/reference/messages``), read where they lie. Their receivers are real units that the
+sandbox does not hold, so a test readdresses a message to a sandbox receiver: every occurrence of
+the receiver's GLN and SOR-ID, and nothing else, is replaced (:func:`readdressed`).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from soredi_sync.bootstrap import App
+from soredi_sync.domain.routing import WarningCode
 from soredi_sync.sandbox.generate import Manifest
 from soredi_sync.services.tokens import create_token
+from tests.reference import reference_path
 
 from .conftest import (
     TestClient,
@@ -35,11 +46,49 @@ DECISION_FIELDS = {
     "decided_on",
     "trace",
     "message_id",
+    "message",
 }
+WARNING_CODES = {code.value for code in WarningCode}
+
+# The receiver of each real message as published (shared/reference/messages/README.md):
+# (GLN or EAN, SOR-ID or None).
+REAL_RECEIVERS: dict[str, tuple[str, str | None]] = {
+    "cc5-S-B-png.xml": ("5790002408496", "1017421000016003"),
+    "ack-AA-3.3.1.1.xml": ("5790000209354", "265161000016000"),
+    "ack-AE-3.4.4.json": ("5790000209354", "265161000016000"),
+    "hn-SLHJ_H-discharge.json": ("5790001348120", "953741000016009"),
+    "xdis91-ec-physio-2014.xml": ("5790000120314", None),
+    "xctl03-ec-receipt.xml": ("5790000181872", None),
+    "edi-DIS91-1998.edi": ("5790000128700", None),
+    "edi-CTL03.edi": ("5790000181872", None),
+}
+
+
+def real_message(name: str) -> bytes:
+    """A real message of the shared reference folder, byte for byte."""
+    return reference_path("messages", name).read_bytes()
+
+
+def readdressed(name: str, gln: str, sor_id: str | None = None) -> bytes:
+    """The real message ``name`` sent to ``gln`` (and ``sor_id``) instead of its own receiver:
+    each occurrence of the receiver's GLN and SOR-ID is replaced, in the message's own bytes
+    (the identifiers are ASCII digits in every character set the messages use)."""
+    data = real_message(name)
+    old_gln, old_sor_id = REAL_RECEIVERS[name]
+    assert old_gln.encode() in data, f"{name} does not name its receiver {old_gln}"
+    data = data.replace(old_gln.encode(), gln.encode())
+    if old_sor_id is not None and sor_id is not None:
+        data = data.replace(old_sor_id.encode(), sor_id.encode())
+    return data
 
 
 def _reference(manifest: Manifest, label: str) -> str:
     return next(g for g, info in manifest.reference_glns.items() if label in info["label"])
+
+
+def carrier(app: App, gln: str) -> str:
+    """The SOR-ID of the unit that carries ``gln`` on the current snapshot."""
+    return app.routing().resolver().index.owners_by_gln[gln][0]
 
 
 @pytest.fixture
@@ -64,17 +113,57 @@ class TestRoute:
         assert data["message_type"] == "XDIS91" and data["syntax"] == "oioxml"
         assert data["conversion"] == [{"step": "fhir->oioxml", "by": "51000035003"}]
         assert data["attachments"] == [
-            {"mime_type": "application/pdf", "size": 20_000, "carried_as": "XBIN01"}
+            {
+                "index": 1,
+                "title": None,
+                "mime_type": "application/pdf",
+                "declared_type": "application/pdf",
+                "sniffed_type": None,
+                "size": 20_000,
+                "content": "data",
+                "carried_as": "XBIN01",
+            }
         ]
+        assert data["message"] is None  # nothing was read: the question came as facts
         assert data["address"]["gln"] == xmo
         assert data["snapshot"]["id"] == 2 and data["snapshot"]["age_seconds"] >= 0
         assert data["message_id"] == "m-1"
-        assert [t["rule"] for t in data["trace"]][0] == "receiver"
+        assert "receiver" in [t["rule"] for t in data["trace"]]
         assert data["trace"][-1] == {
             "rule": "decision",
             "outcome": "deliver",
             "detail": "XDIS91 (oioxml)",
         }
+
+    def test_warnings_come_as_a_stable_code_and_a_sentence_and_attachments_with_their_facts(
+        self, client: TestClient, router_token: dict[str, str], manifest: Manifest
+    ) -> None:
+        xmo = _reference(manifest, "XMO")
+        body = route_body(
+            xmo,
+            text_length=40_000,
+            category="xyz",
+            category_coded=False,
+            attachments=[
+                {"mime_type": "application/pdf", "size": 20_000, "title": "Epikrise"},
+                {"mime_type": "", "size": 0, "title": "Billede", "content": "link"},
+            ],
+        )
+        data = client.post("/v1/route", json=body, headers=router_token).json()
+        # Conversion to XDIS91 refuses a link-only attachment by default, and names it.
+        assert data["decision"] == "reject"
+        assert data["reason"] == "ATTACHMENT_LINK_NOT_CONVERTIBLE"
+        assert "Billede" in json.dumps(data["trace"])
+        del body["attachments"][1]
+        data = client.post("/v1/route", json=body, headers=router_token).json()
+        assert data["decision"] == "deliver" and data["message_type"] == "XDIS91"
+        for warning in data["warnings"]:
+            assert set(warning) == {"code", "message"}
+            assert warning["code"] in WARNING_CODES and warning["message"]
+        codes = [w["code"] for w in data["warnings"]]
+        assert {"TEXT_OVER_LEGACY_LIMIT", "CATEGORY_MISSING"} <= set(codes)
+        assert data["attachments"][0]["title"] == "Epikrise"
+        assert data["attachments"][0]["carried_as"] == "XBIN01"
 
     def test_the_server_side_decision_time_is_in_the_server_timing_header(
         self, client: TestClient, router_token: dict[str, str], manifest: Manifest
@@ -195,7 +284,95 @@ class TestRouteInput:
         assert_problem(response, 503, "no-snapshot")
 
 
-class TestRouteBundle:
+class TestRouteMessage:
+    """A message as held, of any syntax: the route reads it and decides for its receiver."""
+
+    @pytest.mark.parametrize(
+        ("name", "content_type", "receiver", "read", "delivered"),
+        [
+            # (file, Content-Type, sandbox receiver, what is read, (type delivered, conversion))
+            (
+                "xdis91-ec-physio-2014.xml",
+                "application/xml",
+                "XMO",
+                ("oioxml", "XDIS91", "correspondence"),
+                ("XDIS91", []),
+            ),
+            (
+                "xctl03-ec-receipt.xml",
+                "text/xml; charset=windows-1252",
+                "XMO",
+                ("oioxml", "XCTL03", "acknowledgement"),
+                ("XCTL03", []),
+            ),
+            (
+                "edi-DIS91-1998.edi",
+                "Application/EDIFACT",
+                "XMO",
+                ("edifact", "DIS91", "correspondence"),
+                ("DIS91", []),
+            ),
+            (
+                "edi-CTL03.edi",
+                "application/x-edifact",
+                "XMO",
+                ("edifact", "CTL03", "acknowledgement"),
+                ("CTL03", []),
+            ),
+            (
+                "ack-AA-3.3.1.1.xml",
+                "application/fhir+xml",
+                "XMO",
+                ("fhir", "FCTL", "acknowledgement"),
+                ("XCTL03", ["fhir->oioxml"]),
+            ),
+            (
+                "hn-SLHJ_H-discharge.json",
+                "application/fhir+json",
+                "Aalborg",
+                ("fhir", "FDIS20", "hospital-notification"),
+                ("FDIS20", []),
+            ),
+        ],
+        ids=[
+            "oioxml-xdis91",
+            "oioxml-xctl03",
+            "edifact-dis91",
+            "edifact-ctl03",
+            "fhir-ack",
+            "fhir-hn",
+        ],
+    )
+    def test_a_real_message_of_any_syntax_is_read_and_routed_to_its_receiver(
+        self,
+        client: TestClient,
+        router_token: dict[str, str],
+        synced_app: App,
+        manifest: Manifest,
+        name: str,
+        content_type: str,
+        receiver: str,
+        read: tuple[str, str, str],
+        delivered: tuple[str, list[str]],
+    ) -> None:
+        gln = _reference(manifest, receiver)
+        body = readdressed(name, gln, carrier(synced_app, gln))
+        response = client.post(
+            "/v1/route/message",
+            content=body,
+            headers={**router_token, "Content-Type": content_type},
+        )
+        assert response.status_code == 200, response.text
+        data = response.json()
+        assert set(data) == DECISION_FIELDS
+        assert data["message"] == dict(
+            zip(("syntax", "message_type", "business_message"), read, strict=True)
+        )
+        assert data["decision"] == "deliver", data["trace"]
+        assert (data["message_type"], [c["step"] for c in data["conversion"]]) == delivered
+        assert data["address"]["gln"] == gln
+        assert data["message_id"]
+
     @pytest.mark.parametrize(
         ("encode", "content_type"),
         [
@@ -214,7 +391,7 @@ class TestRouteBundle:
     ) -> None:
         xmo = _reference(manifest, "XMO")
         response = client.post(
-            "/v1/route/bundle",
+            "/v1/route/message",
             content=encode(xmo),
             headers={**router_token, "Content-Type": content_type},
         )
@@ -232,64 +409,115 @@ class TestRouteBundle:
             data["conversion"],
         )
 
-    def test_the_sender_syntax_can_be_given_in_the_query(
-        self, client: TestClient, router_token: dict[str, str], manifest: Manifest
+    def test_a_real_attachment_declared_png_over_jpeg_bytes_travels_as_jpeg_with_a_warning(
+        self,
+        client: TestClient,
+        router_token: dict[str, str],
+        synced_app: App,
+        manifest: Manifest,
     ) -> None:
-        response = client.post(
-            "/v1/route/bundle?sender_syntax=oioxml",
-            content=bundle_json(_reference(manifest, "XMO")),
-            headers={**router_token, "Content-Type": "application/fhir+json"},
-        )
-        data = response.json()
-        assert data["decision"] == "deliver" and data["conversion"] == []
+        xmo = _reference(manifest, "XMO")
+        body = readdressed("cc5-S-B-png.xml", xmo, carrier(synced_app, xmo))
+        data = client.post(
+            "/v1/route/message",
+            content=body,
+            headers={**router_token, "Content-Type": "application/fhir+xml"},
+        ).json()
+        assert data["message"]["message_type"] == "FDIS91"
+        assert data["decision"] == "deliver" and data["message_type"] == "XDIS91"
+        assert [w["code"] for w in data["warnings"]] == ["ATTACHMENT_TYPE_MISMATCH"]
+        assert data["attachments"] == [
+            {
+                "index": 1,
+                "title": "madpyramiden",
+                "mime_type": "image/jpeg",
+                "declared_type": "image/png",
+                "sniffed_type": "image/jpeg",
+                "size": 10_334,
+                "content": "data",
+                "carried_as": "XBIN01",
+            }
+        ]
 
-    def test_a_bundle_that_is_not_a_care_communication_is_a_422_problem(
+    def test_the_bundle_route_is_the_same_route_under_its_older_name(
+        self,
+        client: TestClient,
+        router_token: dict[str, str],
+        synced_app: App,
+        manifest: Manifest,
+    ) -> None:
+        xmo = _reference(manifest, "XMO")
+        answers = []
+        for path in ("/v1/route/message", "/v1/route/bundle"):
+            for name in ("xdis91-ec-physio-2014.xml", "ack-AE-3.4.4.json"):
+                response = client.post(
+                    path,
+                    content=readdressed(name, xmo, carrier(synced_app, xmo)),
+                    headers=router_token,
+                )
+                assert response.status_code == 200, response.text
+                data = response.json()
+                answers.append({k: v for k, v in data.items() if k not in ("snapshot", "trace")})
+        assert answers[:2] == answers[2:]
+        assert [a["message"]["message_type"] for a in answers[:2]] == ["XDIS91", "FCTL"]
+
+    def test_the_sender_syntax_overrides_a_fhir_messages_own_but_not_a_legacy_ones(
         self, client: TestClient, router_token: dict[str, str], manifest: Manifest
     ) -> None:
-        body = bundle_json(_reference(manifest, "XMO"), event="acknowledgement-message")
+        xmo = _reference(manifest, "XMO")
+        data = client.post(
+            "/v1/route/bundle?sender_syntax=oioxml",
+            content=bundle_json(xmo),
+            headers={**router_token, "Content-Type": "application/fhir+json"},
+        ).json()
+        assert data["decision"] == "deliver" and data["conversion"] == []
+        assert data["message"]["syntax"] == "fhir"  # what was read, whatever it is routed as
         problem = assert_problem(
             client.post(
-                "/v1/route/bundle",
-                content=body,
-                headers={**router_token, "Content-Type": "application/fhir+json"},
+                "/v1/route/message?sender_syntax=fhir",
+                content=readdressed("xdis91-ec-physio-2014.xml", xmo),
+                headers={**router_token, "Content-Type": "application/xml"},
             ),
             422,
-            "invalid-bundle",
+            "routing-input",
         )
-        assert problem["bundle_problem"] == "wrong-event"
+        assert "XDIS91 (oioxml)" in problem["detail"]
 
-    def test_a_body_that_is_not_fhir_at_all_is_a_400_problem(
-        self, client: TestClient, router_token: dict[str, str]
+    @pytest.mark.parametrize("path", ["/v1/route/message", "/v1/route/bundle"])
+    def test_what_cannot_be_read_is_400_what_cannot_be_routed_422_another_media_type_415(
+        self, client: TestClient, router_token: dict[str, str], manifest: Manifest, path: str
     ) -> None:
+        def post(content: bytes, content_type: str) -> Any:
+            return client.post(
+                path, content=content, headers={**router_token, "Content-Type": content_type}
+            )
+
         problem = assert_problem(
-            client.post(
-                "/v1/route/bundle",
-                content=b'<Bundle xmlns="http://hl7.org/fhir"><type value=',
-                headers={**router_token, "Content-Type": "application/fhir+xml"},
-            ),
+            post(b'<Bundle xmlns="http://hl7.org/fhir"><type value=', "application/fhir+xml"),
             400,
             "invalid-bundle",
         )
         assert problem["bundle_problem"]
-
-    def test_another_content_type_is_a_415_problem(
-        self, client: TestClient, router_token: dict[str, str], manifest: Manifest
-    ) -> None:
-        response = client.post(
-            "/v1/route/bundle",
-            content=bundle_json(_reference(manifest, "XMO")),
-            headers={**router_token, "Content-Type": "text/plain"},
+        problem = assert_problem(
+            post(json.dumps({"resourceType": "Patient"}).encode(), "application/fhir+json"),
+            422,
+            "invalid-bundle",
         )
-        assert_problem(response, 415, "unsupported-media-type")
+        assert problem["bundle_problem"] == "not-a-bundle"
+        assert_problem(
+            post(bundle_json(_reference(manifest, "XMO")), "application/pdf"),
+            415,
+            "unsupported-media-type",
+        )
 
-    def test_a_body_over_the_configured_limit_is_a_413_problem(
-        self, synced_app: App, issue: Callable[..., str], manifest: Manifest
+    @pytest.mark.parametrize("path", ["/v1/route/message", "/v1/route/bundle"])
+    def test_a_body_over_the_bundle_limit_is_a_413_problem(
+        self, synced_app: App, issue: Callable[..., str], manifest: Manifest, path: str
     ) -> None:
-        body = bundle_json(_reference(manifest, "XMO"))
-        with make_client(synced_app, max_bundle_bytes=len(body) - 1) as client:
-            response = client.post(
-                "/v1/route/bundle",
-                content=body,
-                headers={**bearer(issue("route:read")), "Content-Type": "application/fhir+json"},
-            )
-        assert_problem(response, 413, "too-large")
+        body = readdressed("edi-CTL03.edi", _reference(manifest, "XMO"))
+        with make_client(synced_app, max_body_bytes=10, max_bundle_bytes=len(body) - 1) as client:
+            headers = {**bearer(issue("route:read")), "Content-Type": "application/edifact"}
+            response = client.post(path, content=body, headers=headers)
+            assert_problem(response, 413, "too-large")
+        with make_client(synced_app, max_body_bytes=10, max_bundle_bytes=len(body)) as client:
+            assert client.post(path, content=body, headers=headers).status_code == 200

@@ -1,15 +1,20 @@
-"""`soredi-sync route` and `route-bundle` as a gateway operator uses them."""
+"""`soredi-sync route`, `route-message` and its older name `route-bundle` as a gateway operator
+uses them. Real messages are read from the shared reference folder and, where their real
+receiver is not in the sandbox, readdressed to one that is (tests/api/test_route.py)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from soredi_sync.cli import cli
+from soredi_sync.domain.routing import Reason, WarningCode
 from soredi_sync.sandbox.generate import Manifest
+from tests.api.test_route import readdressed
 from tests.reference import reference_path
 
 
@@ -44,7 +49,7 @@ class TestRouteCommand:
         assert data["conversion"] == [{"step": "fhir->oioxml", "by": "51000035003"}]
         assert data["attachments"][0]["carried_as"] == "XBIN01"
         assert data["snapshot"]["id"] == 1 and data["snapshot"]["age_seconds"] >= 0
-        assert data["trace"][0]["rule"] == "receiver"
+        assert "receiver" in [t["rule"] for t in data["trace"]]
 
     def test_a_rejection_exits_6_and_names_the_reason(self, run, manifest) -> None:
         xmo = _reference(manifest, "XMO")
@@ -80,19 +85,144 @@ class TestRouteCommand:
         assert "trace:" in out
 
 
-class TestRouteBundleCommand:
+class TestRouteMessageCommand:
     def _example(self, name: str) -> Path:
         return reference_path("services", "carecommunication", "examples", name)
 
-    def test_a_real_carecommunication_bundle_is_decided_for_its_receiver(self, run) -> None:
-        path = self._example("Flow1-CareCommunication_Ex_from_OIOXML.xml")
-        result = run("route-bundle", str(path), "--json", expect=6)
-        data = json.loads(result.output)
-        # The example's receiver (Odense's home care, GLN 5790000121441) is not in the sandbox.
-        assert data["decision"] == "reject" and data["reason"] == "RECEIVER_UNKNOWN"
-        assert data["address"]["gln"] == "5790000121441"
+    @pytest.fixture
+    def message_file(self, tmp_path: Path, manifest: Manifest) -> Callable[[str, str], Path]:
+        """A real message readdressed to a sandbox receiver, written to a file."""
 
-    def test_an_acknowledgement_is_refused_as_not_carecommunication(self, run) -> None:
+        def write(name: str, label: str) -> Path:
+            path = tmp_path / name
+            path.write_bytes(readdressed(name, _reference(manifest, label)))
+            return path
+
+        return write
+
+    def test_a_real_oioxml_letter_is_read_and_delivered_natively(self, run) -> None:
+        path = reference_path("messages", "xdis91-ec-physio-2014.xml")  # to XMO, as published
+        out = run("route-message", str(path)).output
+        lines = out.splitlines()
+        assert lines[0] == "read: XDIS91 (oioxml) correspondence, receiver EAN 5790000120314"
+        assert lines[1] == "DELIVER as XDIS91 (oioxml)"
+        assert "conversion: none (native)" in out
+        data = json.loads(run("route-message", str(path), "--json").output)
+        assert data["message"] == {
+            "syntax": "oioxml",
+            "message_type": "XDIS91",
+            "business_message": "correspondence",
+            "message_id": data["message"]["message_id"],
+        }
+        assert data["message"]["message_id"]
+        assert data["decision"] == "deliver" and data["conversion"] == []
+
+    def test_a_real_edifact_receipt_is_read_with_its_unb_recipient(
+        self, run, message_file: Callable[[str, str], Path], manifest: Manifest
+    ) -> None:
+        xmo = _reference(manifest, "XMO")
+        out = run("route-message", str(message_file("edi-CTL03.edi", "XMO"))).output
+        assert out.startswith(
+            f"read: CTL03 (edifact) acknowledgement, receiver UNB recipient {xmo}\n"
+        )
+        assert "DELIVER as CTL03 (edifact)" in out
+
+    def test_a_real_fhir_acknowledgement_is_decided_not_refused(self, run) -> None:
         path = self._example("Flow2-Acknowledgement_Ex_to_OIOXML.xml")
-        result = run("route-bundle", str(path), expect=2)
-        assert "not a CareCommunication message" in result.output
+        result = run("route-message", str(path), "--json", expect=None)
+        data = json.loads(result.output)
+        assert data["message"]["message_type"] == "FCTL"
+        assert data["message"]["business_message"] == "acknowledgement"
+        # Its receiver is a real unit the sandbox does not hold.
+        assert (result.exit_code, data["reason"]) == (6, "RECEIVER_UNKNOWN")
+
+    def test_each_attachment_is_one_line_and_message_text_is_never_taken_as_markup(
+        self, run, tmp_path: Path, manifest: Manifest
+    ) -> None:
+        # A real letter whose attachment is declared image/png over JPEG bytes.
+        data = readdressed("cc5-S-B-png.xml", _reference(manifest, "XMO"))
+        # The real title, with what rich would read as markup and an emoji code added.
+        data = data.replace(b'value="madpyramiden"', b'value="madpyramiden [/] [bold]:smile:"')
+        path = tmp_path / "png.xml"
+        path.write_bytes(data)
+        out = run("route-message", str(path)).output
+        assert "DELIVER as XDIS91 (oioxml)" in out
+        assert "  attachments: 1\n" in out
+        assert (
+            '    1. "madpyramiden [/] [bold]:smile:" declared image/png, bytes show image/jpeg, '
+            "10334 bytes, data, carried XBIN01 as image/jpeg\n"
+        ) in out
+        assert "\n  warning ATTACHMENT_TYPE_MISMATCH: attachment 1 (" in out
+
+    def test_warnings_are_listed_with_their_codes(self, run, manifest) -> None:
+        xmo = _reference(manifest, "XMO")
+        out = run("route", "--receiver", xmo, "--text-length", "40000").output
+        line = next(x for x in out.splitlines() if "TEXT_OVER_LEGACY_LIMIT" in x)
+        assert line.startswith("  warning TEXT_OVER_LEGACY_LIMIT: text is longer")
+
+    def test_the_sender_syntax_overrides_only_a_fhir_messages_own(self, run) -> None:
+        path = reference_path("messages", "xdis91-ec-physio-2014.xml")
+        result = run("route-message", str(path), "--sender-syntax", "fhir", expect=2)
+        assert "overrides the syntax of a FHIR message only" in result.output
+
+    def test_route_bundle_is_route_message_under_its_older_name(self, run) -> None:
+        for path in (
+            reference_path("messages", "xdis91-ec-physio-2014.xml"),
+            self._example("Flow1-CareCommunication_Ex_from_OIOXML.xml"),
+        ):
+            new = run("route-message", str(path), "--json", expect=None)
+            old = run("route-bundle", str(path), "--json", expect=None)
+            assert old.exit_code == new.exit_code
+            assert _without_ages(json.loads(old.output)) == _without_ages(json.loads(new.output))
+
+    def test_a_file_that_is_no_message_is_refused_with_its_name(self, run, tmp_path: Path) -> None:
+        path = tmp_path / "note.txt"
+        path.write_bytes(b"hello")
+        result = run("route-message", str(path), expect=2)
+        assert str(path) in result.output
+
+
+def _without_ages(data: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in data.items() if k != "snapshot"}
+
+
+class TestTextOutputEndsWithANewline:
+    """Each line of the text answer ends with a newline, the last one too, and nothing follows
+    it: the raw bytes, deliver and reject, for every routing command."""
+
+    def test_route(self, run, manifest) -> None:
+        xmo = _reference(manifest, "XMO")
+        for result in (
+            run("route", "--receiver", xmo),
+            run("route", "--receiver", xmo, "--at", "2027-02-01", expect=6),
+        ):
+            assert result.stdout_bytes.endswith(b")\n"), result.stdout_bytes[-80:]
+
+    @pytest.mark.parametrize("command", ["route-message", "route-bundle"])
+    def test_route_message_and_route_bundle(self, run, command: str) -> None:
+        delivered = run(command, str(reference_path("messages", "xdis91-ec-physio-2014.xml")))
+        rejected = run(
+            command,
+            str(
+                reference_path(
+                    "services",
+                    "carecommunication",
+                    "examples",
+                    "Flow1-CareCommunication_Ex_from_OIOXML.xml",
+                )
+            ),
+            expect=6,
+        )
+        for result in (delivered, rejected):
+            raw = result.stdout_bytes
+            assert raw.endswith(b")\n") and not raw.endswith(b"\n\n"), raw[-80:]
+
+
+class TestReadme:
+    def test_the_routing_section_gives_every_warning_code_and_reason_a_line(self) -> None:
+        readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+        section = readme.split("### Routing decisions", 1)[1].split("\n## ", 1)[0]
+        lines = section.splitlines()
+        for code in [*WarningCode, *Reason]:
+            assert any(line.startswith(f"- `{code.value}`") for line in lines), code
+        assert "docs/routing.md" in section

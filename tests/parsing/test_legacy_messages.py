@@ -493,6 +493,12 @@ def xbin01_with(registry: MessageTypeRegistry, old: bytes, new: bytes) -> Legacy
     return oioxml(data.replace(old, new), registry)
 
 
+def _size_notes(facts: LegacyFacts) -> list[str]:
+    # MedCom's XBIN01 example also carries VersionCode XB0130X, which MedCom's list of
+    # standard IDs does not name (only XB0131X): that note is about the type, not the size.
+    return [note for note in facts.notes if "size" in note.lower()]
+
+
 class TestOioxmlAttachments:
     def test_a_png_label_on_pdf_bytes_shows_both_types(
         self, message_types: MessageTypeRegistry
@@ -510,7 +516,7 @@ class TestOioxmlAttachments:
     ) -> None:
         facts = xbin01_with(message_types, b"<OriginalObjectSize>4297</OriginalObjectSize>", b"")
         assert facts.attachments[0].size == PDF_SIZE
-        assert facts.notes == ()
+        assert _size_notes(facts) == []
 
     def test_a_declared_size_that_the_data_contradicts_is_said(
         self, message_types: MessageTypeRegistry
@@ -521,10 +527,10 @@ class TestOioxmlAttachments:
             b"<OriginalObjectSize>5000<",
         )
         assert facts.attachments[0].size == 5000
-        assert facts.notes == (
+        assert _size_notes(facts) == [
             "the binary object 1 declares OriginalObjectSize 5000 but its data decodes to 4297 "
             "bytes: used the declared size",
-        )
+        ]
 
     def test_an_object_without_data_has_no_content(
         self, message_types: MessageTypeRegistry

@@ -643,6 +643,17 @@ class TestAddressConsistency:
             assert "organization SOR-ID 200 ('Unit 200'" in text
             assert f"GLN {UNKNOWN_GLN} (not in the snapshot)" in text
 
+    def test_identifiers_that_are_all_unknown_are_an_unknown_receiver_without_a_mismatch(
+        self, types, policy
+    ) -> None:
+        d = _route(
+            _resolver(types, policy, reject_address_mismatch=True),
+            receiver_identifiers=(_org(GS1, UNKNOWN_GLN), _org(SOR, "424242"), _endpoint("424242")),
+        )
+        assert (d.decision, d.reason) == (Decision.REJECT, Reason.UNKNOWN_RECEIVER)
+        assert _codes(d) == []
+        assert any(t.outcome == "unverifiable" for t in d.trace)
+
     def test_without_a_gln_the_receivers_sor_id_addresses_before_the_endpoint(
         self, types, policy
     ) -> None:
