@@ -625,8 +625,16 @@ class _Frame:
 _SKIP = _Frame("", None, None)  # narrative XHTML and anything else outside the FHIR namespace
 
 
-def _check_prolog(data: bytes) -> None:
-    """Refuse a DOCTYPE before libxml2 parses anything (with huge_tree, its limits are off)."""
+def xml_root_at(data: bytes, *, what: str = "FHIR XML") -> int:
+    """Where the root element starts, past the XML declaration, comments and processing
+    instructions; ``len(data)`` when there is nothing but those. This is how a DOCTYPE is refused
+    before libxml2 parses anything (with huge_tree, its limits are off).
+
+    :param what: the kind of document, for the refusal ("FHIR XML", "an OIOXML message")
+    :raises InvalidMessage: ``DOCTYPE`` for a document type declaration (entity expansion and
+        external fetches are never allowed), ``MALFORMED`` for another ``<!`` declaration
+        before the root
+    """
     pos = 3 if data.startswith(_UTF8_BOM) else 0
     while True:
         found = _WHITESPACE.match(data, pos)
@@ -636,37 +644,44 @@ def _check_prolog(data: bytes) -> None:
         elif data.startswith(b"<!--", pos):
             end = data.find(b"-->", pos + 4)
         elif data.startswith(b"<!", pos):
-            declaration = data[pos + 2 : pos + 9]
-            if declaration.upper() == b"DOCTYPE":
+            if data[pos + 2 : pos + 9].upper() == b"DOCTYPE":
                 raise InvalidBundle(
                     BundleProblem.DOCTYPE,
                     "the XML has a DOCTYPE declaration, which is refused (entity expansion "
-                    "and external fetches are not allowed; FHIR XML never has one)",
+                    f"and external fetches are not allowed; {what} never has one)",
                 )
             raise InvalidBundle(
                 BundleProblem.MALFORMED,
                 f"malformed XML: unexpected {data[pos : pos + 12]!r} before the root element",
             )
         else:
-            return  # the root element (or garbage, which libxml2 reports)
+            return min(pos, len(data))  # the root element (or garbage, which libxml2 reports)
         if end < 0:
-            return  # unterminated: libxml2 reports it
+            return len(data)  # unterminated: libxml2 reports it
         pos = end + 2 if data[end] == ord("?") else end + 3
 
 
-def _read_xml(data: bytes, budget: BundleBudget, allow_events: frozenset[str]) -> dict[str, Any]:
-    _check_prolog(data)
-    context = etree.iterparse(
+def hardened_iterparse(data: bytes, encoding: str | None = None) -> Any:
+    """``iterparse`` start and end events over ``data`` that never resolve an entity, load a
+    DTD or touch the network. ``huge_tree`` lets attachments over 10 MB through; that is safe
+    only because the caller has refused a DOCTYPE with :func:`xml_root_at` first."""
+    return etree.iterparse(
         io.BytesIO(data),
         events=("start", "end"),
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        huge_tree=True,  # attachments over 10 MB; safe because a DOCTYPE was refused above
+        huge_tree=True,
         remove_comments=True,
         remove_pis=True,
+        encoding=encoding,
     )
+
+
+def _read_xml(data: bytes, budget: BundleBudget, allow_events: frozenset[str]) -> dict[str, Any]:
+    xml_root_at(data)
+    context = hardened_iterparse(data)
     stack: list[_Frame] = []
     bundle: Any = None
     elements = 0

@@ -32,7 +32,6 @@ and what has been read is dropped from the tree as it goes.
 from __future__ import annotations
 
 import codecs
-import io
 import re
 from typing import Any
 
@@ -48,7 +47,9 @@ from soredi_sync.parsing.bundle import (
     InvalidMessage,
     base64_decoded_size,
     base64_head,
+    hardened_iterparse,
     sniff_mime_type,
+    xml_root_at,
 )
 from soredi_sync.parsing.facts import (
     LegacyFacts,
@@ -94,7 +95,7 @@ def parse_oioxml(
         ``DOCTYPE``), over the budget, a message type the registry does not know
         (``UNKNOWN_MESSAGE_TYPE``) or a letter without a receiver (``NO_RECEIVER``)
     """
-    root_at = xml_root_at(data)
+    root_at = xml_root_at(data, what="a MedCom message")
     if root_at >= len(data):
         raise InvalidMessage(BundleProblem.EMPTY, "the body is empty: expected an OIOXML Emessage")
     notes: list[str] = []
@@ -104,47 +105,13 @@ def parse_oioxml(
     return reader.facts(len(data), encoding)
 
 
-def xml_root_at(data: bytes) -> int:
-    """Where the root element starts, past the XML declaration, comments and processing
-    instructions; ``len(data)`` when there is nothing but those.
-
-    :raises InvalidMessage: ``DOCTYPE`` for a document type declaration (refused before libxml2
-        sees it: entity expansion and external fetches are never allowed), ``MALFORMED`` for
-        another ``<!`` declaration before the root
-    """
-    pos = 3 if data.startswith(_UTF8_BOM) else 0
-    while True:
-        found = _WHITESPACE.match(data, pos)
-        pos = found.end() if found else pos
-        if data.startswith(b"<?", pos):
-            end = data.find(b"?>", pos + 2)
-        elif data.startswith(b"<!--", pos):
-            end = data.find(b"-->", pos + 4)
-        elif data.startswith(b"<!", pos):
-            if data[pos + 2 : pos + 9].upper() == b"DOCTYPE":
-                raise InvalidMessage(
-                    BundleProblem.DOCTYPE,
-                    "the XML has a DOCTYPE declaration, which is refused (entity expansion and "
-                    "external fetches are not allowed; MedCom messages never have one)",
-                )
-            raise InvalidMessage(
-                BundleProblem.MALFORMED,
-                f"malformed XML: unexpected {data[pos : pos + 12]!r} before the root element",
-            )
-        else:
-            return min(pos, len(data))
-        if end < 0:
-            return len(data)  # an unterminated declaration or comment: nothing else follows
-        pos = end + 2 if data[end] == ord("?") else end + 3
-
-
 def xml_root_name(data: bytes) -> str | None:
     """The local name of the root element (``Emessage``, ``Bundle``), read from the bytes
     without parsing; None when there is no element.
 
     :raises InvalidMessage: as :func:`xml_root_at`
     """
-    found = _ROOT_NAME.match(data, xml_root_at(data))
+    found = _ROOT_NAME.match(data, xml_root_at(data, what="a MedCom message"))
     return found.group(1).decode("ascii") if found else None
 
 
@@ -158,7 +125,7 @@ def _character_set(data: bytes, notes: list[str]) -> tuple[str, str | None]:
     :raises InvalidMessage: ``ENCODING`` for an unknown character set, or bytes that are not
         valid in the declared UTF-8
     """
-    start = xml_root_at(data)
+    start = xml_root_at(data, what="a MedCom message")
     declared_match = _DECLARATION.search(data, 0, start)
     declared = declared_match.group(1).decode("ascii") if declared_match else None
     if data.startswith(_UTF8_BOM):
@@ -266,18 +233,7 @@ class _Reader:
         self.message_type: MessageType | None = None
 
     def read(self, data: bytes, encoding: str | None) -> None:
-        context = etree.iterparse(
-            io.BytesIO(data),
-            events=("start", "end"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=True,  # XBIN01 objects over 10 MB; safe: a DOCTYPE was refused above
-            remove_comments=True,
-            remove_pis=True,
-            encoding=encoding,
-        )
+        context = hardened_iterparse(data, encoding)  # a DOCTYPE was refused above
         path: list[str] = []
         kept = 0  # open _READ_WHOLE elements: their subtree is dropped when they end
         elements = 0
