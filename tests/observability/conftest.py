@@ -13,7 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from soredi_sync.observability.logging import NOISY_LOGGERS
 from soredi_sync.observability.metrics import Metrics
-from tests.api.conftest import empty_app, issue, synced_app  # noqa: F401 (fixtures)
+from tests.api.conftest import (  # noqa: F401 (fixtures)
+    empty_app,
+    issue,
+    synced_app,
+    synced_postgres_template,
+    synced_sqlite_template,
+)
 from tests.integration.conftest import manifest, sandbox_dir  # noqa: F401 (fixtures)
 
 

@@ -28,7 +28,14 @@ from soredi_sync.services.webhooks import (
     address_policy,
     create_subscription,
 )
-from tests.api.conftest import client, issue, synced_app, world  # noqa: F401 (API fixtures)
+from tests.api.conftest import (  # noqa: F401 (API fixtures)
+    client,
+    issue,
+    synced_app,
+    synced_postgres_template,
+    synced_sqlite_template,
+    world,
+)
 from tests.integration.conftest import make_settings, sandbox_dir, sync_day  # noqa: F401
 
 HANG = -1  # an answer script entry: do not answer until the test ends
