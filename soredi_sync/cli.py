@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import click
 
+from soredi_sync import __version__
 from soredi_sync.config import Settings
 from soredi_sync.errors import NoSnapshot, NotFound, SorediError
 
@@ -38,6 +39,11 @@ class LazySettings:
     def __init__(self, overrides: dict[str, Any]) -> None:
         self._overrides = overrides
         self._settings: Settings | None = None
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """What the command line set (``--database-url``)."""
+        return dict(self._overrides)
 
     def get(self) -> Settings:
         if self._settings is None:
@@ -141,7 +147,7 @@ at_option = click.option(
     type=click.Choice(["text", "json"]),
     help="Log lines on stderr as text or JSON objects (default from config [logging]).",
 )
-@click.version_option(package_name="soredi-sync")
+@click.version_option(__version__, prog_name="soredi-sync")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, verbose: int, log_format: str | None) -> None:
     """Keep a versioned local copy of SOR and SOR-EDI, and answer questions about it."""
@@ -173,6 +179,60 @@ def _configure_logging(
     configure_logging(fmt, "WARNING", min(verbose, 2))
     ctx.meta["soredi.log_format"] = fmt
     ctx.meta["soredi.verbose"] = verbose
+
+
+# -- config --------------------------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The configuration: an editable copy, the effective settings."""
+
+
+@config_group.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files that are there already.")
+@click.pass_context
+def config_init(ctx: click.Context, directory: Path, force: bool) -> None:
+    """Write editable copies of every configuration file (settings, routing policy, data
+    tables) to DIRECTORY; SOREDI_CONFIG_DIR=DIRECTORY makes soredi-sync read them."""
+    import shutil
+
+    from soredi_sync.config import default_config_files
+
+    files = default_config_files()
+    there = [directory / f.name for f in files if (directory / f.name).exists()]
+    if there and not force:
+        names = ", ".join(p.name for p in there)
+        click.echo(f"error: {directory} has {names} already (--force overwrites)", err=True)
+        ctx.exit(1)
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in files:
+        shutil.copyfile(source, directory / source.name)
+        click.echo(f"wrote {directory / source.name}")
+    click.echo(f"Use them with: export SOREDI_CONFIG_DIR={directory.resolve()}")
+
+
+@config_group.command("show")
+@json_option
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """The effective settings and where each comes from: default (the code or the package's
+    soredi-sync.toml), file (an operator's), environment (SOREDI_*) or command line. Secrets
+    are masked."""
+    from soredi_sync.config import effective_settings, mask_secrets
+
+    lazy: LazySettings = ctx.find_object(LazySettings)  # type: ignore[assignment]
+    try:
+        _, report = effective_settings(lazy.overrides)
+    except ValueError as exc:  # pydantic's ValidationError; its text quotes the input
+        click.echo(f"error: invalid configuration: {mask_secrets(str(exc))}", err=True)
+        ctx.exit(1)
+        return
+    if as_json:
+        _emit_json(report.as_json())
+        return
+    click.echo(report.as_text())
 
 
 # -- db ------------------------------------------------------------------------------------
@@ -929,20 +989,24 @@ def _start_sandbox_soap(stack: Any, server: Any, host: str, port: int) -> None:
 
 @cli.command()
 @click.option(
-    "--dir",
-    "directory",
+    "--keep",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".soredi-demo"),
-    show_default=True,
-    help="Where the demo keeps its files.",
+    metavar="DIR",
+    help="Leave the database, the sandbox and the messages in DIR and print the commands "
+    "to explore them (default: a temporary folder, removed at the end).",
 )
+@click.option("--dir", "old_dir", type=click.Path(file_okay=False, path_type=Path), hidden=True)
 @click.option("--profile", type=click.Choice(["tiny", "small"]), default="small", show_default=True)
 @click.pass_context
-def demo(ctx: click.Context, directory: Path, profile: str) -> None:
-    """Offline tour: generate a sandbox, serve it on loopback, sync day 0 then day 1."""
+def demo(ctx: click.Context, keep: Path | None, old_dir: Path | None, profile: str) -> None:
+    """Offline tour: a sandbox SOR served on loopback and synced for two days; then a gateway's
+    routing decisions on CareCommunication bundles, a region's audit summary, and a
+    municipality's switch plan submitted to the sandbox SORUS and verified the next day."""
     from soredi_sync.demo import run_demo
 
-    ctx.exit(run_demo(directory, profile=profile, console=_console()))
+    if keep is not None and old_dir is not None:
+        raise click.UsageError("--dir is the older name of --keep: give one of them")
+    ctx.exit(run_demo(keep or old_dir, profile=profile, console=_console()))
 
 
 # -- HTTP API: tokens, decision log, server --------------------------------------------------
@@ -1172,6 +1236,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
         )
 
 
+@cli.command("openapi")
+def openapi_document() -> None:
+    """Print the API's OpenAPI document as committed in docs/openapi.json.
+
+    Needs no configuration or database: `soredi-sync openapi > docs/openapi.json`.
+    """
+    from soredi_sync.api.openapi import build_document, render
+
+    click.echo(render(build_document()), nl=False)
+
+
 @cli.command("run")
 @click.option("--no-api", is_flag=True, help="Run the scheduled jobs only (a worker).")
 @click.option("--host", help="API address (default from config [api]).")
@@ -1348,7 +1423,10 @@ def adoption(
     )
     _write_or_echo(text, out)
     if plot is not None:
-        reports.adoption_plot(series, plot)
+        try:
+            reports.adoption_plot(series, plot)
+        except SorediError as exc:  # a PNG without the [plot] extra
+            _fail(ctx, exc)
         click.echo(f"wrote {plot}", err=True)
 
 
@@ -1934,7 +2012,13 @@ def webhook_dispatch(ctx: click.Context, as_json: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="soredi-sync")
+    from soredi_sync.errors import MissingExtra
+
+    try:
+        cli(prog_name="soredi-sync")
+    except MissingExtra as exc:  # e.g. a PostgreSQL URL without the [postgres] extra
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

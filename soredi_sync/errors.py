@@ -57,3 +57,14 @@ class NotFound(SorediError, LookupError):
 class NoSnapshot(SorediError):
     def __init__(self) -> None:
         super().__init__("no snapshot has been synced yet: run `soredi-sync sync` first")
+
+
+class MissingExtra(SorediError):
+    """An optional part needs a package that is not installed: the message names the extra."""
+
+    def __init__(self, what: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{what} needs {module}, which is not installed: pip install 'soredi-sync[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from soredi_sync.errors import SorediError
+from soredi_sync.errors import MissingExtra, SorediError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,7 +98,12 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
         kwargs["poolclass"] = NullPool
     else:
         kwargs.setdefault("pool_pre_ping", parsed.get_backend_name() != "sqlite")
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        if parsed.get_backend_name() == "postgresql" and (exc.name or "").startswith("psycopg"):
+            raise MissingExtra("a PostgreSQL database", "psycopg", "postgres") from exc
+        raise
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -149,13 +154,21 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def alembic_config(database_url: str) -> AlembicConfig:
-    """Alembic configured from pyproject's [tool.alembic] and the given URL (no alembic.ini)."""
+    """Alembic configured for the package's migrations and the given URL (no alembic.ini).
+
+    In a checkout, pyproject's [tool.alembic] is read as well (the file template and the
+    post-write hooks of ``alembic revision``); an installed wheel carries the migrations as
+    ``soredi_sync/_migrations``.
+    """
+    from soredi_sync.config import packaged_dir
+
+    migrations = packaged_dir("migrations")
     pyproject = PROJECT_ROOT / "pyproject.toml"
-    if pyproject.exists():
+    if pyproject.is_file() and migrations == PROJECT_ROOT / "migrations":
         config = AlembicConfig(toml_file=str(pyproject))
-    else:  # installed without the checkout: point at the packaged migrations
+    else:
         config = AlembicConfig()
-        config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.set_main_option("script_location", str(migrations).replace("%", "%%"))
     # ConfigParser interpolation would eat a literal % in a password.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["database_url"] = database_url
