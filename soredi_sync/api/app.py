@@ -11,7 +11,7 @@ from fastapi import FastAPI, Response
 
 from soredi_sync.api import audit_routes, plan_routes, routes, webhook_routes
 from soredi_sync.api.limits import RequestLimits
-from soredi_sync.api.problems import install_problem_handlers, problem_responses
+from soredi_sync.api.problems import install_problem_handlers, problem_responses, problem_schemas
 from soredi_sync.api.routes import ApiContext
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.bootstrap import App
@@ -26,8 +26,26 @@ Routing decisions for MedCom message conversion gateways, and read access to the
 copy of SOR and SOR-EDI they are made on.
 
 Every endpoint under `/v1` needs a bearer token (`soredi-sync token create --scope ...`).
-Errors are `application/problem+json` (RFC 9457).
+Errors are `application/problem+json` (RFC 9457), one `Problem` schema for all. Operation ids
+and tags are stable names for generated clients (docs/openapi.md).
 """
+
+# The groups of operations, in the order the interactive docs show them; a generated client
+# makes one module per tag.
+TAGS = [
+    {
+        "name": "routing",
+        "description": "Routing decisions for a conversion gateway (`route:read`).",
+    },
+    {
+        "name": "registry",
+        "description": "Units, GLNs, the change feed and the current snapshot (`registry:read`).",
+    },
+    {"name": "audit", "description": "Audit findings, adoption and cut-over (`audit:read`)."},
+    {"name": "plans", "description": "Change plans for SOR-EDI (`plan:write`)."},
+    {"name": "webhooks", "description": "Change subscriptions (`webhook:admin`)."},
+    {"name": "health", "description": "Liveness and readiness probes (no token)."},
+]
 
 
 def _version() -> str:
@@ -99,6 +117,7 @@ def create_app(
         title="soredi-sync",
         version=_version(),
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     api.state.ctx = ctx
@@ -111,7 +130,7 @@ def create_app(
     api.include_router(audit_routes.audit_router)
     api.include_router(plan_routes.plan_router)
     api.include_router(webhook_routes.webhook_router)
-    _declare_body_refusals(api)
+    _complete_document(api)
     # Outermost of the application's own layers: tokens and body sizes are judged before
     # FastAPI reads a body (api/limits.py).
     api.add_middleware(
@@ -133,10 +152,17 @@ def create_app(
     return api
 
 
-def _declare_body_refusals(api: FastAPI) -> None:
-    """Every operation that takes a body may be answered 413 (too large) or 408 (too slow) by
-    :class:`RequestLimits`: say so in the published document (FastAPI's documented way of
-    extending it: a replacement ``openapi`` that edits the generated one once)."""
+def _complete_document(api: FastAPI) -> None:
+    """What FastAPI's generated document lacks, added once (FastAPI's documented way of
+    extending it: a replacement ``openapi`` that edits the generated one):
+
+    - every operation that takes a body may be answered 413 (too large) or 408 (too slow) by
+      :class:`RequestLimits`;
+    - the components that references written by hand point to, which FastAPI does not collect
+      itself: ``Problem``, which every error answer refers to under
+      ``application/problem+json`` (``problem_responses``), and the FHIR message body of
+      ``routeMessage`` (``routes.MESSAGE_SCHEMAS``).
+    """
     generate = api.openapi
     refusals = {str(status): response for status, response in problem_responses(408, 413).items()}
 
@@ -148,6 +174,10 @@ def _declare_body_refusals(api: FastAPI) -> None:
                     if isinstance(operation, dict) and "requestBody" in operation:
                         for status, response in refusals.items():
                             operation.setdefault("responses", {}).setdefault(status, response)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, component in {**problem_schemas(), **routes.MESSAGE_SCHEMAS}.items():
+                if components.setdefault(name, component) != component:
+                    raise RuntimeError(f"two schemas named {name!r} in the OpenAPI document")
             api.openapi_schema = schema
         return api.openapi_schema
 

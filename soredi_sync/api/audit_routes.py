@@ -293,6 +293,7 @@ def _csv(findings: Iterable[Finding]) -> str:
         200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "findings as JSON or CSV"},
     },
     summary="Audit findings on the current snapshot",
+    operation_id="getAudit",
 )
 def audit_findings(
     request: Request,
@@ -351,6 +352,7 @@ def audit_findings(
     "/adoption",
     responses=problem_responses(401, 403, 422),
     summary="CareCommunication (FDIS91) adoption per snapshot",
+    operation_id="getAdoption",
 )
 def adoption_series(
     request: Request,
@@ -388,6 +390,7 @@ def adoption_series(
     "/cutover",
     responses=problem_responses(401, 403, 422, 503),
     summary="Receivers each sender syntax would lose if the conversions ended on a date",
+    operation_id="getCutover",
 )
 def cutover_report(
     request: Request,

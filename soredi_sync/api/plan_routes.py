@@ -131,6 +131,7 @@ def _check_plan_owners(caller: TokenRecord, plan: Plan) -> None:
     status_code=201,
     responses=problem_responses(400, 401, 403, 404, 422, 503),
     summary="Create a change plan on the current snapshot",
+    operation_id="createPlan",
 )
 def post_plan(request: Request, caller: PlanWriter, body: PlanIn) -> PlanOut:
     """Build a plan for one institution owner (`owner`, a SOR-ID) or every owner of a kind
@@ -162,6 +163,7 @@ def post_plan(request: Request, caller: PlanWriter, body: PlanIn) -> PlanOut:
     "/plans/{plan_id}",
     responses=problem_responses(401, 403, 404, 422),
     summary="A change plan and the state of its items",
+    operation_id="getPlan",
 )
 def get_plan_route(request: Request, caller: PlanWriter, plan_id: RowId) -> PlanOut:
     """Needs `plan:write`; an owner-restricted token sees only plans of its own owners."""
@@ -175,6 +177,7 @@ def get_plan_route(request: Request, caller: PlanWriter, plan_id: RowId) -> Plan
     "/plans/{plan_id}/verify",
     responses=problem_responses(401, 403, 404, 422, 503),
     summary="Judge the plan's submitted items against the current snapshot",
+    operation_id="verifyPlan",
 )
 def verify_plan_route(request: Request, caller: PlanWriter, plan_id: RowId) -> VerifyOut:
     """Each submitted item becomes confirmed, pending or diverged. Needs `plan:write`; an
@@ -198,6 +201,7 @@ class SubmitIn(BaseModel):
     "/plans/{plan_id}/submit",
     responses=problem_responses(400, 401, 403, 404, 422, 502),
     summary="Hand the plan's items to SOR (SORUS, or the worklist for the SOR-EDI application)",
+    operation_id="submitPlan",
 )
 def submit_plan_route(
     request: Request, caller: PlanWriter, plan_id: RowId, body: SubmitIn
@@ -232,6 +236,7 @@ def submit_plan_route(
         **problem_responses(401, 403, 404, 422),
     },
     summary="The plan's worklist for the SOR-EDI application (CSV)",
+    operation_id="getPlanWorklist",
 )
 def get_worklist_route(request: Request, caller: PlanWriter, plan_id: RowId) -> Response:
     """One row per item: GLN, owner, action, message type, version, reason. Needs

@@ -3,7 +3,8 @@
 The project's exceptions are mapped to statuses here and nowhere else: ``NotFound`` → 404,
 ``NoSnapshot`` → 503, ``RoutingInputError`` → 422, ``InvalidBundle`` → 400 (unreadable) or
 422; :class:`ApiProblem` carries the API's own (401, 403, 413, 415). FastAPI's request
-validation errors and Starlette's 404/405 get the same shape.
+validation errors and Starlette's 404/405 get the same shape. The published document refers
+every error answer to the one :class:`Problem` schema (docs/openapi.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema, models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from soredi_sync.domain.routing import RoutingInputError
@@ -23,18 +25,54 @@ from soredi_sync.parsing.bundle import InvalidBundle
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:soredi-sync:problem:"
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def _absent_when_unused(schema: dict[str, Any]) -> None:
+    # An extension member is left out, never null: no ``default: null`` in its schema.
+    schema.pop("default", None)
+
+
+class ValidationIssue(BaseModel):
+    """One reason a request is not valid (a `validation` problem's `errors`)."""
+
+    loc: list[str | int] = Field(description="where: `body`, `query`, `path`, then the field")
+    msg: str
+    type: str = Field(description="the kind of error, e.g. `missing`, `extra_forbidden`")
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem. ``type`` names the kind of problem for programs."""
+    """An RFC 9457 problem document, the body of every error answer
+    (`application/problem+json`). `type` names the kind of problem for programs
+    (`urn:soredi-sync:problem:<kind>`, or `about:blank` where the status says it all); the
+    extension members are present only on the problems that carry them."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
+    type: str = Field(examples=["urn:soredi-sync:problem:not-found"])
+    title: str = Field(description="the status's reason phrase", examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str | None = Field(description="what went wrong, for people")
+    instance: str = Field(description="the path of the request", examples=["/v1/glns/1"])
+    bundle_problem: str | SkipJsonSchema[None] = Field(
+        default=None,
+        json_schema_extra=_absent_when_unused,
+        description="`invalid-bundle` problems (400/422 from `POST /v1/route/message`): what is "
+        "wrong with the message, for programs (`empty`, `not-xml-or-json`, `malformed`, "
+        "`no-receiver`, `unknown-message-type`, ...; more may come)",
+        examples=["no-receiver"],
+    )
+    errors: list[ValidationIssue] | SkipJsonSchema[None] = Field(
+        default=None,
+        json_schema_extra=_absent_when_unused,
+        description="`validation` problems (422): what is not valid, and where",
+    )
+    data_age_seconds: float | SkipJsonSchema[None] = Field(
+        default=None,
+        json_schema_extra=_absent_when_unused,
+        description="`stale-data` problems (503 from `/readyz`): seconds since the data was "
+        "last confirmed by a source",
+    )
 
 
 class ApiProblem(Exception):
@@ -93,19 +131,28 @@ def problem_response(
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for problem documents with these statuses.
+    """OpenAPI ``responses`` entries for problem documents with these statuses, each a
+    reference to the one ``Problem`` component (:func:`problem_schemas`).
 
-    The schema is given inline under ``application/problem+json``, the media type actually
-    served: with ``model=`` FastAPI would put it under the route's ``application/json``.
+    Given under ``application/problem+json``, the media type actually served: with ``model=``
+    FastAPI would put it under the route's ``application/json``.
     """
-    schema = Problem.model_json_schema()
     return {
         status: {
             "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
         }
         for status in statuses
     }
+
+
+def problem_schemas() -> dict[str, dict[str, Any]]:
+    """The ``components/schemas`` entries that :data:`PROBLEM_REF` needs: ``Problem`` and the
+    models it uses."""
+    _, schema = models_json_schema(
+        [(Problem, "serialization")], ref_template="#/components/schemas/{model}"
+    )
+    return dict(schema["$defs"])
 
 
 async def _api_problem(request: Request, exc: Exception) -> JSONResponse:

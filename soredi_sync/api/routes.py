@@ -167,6 +167,7 @@ def _decide(
     response_model=RouteOut,
     responses=problem_responses(400, 401, 403, 422, 503),
     summary="Decide how to deliver a message",
+    operation_id="route",
 )
 async def route(request: Request, body: RouteIn, caller: RouteReader) -> Response:
     """Deliver or reject; in which syntax and message type, converted by whom, to which
@@ -180,22 +181,35 @@ async def route(request: Request, body: RouteIn, caller: RouteReader) -> Respons
     return response
 
 
-_TEXT = {"schema": {"type": "string"}}
-_JSON = {"schema": {"type": "object"}}
-_BYTES = {"schema": {"type": "string", "format": "binary"}}
+# The message body as published: the two media types a client generator can send, one
+# schema each. The other labels the server takes (MESSAGE_MEDIA_TYPES) are named in the
+# description: openapi-python-client warns on a text or XML request body and leaves it out,
+# and if such types are mapped onto supported ones it labels every string body with the last
+# type it met (docs/openapi.md).
+FHIR_MESSAGE_SCHEMA = "FhirMessage"
+MESSAGE_SCHEMAS: dict[str, dict[str, Any]] = {
+    FHIR_MESSAGE_SCHEMA: {
+        "title": FHIR_MESSAGE_SCHEMA,
+        "type": "object",
+        "additionalProperties": True,
+        "description": "A FHIR message Bundle in JSON (`resourceType` `Bundle`, `type` "
+        "`message`), as the gateway holds it.",
+    }
+}
 _MESSAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
+        "description": "The message exactly as held. A FHIR message in JSON may go as "
+        "`application/fhir+json`; any message (FHIR XML or JSON, OIOXML, EDIFACT) as "
+        "`application/octet-stream`: the syntax is read from the content. The same bytes may "
+        "also be labelled `application/fhir+xml`, `application/xml`, `text/xml`, "
+        "`application/json`, `application/edifact`, `application/x-edifact` or `text/plain` "
+        "(a label naming another format than the content's is 400); any other type is 415.",
         "content": {
-            "application/fhir+xml": _TEXT,
-            "application/fhir+json": _JSON,
-            "application/xml": _TEXT,
-            "text/xml": _TEXT,
-            "application/json": _JSON,
-            "application/edifact": _TEXT,
-            "application/x-edifact": _TEXT,
-            "text/plain": _TEXT,
-            "application/octet-stream": _BYTES,
+            "application/fhir+json": {
+                "schema": {"$ref": f"#/components/schemas/{FHIR_MESSAGE_SCHEMA}"}
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
@@ -216,6 +230,7 @@ SenderSyntax = Annotated[
     responses=_MESSAGE_RESPONSES,
     summary="Decide how to deliver a message as held: FHIR, OIOXML or EDIFACT",
     openapi_extra=_MESSAGE_BODY,
+    operation_id="routeMessage",
 )
 async def route_message(
     request: Request, caller: RouteReader, sender_syntax: SenderSyntax = None
@@ -239,6 +254,7 @@ async def route_message(
     responses=_MESSAGE_RESPONSES,
     summary="The same as POST /v1/route/message (its older name)",
     openapi_extra=_MESSAGE_BODY,
+    operation_id="routeBundle",
 )
 async def route_bundle(
     request: Request, caller: RouteReader, sender_syntax: SenderSyntax = None
@@ -309,6 +325,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     "/units/{sor_id}",
     responses=problem_responses(401, 403, 404, 422, 503),
     summary="A SOR unit, its place in the tree and its effective GLN",
+    operation_id="getUnit",
 )
 def unit(
     request: Request,
@@ -338,6 +355,7 @@ def unit(
     "/glns/{gln}",
     responses=problem_responses(401, 403, 404, 422, 503),
     summary="A GLN: attributes, VANS, message types, the units using it",
+    operation_id="getGln",
 )
 def gln(
     request: Request,
@@ -371,6 +389,7 @@ def gln(
     "/changes",
     responses=problem_responses(401, 403, 422),
     summary="Change events after a cursor",
+    operation_id="listChanges",
 )
 def changes(
     request: Request,
@@ -395,6 +414,7 @@ def changes(
     "/snapshots/current",
     responses=problem_responses(401, 403, 503),
     summary="The snapshot answers are given on, and its age",
+    operation_id="getCurrentSnapshot",
 )
 def current_snapshot(request: Request, caller: RegistryReader) -> CurrentSnapshotOut:
     """Needs `registry:read`."""
@@ -412,7 +432,11 @@ def current_snapshot(request: Request, caller: RegistryReader) -> CurrentSnapsho
 # -- health -------------------------------------------------------------------------------
 
 
-@health.get("/healthz", summary="The process is alive")
+@health.get(
+    "/healthz",
+    summary="The process is alive",
+    operation_id="getHealth",
+)
 async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
@@ -421,6 +445,7 @@ async def healthz() -> HealthOut:
     "/readyz",
     responses=problem_responses(503),
     summary="The database answers and a snapshot exists",
+    operation_id="getReadiness",
 )
 def readyz(request: Request) -> ReadyOut:
     """Ready when the database answers, a snapshot exists and, unless

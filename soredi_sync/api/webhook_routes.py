@@ -167,6 +167,7 @@ def _out(uow: SqlAlchemyWebhookUnitOfWork, sub: Subscription) -> WebhookOut:
     status_code=201,
     responses=problem_responses(400, 401, 403, 409, 422),
     summary="Register a change subscription (the secret is in this answer only)",
+    operation_id="createWebhook",
 )
 def post_webhook(request: Request, caller: WebhookAdmin, body: WebhookIn) -> WebhookCreatedOut:
     """The subscription gets the changes made from now on that pass its filters (fields
@@ -207,6 +208,7 @@ def post_webhook(request: Request, caller: WebhookAdmin, body: WebhookIn) -> Web
     "/webhooks",
     responses=problem_responses(401, 403),
     summary="Every change subscription, configured and registered, active or removed",
+    operation_id="listWebhooks",
 )
 def list_webhooks(request: Request, caller: WebhookAdmin) -> WebhooksOut:
     """Needs `webhook:admin` and a token not restricted to owners."""
@@ -220,6 +222,7 @@ def list_webhooks(request: Request, caller: WebhookAdmin) -> WebhooksOut:
     "/webhooks/{webhook_id}",
     responses=problem_responses(401, 403, 404, 422),
     summary="One change subscription and its deliveries per state",
+    operation_id="getWebhook",
 )
 def get_webhook(request: Request, caller: WebhookAdmin, webhook_id: RowId) -> WebhookOut:
     """Needs `webhook:admin` and a token not restricted to owners."""
@@ -233,6 +236,7 @@ def get_webhook(request: Request, caller: WebhookAdmin, webhook_id: RowId) -> We
     response_class=Response,
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Remove a change subscription (its pending deliveries are cancelled)",
+    operation_id="deleteWebhook",
 )
 def delete_webhook(request: Request, caller: WebhookAdmin, webhook_id: RowId) -> Response:
     """The subscription stops and stays listed, inactive, with its deliveries. A configured
@@ -250,6 +254,7 @@ def delete_webhook(request: Request, caller: WebhookAdmin, webhook_id: RowId) ->
     "/webhooks/{webhook_id}/deliveries",
     responses=problem_responses(401, 403, 404, 422),
     summary="The subscription's recent deliveries and their state, newest first",
+    operation_id="listWebhookDeliveries",
 )
 def get_deliveries(
     request: Request,

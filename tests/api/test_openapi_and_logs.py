@@ -80,8 +80,13 @@ class TestOpenApi:
         assert {"decision", "address", "snapshot", "trace", "conversion"} <= set(
             schema["properties"]
         )
-        bundle = openapi["paths"]["/v1/route/bundle"]["post"]["requestBody"]["content"]
-        assert {"application/fhir+xml", "application/fhir+json"} <= set(bundle)
+        for path in ("/v1/route/message", "/v1/route/bundle"):
+            body = openapi["paths"][path]["post"]["requestBody"]
+            # Typed for generators: FHIR JSON, and any message as bytes; the other labels
+            # the server takes are named in the description.
+            assert set(body["content"]) == {"application/fhir+json", "application/octet-stream"}
+            assert "application/fhir+xml" in body["description"]
+            assert "application/edifact" in body["description"]
 
 
 class TestLogs:

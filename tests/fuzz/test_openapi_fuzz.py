@@ -54,10 +54,6 @@ from soredi_sync.services.tokens import create_token
 from tests.api.conftest import ALL_SCOPES, QUIET_LOG, api_uow, bearer
 from tests.integration.conftest import make_settings
 
-# EDIFACT is text: its media types are fuzzed as text/plain is (schemathesis has no serializer
-# of its own for them, and would leave them untested with a warning).
-schemathesis.serializer.alias(["application/edifact", "application/x-edifact"], "text/plain")
-
 # More for a deeper run: SOREDI_FUZZ_EXAMPLES=500 pytest tests/fuzz
 MAX_EXAMPLES = int(os.environ.get("SOREDI_FUZZ_EXAMPLES", "25"))
 CHECKS = [
