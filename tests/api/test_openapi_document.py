@@ -13,11 +13,8 @@ import importlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +34,7 @@ from soredi_sync.cli import cli
 from soredi_sync.observability.metrics import Metrics
 from soredi_sync.sandbox.generate import Manifest
 from tests.integration.conftest import make_settings
+from tests.live_server import uvicorn_in_thread
 
 from .conftest import QUIET_LOG, World, bearer, bundle_json, route_body
 from .test_route import carrier, readdressed
@@ -258,31 +256,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, M
 @contextmanager
 def live_server(app: App) -> Iterator[str]:
     """The API over ``app`` served by uvicorn in a thread on a free loopback port; its URL."""
-    import uvicorn
-
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    config = uvicorn.Config(
-        create_app(app, ApiSettings(), QUIET_LOG, Metrics(process_collectors=False)),
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    host, port = listener.getsockname()
-    try:
+    asgi = create_app(app, ApiSettings(), QUIET_LOG, Metrics(process_collectors=False))
+    with uvicorn_in_thread(asgi) as (host, port):
         yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        listener.close()
 
 
 @pytest.mark.slow  # the generator and its ruff hooks take a few seconds

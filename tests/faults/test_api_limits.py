@@ -14,7 +14,6 @@ import json
 import resource
 import selectors
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -30,6 +29,7 @@ from soredi_sync.bootstrap import App
 from tests.api.conftest import QUIET_LOG
 from tests.faults.invariants import LastGood
 from tests.faults.report import Case
+from tests.live_server import uvicorn_in_thread
 from tests.parsing.test_bundle import care_communication, organization
 
 MB = 1024 * 1024
@@ -52,33 +52,10 @@ class LiveApi:
 @contextmanager
 def live_api(app: App, **limits: Any) -> Iterator[LiveApi]:
     """The API over ``app`` served by uvicorn in a thread, with ``[api]`` limits overridden."""
-    import uvicorn
-
     settings = ApiSettings(**limits)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(settings.backlog)
-    config = uvicorn.Config(
-        create_app(app, settings, QUIET_LOG),
-        log_config=None,
-        access_log=False,
-        **uvicorn_limits(settings),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    host, port = listener.getsockname()
-    try:
+    asgi = create_app(app, settings, QUIET_LOG)
+    with uvicorn_in_thread(asgi, **uvicorn_limits(settings)) as (host, port):
         yield LiveApi(host, port, settings)
-    finally:
-        server.should_exit = True
-        thread.join(20)
-        listener.close()
 
 
 @dataclass
