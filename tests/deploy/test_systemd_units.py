@@ -133,3 +133,43 @@ def test_systemd_analyze_verifies_both_units(tmp_path: Path) -> None:
         check=False,
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_a_clean_stop_of_serve_counts_as_success_for_its_unit(tmp_path: Path) -> None:
+    """uvicorn re-raises SIGTERM after a clean shutdown; the unit must not call that a failure."""
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    accepted = {0, *(int(v) for v in one(read_unit(SERVE), "Service", "SuccessExitStatus").split())}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SOREDI_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    command = [sys.executable, "-m", "soredi_sync.cli"]
+    subprocess.run([*command, "db", "upgrade"], env=env, check=True, capture_output=True)
+    server = subprocess.Popen(
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    status = 128 + signal.SIGTERM if code == -signal.SIGTERM else code
+    assert status in accepted
