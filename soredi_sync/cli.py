@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -775,7 +774,8 @@ _MESSAGE_HELP = (
 def route_message(
     ctx: click.Context, file: Path, sender_syntax: str | None, at: date | None, as_json: bool
 ) -> None:
-    from soredi_sync.parsing.message import parse_message
+    from soredi_sync.domain.routing import RoutingInputError
+    from soredi_sync.parsing.message import parse_message, route_request_for
 
     settings = _settings(ctx)
     try:
@@ -784,14 +784,12 @@ def route_message(
         click.echo(f"error: {file}: {exc}", err=True)
         ctx.exit(2)
         return
-    if sender_syntax is not None and facts.syntax != "fhir" and sender_syntax != facts.syntax:
-        raise click.UsageError(
-            f"--sender-syntax overrides the syntax of a FHIR message only; {file.name} is a "
-            f"{facts.message_type} ({facts.syntax}) message"
+    try:
+        request = route_request_for(
+            facts, sender_syntax, at, category_names=settings.category_names
         )
-    request = facts.to_route_request(sender_syntax, at, category_names=settings.category_names)
-    if request.message_id is None and facts.message_id is not None:
-        request = replace(request, message_id=facts.message_id)
+    except RoutingInputError as exc:
+        raise click.UsageError(f"{file.name}: {exc}") from None
     read = {
         "syntax": facts.syntax,
         "message_type": facts.message_type,

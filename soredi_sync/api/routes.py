@@ -17,7 +17,7 @@ answer 503 rather than hang the loop when the database does.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any
 
@@ -54,7 +54,7 @@ from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App
 from soredi_sync.daemon.health import data_health, monitored_sources, webhook_health
 from soredi_sync.db.api_repository import TokenRecord
-from soredi_sync.domain.routing import Decision, RouteRequest, RoutingInputError
+from soredi_sync.domain.routing import Decision, RouteRequest
 from soredi_sync.errors import NoSnapshot
 from soredi_sync.observability.metrics import Metrics, shared_metrics
 from soredi_sync.parsing.bundle import JSON_CONTENT_TYPES, XML_CONTENT_TYPES, BundleBudget
@@ -62,6 +62,7 @@ from soredi_sync.parsing.message import (
     EDIFACT_CONTENT_TYPES,
     NEUTRAL_CONTENT_TYPES,
     parse_message,
+    route_request_for,
 )
 from soredi_sync.services import queries
 from soredi_sync.services.decision_log import DecisionLog, decision_entry
@@ -286,14 +287,7 @@ async def _route_message(
     facts = await run_in_threadpool(
         parse_message, data, content_type, message_types=settings.message_types, budget=budget
     )
-    if sender_syntax is not None and facts.syntax != "fhir" and sender_syntax != facts.syntax:
-        raise RoutingInputError(
-            f"sender_syntax overrides the syntax of a FHIR message only; this is a "
-            f"{facts.message_type} ({facts.syntax}) message"
-        )
-    question = facts.to_route_request(sender_syntax, category_names=settings.category_names)
-    if question.message_id is None and facts.message_id is not None:
-        question = replace(question, message_id=facts.message_id)
+    question = route_request_for(facts, sender_syntax, category_names=settings.category_names)
     read = MessageReadOut(
         syntax=facts.syntax,
         message_type=facts.message_type,

@@ -17,8 +17,11 @@ A declared content type is checked against the body: a type that names another w
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from datetime import date
 
 from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.domain.routing import RouteRequest, RoutingInputError
 from soredi_sync.parsing.bundle import (
     JSON_CONTENT_TYPES,
     XML_CONTENT_TYPES,
@@ -32,7 +35,13 @@ from soredi_sync.parsing.edifact import parse_edifact
 from soredi_sync.parsing.facts import LegacyFacts
 from soredi_sync.parsing.oioxml import OIOXML_ROOT, parse_oioxml, xml_root_name
 
-__all__ = ["LegacyFacts", "MessageFacts", "parse_message", "sniff_wire_format"]
+__all__ = [
+    "LegacyFacts",
+    "MessageFacts",
+    "parse_message",
+    "route_request_for",
+    "sniff_wire_format",
+]
 
 MessageFacts = BundleFacts | LegacyFacts
 
@@ -78,6 +87,27 @@ def parse_message(
         return parse_oioxml(data, message_types=message_types, budget=budget)
     # parse_bundle checks the content type itself (XML/JSON only: EDIFACT was handled above).
     return parse_bundle(data, content_type, budget=budget, message_types=message_types)
+
+
+def route_request_for(
+    facts: MessageFacts,
+    sender_syntax: str | None = None,
+    at: date | None = None,
+    *,
+    category_names: Mapping[str, str] | None = None,
+) -> RouteRequest:
+    """The routing question for a parsed message (the CLI's and the API's one rule).
+
+    :param sender_syntax: route a FHIR message as if sent in this syntax; None: as read
+    :raises RoutingInputError: ``sender_syntax`` names another syntax for a legacy message,
+        which is always routed in its own
+    """
+    if sender_syntax is not None and facts.syntax != "fhir" and sender_syntax != facts.syntax:
+        raise RoutingInputError(
+            "the sender syntax overrides the syntax of a FHIR message only; this is a "
+            f"{facts.message_type} ({facts.syntax}) message"
+        )
+    return facts.to_route_request(sender_syntax, at, category_names=category_names)
 
 
 def sniff_wire_format(data: bytes) -> str:
