@@ -372,7 +372,6 @@ def prepare(tmp: Path) -> tuple[str, str, str]:
     a receiver GLN)."""
     from soredi_sync.bootstrap import bootstrap
     from soredi_sync.config import Settings
-    from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
     from soredi_sync.sandbox.generate import generate
     from soredi_sync.services.schema import upgrade
     from soredi_sync.services.sync import sync_source
@@ -388,9 +387,7 @@ def prepare(tmp: Path) -> tuple[str, str, str]:
             app.sync_config(),
         )
         assert outcome.ok, outcome.error
-        token = create_token(
-            lambda: SqlAlchemyApiUnitOfWork(app.session_factory), ["route:read"]
-        ).token
+        token = create_token(lambda: app.uow(), ["route:read"]).token
         gln = sorted(app.routing().resolver().index.owners_by_gln)[0]
     return url, token, gln
 

@@ -1011,9 +1011,8 @@ def demo(ctx: click.Context, keep: Path | None, old_dir: Path | None, profile: s
 
 
 def _api_uow_factory(app: Any) -> Callable[[], Any]:
-    from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
-
-    return lambda: SqlAlchemyApiUnitOfWork(app.session_factory)
+    factory: Callable[[], Any] = app.uow
+    return factory
 
 
 def _split_values(values: tuple[str, ...]) -> list[str]:
@@ -1515,9 +1514,8 @@ def cutover(ctx: click.Context, on: date, owners: tuple[str, ...], as_json: bool
 
 
 def _plan_uow(app: Any) -> Any:
-    from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
 
-    return SqlAlchemyPlanUnitOfWork(app.session_factory)
+    return app.uow()
 
 
 def _actor(actor: str | None) -> str:
@@ -1781,9 +1779,8 @@ def plan_verify(ctx: click.Context, plan_id: int, actor: str | None, as_json: bo
 
 
 def _webhook_uow(app: Any) -> Any:
-    from soredi_sync.db.webhook_repository import SqlAlchemyWebhookUnitOfWork
 
-    return SqlAlchemyWebhookUnitOfWork(app.session_factory)
+    return app.uow()
 
 
 def _webhook_json(sub: Any, counts: dict[str, int]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from rich.markup import escape
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import Settings
 from soredi_sync.db.models import RunStatus
-from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
 from soredi_sync.db.repository import SnapshotInfo
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.audit import AuditView, OwnerKind
 from soredi_sync.domain.model import Registry
 from soredi_sync.domain.plans import owners_of_kind, switch_to_carecommunication
@@ -523,12 +523,12 @@ def _municipality(view: AuditView, municipalities: Iterable[str]) -> str | None:
 
 
 @contextmanager
-def _plans(app: App) -> Iterator[SqlAlchemyPlanUnitOfWork]:
-    with SqlAlchemyPlanUnitOfWork(app.session_factory) as uow:
+def _plans(app: App) -> Iterator[UnitOfWork]:
+    with app.uow() as uow:
         yield uow
 
 
-def _events(uow: SqlAlchemyPlanUnitOfWork, plan_id: int) -> list[Any]:
+def _events(uow: UnitOfWork, plan_id: int) -> list[Any]:
     from soredi_sync.services.plans import plan_events
 
     return plan_events(uow, plan_id)

@@ -16,7 +16,7 @@ from soredi_sync.api.routes import ApiContext
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.bootstrap import App
 from soredi_sync.daemon.health import data_age_seconds, source_gauges_reader
-from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.observability.metrics import Metrics, shared_metrics
 from soredi_sync.services.decision_log import BackgroundFlusher, DecisionLog
 from soredi_sync.services.tokens import TokenVerifier
@@ -77,8 +77,8 @@ def create_app(
         settings = settings or configured_api
         log_settings = log_settings or configured_log
 
-    def api_uow() -> SqlAlchemyApiUnitOfWork:
-        return SqlAlchemyApiUnitOfWork(app.session_factory)
+    def api_uow() -> UnitOfWork:
+        return app.uow()
 
     verifier = TokenVerifier(api_uow, ttl=settings.token_cache_seconds)
     decision_log = DecisionLog(

@@ -20,7 +20,8 @@ from soredi_sync.api.routes import Credentials, context
 from soredi_sync.api.schemas import SOR_ID_PATTERN, RowId
 from soredi_sync.api.security import authorize
 from soredi_sync.db.api_repository import TokenRecord
-from soredi_sync.db.plan_repository import Plan, PlanItem, SqlAlchemyPlanUnitOfWork
+from soredi_sync.db.plan_repository import Plan, PlanItem
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.errors import SourceError
 from soredi_sync.services.plans import (
     PlanRequestError,
@@ -117,8 +118,8 @@ def _actor(caller: TokenRecord) -> str:
     return f"token:{caller.name}"
 
 
-def _uow(request: Request) -> SqlAlchemyPlanUnitOfWork:
-    return SqlAlchemyPlanUnitOfWork(context(request).app.session_factory)
+def _uow(request: Request) -> UnitOfWork:
+    return context(request).app.uow()
 
 
 def _check_plan_owners(caller: TokenRecord, plan: Plan) -> None:

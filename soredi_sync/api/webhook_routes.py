@@ -23,9 +23,9 @@ from soredi_sync.api.routes import Credentials, context
 from soredi_sync.api.schemas import GLN_PATTERN, SOR_ID_PATTERN, RowId
 from soredi_sync.api.security import authorize
 from soredi_sync.db.api_repository import TokenRecord
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.db.webhook_repository import (
     Delivery,
-    SqlAlchemyWebhookUnitOfWork,
     Subscription,
 )
 from soredi_sync.services.tokens import Scope
@@ -150,15 +150,15 @@ class DeliveriesOut(BaseModel):
     deliveries: list[DeliveryOut]
 
 
-def _uow(request: Request) -> SqlAlchemyWebhookUnitOfWork:
-    return SqlAlchemyWebhookUnitOfWork(context(request).app.session_factory)
+def _uow(request: Request) -> UnitOfWork:
+    return context(request).app.uow()
 
 
 def _actor(caller: TokenRecord) -> str:
     return f"token:{caller.name}"
 
 
-def _out(uow: SqlAlchemyWebhookUnitOfWork, sub: Subscription) -> WebhookOut:
+def _out(uow: UnitOfWork, sub: Subscription) -> WebhookOut:
     return WebhookOut.of(sub, delivery_counts(uow).get(sub.id, {}))
 
 

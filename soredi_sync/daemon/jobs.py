@@ -194,14 +194,13 @@ class Jobs:
             self._follow_up()
 
     def _follow_up(self) -> None:
-        from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
         from soredi_sync.services.audit import record_summary
         from soredi_sync.services.plans import verify_open_plans
 
         app = self.app
 
         def plans() -> None:
-            with SqlAlchemyPlanUnitOfWork(app.session_factory) as uow:
+            with app.uow() as uow:
                 for result in verify_open_plans(uow, actor="sync"):
                     logger.info("Plan %d verified: %s", result.plan_id, result.counts)
 
@@ -254,12 +253,11 @@ class Jobs:
         """Delete decisions older than the retention (leader only)."""
         if self.stopping.is_set() or not self.lease.is_leader:
             return
-        from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
         from soredi_sync.services.decision_log import purge_decisions, retention_cutoff
 
         days = self.app.settings.decision_log.retention_days
         cutoff = retention_cutoff(datetime.now(UTC), days)
-        count = purge_decisions(lambda: SqlAlchemyApiUnitOfWork(self.app.session_factory), cutoff)
+        count = purge_decisions(self.app.uow, cutoff)
         self.log.add("decision retention", f"purged {count}")
 
 

@@ -1,6 +1,6 @@
 """Repositories of the HTTP API's own tables: bearer tokens and the decision log.
 
-Like :mod:`soredi_sync.db.repository` they never commit; :class:`SqlAlchemyApiUnitOfWork`
+Like :mod:`soredi_sync.db.repository` they never commit; :class:`UnitOfWork`
 owns the transaction and rolls back unless the use case commits.
 """
 
@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from soredi_sync.db.bulk import bulk_insert
 from soredi_sync.db.models import ApiToken, Base, DecisionRecord
-from soredi_sync.db.unit_of_work import SessionUnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,14 +206,3 @@ class SqlAlchemyDecisionRepository:
             delete(DecisionRecord).where(DecisionRecord.decided_at < older_than)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-class SqlAlchemyApiUnitOfWork(SessionUnitOfWork):
-    """One session and transaction over the API's tables; rolled back unless committed."""
-
-    tokens: SqlAlchemyTokenRepository
-    decisions: SqlAlchemyDecisionRepository
-
-    def _open(self, session: Session) -> None:
-        self.tokens = SqlAlchemyTokenRepository(session)
-        self.decisions = SqlAlchemyDecisionRepository(session)

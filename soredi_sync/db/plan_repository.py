@@ -1,6 +1,6 @@
 """Repository of change plans, their items and the record of every state change.
 
-Like the other repositories it never commits: :class:`SqlAlchemyPlanUnitOfWork` owns the
+Like the other repositories it never commits: :class:`UnitOfWork` owns the
 transaction. The unit of work also carries the registry repository, because building and
 verifying a plan reads a snapshot.
 """
@@ -16,8 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.models import ChangePlan, ChangePlanEvent, ChangePlanItem
-from soredi_sync.db.repository import SqlAlchemyRegistryRepository, SqlAlchemySyncRunRepository
-from soredi_sync.db.unit_of_work import SessionUnitOfWork
 from soredi_sync.domain.plans import ItemDraft, ItemState, PlanAction
 
 
@@ -253,16 +251,3 @@ class SqlAlchemyPlanRepository:
         )
         self.session.flush()
         return changed
-
-
-class SqlAlchemyPlanUnitOfWork(SessionUnitOfWork):
-    """One session and transaction over plans and the registry; rolled back unless committed."""
-
-    registry: SqlAlchemyRegistryRepository
-    runs: SqlAlchemySyncRunRepository
-    plans: SqlAlchemyPlanRepository
-
-    def _open(self, session: Session) -> None:
-        self.registry = SqlAlchemyRegistryRepository(session)
-        self.runs = SqlAlchemySyncRunRepository(session)
-        self.plans = SqlAlchemyPlanRepository(session)

@@ -7,7 +7,10 @@ from typing import Protocol, Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from soredi_sync.db.api_repository import SqlAlchemyDecisionRepository, SqlAlchemyTokenRepository
+from soredi_sync.db.plan_repository import SqlAlchemyPlanRepository
 from soredi_sync.db.repository import SqlAlchemyRegistryRepository, SqlAlchemySyncRunRepository
+from soredi_sync.db.webhook_repository import SqlAlchemyWebhookRepository
 
 
 class UnitOfWork(Protocol):
@@ -18,6 +21,10 @@ class UnitOfWork(Protocol):
 
     registry: SqlAlchemyRegistryRepository
     runs: SqlAlchemySyncRunRepository
+    tokens: SqlAlchemyTokenRepository
+    decisions: SqlAlchemyDecisionRepository
+    plans: SqlAlchemyPlanRepository
+    webhooks: SqlAlchemyWebhookRepository
 
     def __enter__(self) -> Self: ...
 
@@ -77,9 +84,19 @@ class SessionUnitOfWork:
 
 
 class SqlAlchemyUnitOfWork(SessionUnitOfWork):
+    """The one unit of work: every repository over one session and transaction."""
+
     registry: SqlAlchemyRegistryRepository
     runs: SqlAlchemySyncRunRepository
+    tokens: SqlAlchemyTokenRepository
+    decisions: SqlAlchemyDecisionRepository
+    plans: SqlAlchemyPlanRepository
+    webhooks: SqlAlchemyWebhookRepository
 
     def _open(self, session: Session) -> None:
         self.registry = SqlAlchemyRegistryRepository(session)
         self.runs = SqlAlchemySyncRunRepository(session)
+        self.tokens = SqlAlchemyTokenRepository(session)
+        self.decisions = SqlAlchemyDecisionRepository(session)
+        self.plans = SqlAlchemyPlanRepository(session)
+        self.webhooks = SqlAlchemyWebhookRepository(session)

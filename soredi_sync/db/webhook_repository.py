@@ -1,6 +1,6 @@
 """Repository of change subscriptions (webhooks) and their deliveries.
 
-Like the other repositories it never commits: :class:`SqlAlchemyWebhookUnitOfWork` owns the
+Like the other repositories it never commits: :class:`UnitOfWork` owns the
 transaction. The unit of work also carries the registry repository, because enqueueing reads
 the change feed and the owner filter reads who owns what on the current snapshot.
 
@@ -29,10 +29,8 @@ from sqlalchemy.orm import Session
 from soredi_sync.db.models import GlnVersion, UnitVersion, WebhookDelivery, WebhookSubscription
 from soredi_sync.db.repository import (
     STREAM_ROWS,
-    SqlAlchemyRegistryRepository,
     _as_of,
 )
-from soredi_sync.db.unit_of_work import SessionUnitOfWork
 
 PENDING = "pending"
 SENDING = "sending"  # claimed by a dispatcher, which is POSTing it now
@@ -591,18 +589,6 @@ class SqlAlchemyWebhookRepository:
 
     def _stream(self, query: Any) -> Iterator[Any]:
         yield from self.session.execute(query.execution_options(yield_per=STREAM_ROWS))
-
-
-class SqlAlchemyWebhookUnitOfWork(SessionUnitOfWork):
-    """One session and transaction over subscriptions, deliveries and the registry; rolled
-    back unless committed."""
-
-    registry: SqlAlchemyRegistryRepository
-    webhooks: SqlAlchemyWebhookRepository
-
-    def _open(self, session: Session) -> None:
-        self.registry = SqlAlchemyRegistryRepository(session)
-        self.webhooks = SqlAlchemyWebhookRepository(session)
 
 
 def _aware(value: Any) -> datetime | None:

@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from soredi_sync.db.api_repository import DecisionEntry, SqlAlchemyApiUnitOfWork
+from soredi_sync.db.api_repository import DecisionEntry
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.routing import RouteDecision, RouteRequest
 
 logger = logging.getLogger(__name__)
 
-UowFactory = Callable[[], SqlAlchemyApiUnitOfWork]
+UowFactory = Callable[[], UnitOfWork]
 
 # Column widths of the ``decisions`` table: values from callers are cut to fit rather than
 # failing a whole batch on one over-long message id.

@@ -1,6 +1,6 @@
 """Change-plan use cases: create, show, export, submit and verify.
 
-Each use case takes an open :class:`SqlAlchemyPlanUnitOfWork` and commits what it changes.
+Each use case takes an open :class:`UnitOfWork` and commits what it changes.
 
 :func:`verify_open_plans` is meant to run after every accepted sync (the daemon schedules it);
 ``services.sync.sync_source`` does not call it itself.
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from soredi_sync.db.plan_repository import (
     Plan,
     PlanEvent,
-    SqlAlchemyPlanUnitOfWork,
     StateChange,
 )
 from soredi_sync.db.repository import SnapshotInfo
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.audit import AuditContext, AuditView, OwnerKind
 from soredi_sync.domain.model import Registry
 from soredi_sync.domain.plans import (
@@ -78,7 +78,7 @@ class VerifyResult:
     counts: dict[str, int]
 
 
-def _current(uow: SqlAlchemyPlanUnitOfWork) -> SnapshotInfo:
+def _current(uow: UnitOfWork) -> SnapshotInfo:
     snapshot = uow.registry.current_snapshot()
     if snapshot is None:
         raise NoSnapshot()
@@ -86,7 +86,7 @@ def _current(uow: SqlAlchemyPlanUnitOfWork) -> SnapshotInfo:
 
 
 def create_plan(
-    uow: SqlAlchemyPlanUnitOfWork,
+    uow: UnitOfWork,
     context: AuditContext,
     *,
     actor: str,
@@ -152,7 +152,7 @@ def create_plan(
     return get_plan(uow, plan_id)
 
 
-def get_plan(uow: SqlAlchemyPlanUnitOfWork, plan_id: int) -> Plan:
+def get_plan(uow: UnitOfWork, plan_id: int) -> Plan:
     """:raises NotFound: no such plan"""
     plan = uow.plans.get(plan_id)
     if plan is None:
@@ -160,7 +160,7 @@ def get_plan(uow: SqlAlchemyPlanUnitOfWork, plan_id: int) -> Plan:
     return plan
 
 
-def plan_events(uow: SqlAlchemyPlanUnitOfWork, plan_id: int) -> list[PlanEvent]:
+def plan_events(uow: UnitOfWork, plan_id: int) -> list[PlanEvent]:
     get_plan(uow, plan_id)
     return uow.plans.events(plan_id)
 
@@ -216,7 +216,7 @@ def write_worklist(plan: Plan, fmt: str, path: Path) -> None:
 
 
 def submit_plan(
-    uow: SqlAlchemyPlanUnitOfWork,
+    uow: UnitOfWork,
     plan_id: int,
     channel: str,
     *,
@@ -270,7 +270,7 @@ def submit_plan(
 
 
 def _submit_sorus(
-    uow: SqlAlchemyPlanUnitOfWork,
+    uow: UnitOfWork,
     plan: Plan,
     sorus: SorUpdater,
     *,
@@ -333,7 +333,7 @@ def _submit_sorus(
 
 
 def _verify(
-    uow: SqlAlchemyPlanUnitOfWork,
+    uow: UnitOfWork,
     plan: Plan,
     snapshot: SnapshotInfo,
     registry: Registry,
@@ -360,7 +360,7 @@ def _verify(
     return VerifyResult(plan.id, snapshot.id, changed, plan_counts(after))
 
 
-def verify_plan(uow: SqlAlchemyPlanUnitOfWork, plan_id: int, *, actor: str) -> VerifyResult:
+def verify_plan(uow: UnitOfWork, plan_id: int, *, actor: str) -> VerifyResult:
     """Judge every submitted item of the plan against the current snapshot and commit.
 
     Items still planned (not handed to SOR) are left as they are.
@@ -375,7 +375,7 @@ def verify_plan(uow: SqlAlchemyPlanUnitOfWork, plan_id: int, *, actor: str) -> V
     return result
 
 
-def verify_open_plans(uow: SqlAlchemyPlanUnitOfWork, *, actor: str = "sync") -> list[VerifyResult]:
+def verify_open_plans(uow: UnitOfWork, *, actor: str = "sync") -> list[VerifyResult]:
     """Verify every plan with submitted or pending items against the current snapshot.
 
     Meant to run after each accepted sync (``services.sync.sync_source`` does not call it; the

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork, TokenRecord
+from soredi_sync.db.api_repository import TokenRecord
 from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.model import UnitKind
 from soredi_sync.domain.routing import Address, RoutingIndex
@@ -78,7 +78,7 @@ def may_read_owner(token: TokenRecord, owner_sor_id: str | None) -> bool:
     return owner_sor_id is not None and owner_sor_id in token.owners
 
 
-UowFactory = Callable[[], SqlAlchemyApiUnitOfWork]
+UowFactory = Callable[[], UnitOfWork]
 
 
 def create_token(

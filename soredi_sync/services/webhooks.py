@@ -111,6 +111,7 @@ from soredi_sync.clients.webhook_http import (
 )
 from soredi_sync.config import WebhookConfig, WebhookSettings
 from soredi_sync.db.repository import ChangeRecord
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.db.webhook_repository import (
     DELIVERED,
     FAILED,
@@ -118,7 +119,6 @@ from soredi_sync.db.webhook_repository import (
     Delivery,
     DueDelivery,
     OwnerMap,
-    SqlAlchemyWebhookUnitOfWork,
     StuckDeliveries,
     Subscription,
 )
@@ -403,7 +403,7 @@ def _now(now: datetime | None) -> datetime:
 
 
 def sync_configured(
-    uow: SqlAlchemyWebhookUnitOfWork,
+    uow: UnitOfWork,
     webhook_settings: WebhookSettings,
     actor: str = "config",
     *,
@@ -512,7 +512,7 @@ def _warn_if_unsigned(config: WebhookConfig) -> None:
 
 
 def create_subscription(
-    uow: SqlAlchemyWebhookUnitOfWork,
+    uow: UnitOfWork,
     *,
     name: str,
     url: str,
@@ -571,11 +571,11 @@ def create_subscription(
     return CreatedSubscription(secret, sub)
 
 
-def list_subscriptions(uow: SqlAlchemyWebhookUnitOfWork) -> list[Subscription]:
+def list_subscriptions(uow: UnitOfWork) -> list[Subscription]:
     return uow.webhooks.all()
 
 
-def get_subscription(uow: SqlAlchemyWebhookUnitOfWork, subscription_id: int) -> Subscription:
+def get_subscription(uow: UnitOfWork, subscription_id: int) -> Subscription:
     """:raises NotFound: no such subscription"""
     sub = uow.webhooks.get(subscription_id)
     if sub is None:
@@ -583,7 +583,7 @@ def get_subscription(uow: SqlAlchemyWebhookUnitOfWork, subscription_id: int) -> 
     return sub
 
 
-def find_subscription(uow: SqlAlchemyWebhookUnitOfWork, name: str) -> Subscription:
+def find_subscription(uow: UnitOfWork, name: str) -> Subscription:
     """:raises NotFound: no subscription has this name"""
     sub = uow.webhooks.get_by_name(name.strip())
     if sub is None:
@@ -592,7 +592,7 @@ def find_subscription(uow: SqlAlchemyWebhookUnitOfWork, name: str) -> Subscripti
 
 
 def deactivate_subscription(
-    uow: SqlAlchemyWebhookUnitOfWork,
+    uow: UnitOfWork,
     subscription_id: int,
     *,
     actor: str,
@@ -623,7 +623,7 @@ def deactivate_subscription(
     return get_subscription(uow, subscription_id)
 
 
-def delivery_counts(uow: SqlAlchemyWebhookUnitOfWork) -> dict[int, dict[str, int]]:
+def delivery_counts(uow: UnitOfWork) -> dict[int, dict[str, int]]:
     """Subscription id → deliveries per state (pending, delivered, failed always present)."""
     stored = uow.webhooks.delivery_counts()
     counts = {}
@@ -633,7 +633,7 @@ def delivery_counts(uow: SqlAlchemyWebhookUnitOfWork) -> dict[int, dict[str, int
 
 
 def recent_deliveries(
-    uow: SqlAlchemyWebhookUnitOfWork,
+    uow: UnitOfWork,
     subscription_id: int,
     limit: int = 50,
     status: str | None = None,
@@ -666,7 +666,7 @@ class _Pending:
 
 
 def enqueue(
-    uow: SqlAlchemyWebhookUnitOfWork,
+    uow: UnitOfWork,
     webhook_settings: WebhookSettings,
     *,
     now: datetime | None = None,
@@ -733,14 +733,14 @@ def _no_owners(_change: ChangeRecord) -> set[str]:
     return set()
 
 
-def _owner_resolver(uow: SqlAlchemyWebhookUnitOfWork) -> OwnerResolver:
+def _owner_resolver(uow: UnitOfWork) -> OwnerResolver:
     snapshot = uow.registry.current_snapshot()
     if snapshot is None:
         return OwnerResolver(OwnerMap({}, {}, {}))
     return OwnerResolver(uow.webhooks.owner_map(snapshot.id))
 
 
-def _emit(uow: SqlAlchemyWebhookUnitOfWork, state: _Pending, at: datetime) -> int:
+def _emit(uow: UnitOfWork, state: _Pending, at: datetime) -> int:
     batch, state.batch = state.batch, []
     if state.sequence is None:
         state.sequence = uow.webhooks.last_sequence(state.sub.id)
@@ -810,7 +810,7 @@ def dispatcher_id() -> str:
 
 
 def deliver_due(
-    uow_factory: Callable[[], SqlAlchemyWebhookUnitOfWork],
+    uow_factory: Callable[[], UnitOfWork],
     webhook_settings: WebhookSettings,
     sender: WebhookSender,
     *,
@@ -877,7 +877,7 @@ def deliver_due(
 
 
 def _record(
-    uow_factory: Callable[[], SqlAlchemyWebhookUnitOfWork],
+    uow_factory: Callable[[], UnitOfWork],
     webhook_settings: WebhookSettings,
     due: DueDelivery,
     outcome: _Outcome,
@@ -1018,8 +1018,8 @@ class DispatchReport:
     delivered: DeliverReport
 
 
-def webhook_uow_factory(app: App) -> Callable[[], SqlAlchemyWebhookUnitOfWork]:
-    return lambda: SqlAlchemyWebhookUnitOfWork(app.session_factory)
+def webhook_uow_factory(app: App) -> Callable[[], UnitOfWork]:
+    return app.uow
 
 
 def prepare(app: App, now: datetime | None = None) -> PrepareReport:
@@ -1071,7 +1071,7 @@ def dispatch(
 
 
 def stuck_deliveries(
-    uow: SqlAlchemyWebhookUnitOfWork,
+    uow: UnitOfWork,
     webhook_settings: WebhookSettings,
     now: datetime | None = None,
 ) -> StuckDeliveries:

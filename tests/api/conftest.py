@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, make_url, text
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
 from soredi_sync.bootstrap import App, bootstrap
-from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
 from soredi_sync.db.models import Base
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.model import GlnMode
 from soredi_sync.services.sync import sync_source
 from soredi_sync.services.tokens import Scope, create_token, revoke_token
@@ -153,8 +153,8 @@ def empty_app(database_url: str) -> Iterator[App]:
         yield application
 
 
-def api_uow(app: App) -> Callable[[], SqlAlchemyApiUnitOfWork]:
-    return lambda: SqlAlchemyApiUnitOfWork(app.session_factory)
+def api_uow(app: App) -> Callable[[], UnitOfWork]:
+    return lambda: app.uow()
 
 
 # A flush interval far longer than any test, so only flush() and shutdown write the log.

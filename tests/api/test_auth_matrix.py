@@ -32,8 +32,6 @@ import pytest
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App, bootstrap
-from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
-from soredi_sync.db.webhook_repository import SqlAlchemyWebhookUnitOfWork
 from soredi_sync.observability.metrics import Metrics
 from soredi_sync.services.plans import create_plan
 from soredi_sync.services.tokens import Scope, new_token
@@ -114,7 +112,7 @@ class Setup:
     def plan(self, inside: bool) -> int:
         """A plan over the inside (or outside) owner."""
         if inside not in self._plans:
-            with SqlAlchemyPlanUnitOfWork(self.app.session_factory) as uow:
+            with self.app.uow() as uow:
                 plan = create_plan(
                     uow,
                     self.app.settings.audit_context,
@@ -126,7 +124,7 @@ class Setup:
         return self._plans[inside]
 
     def webhook(self, _inside: bool) -> int:
-        with SqlAlchemyWebhookUnitOfWork(self.app.session_factory) as uow:
+        with self.app.uow() as uow:
             created = create_subscription(
                 uow,
                 name="matrix",

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from soredi_sync.bootstrap import App
-from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
 from soredi_sync.services.plans import plan_events, submit_plan
 from tests.api.conftest import World, assert_problem, bearer
 
@@ -104,7 +103,7 @@ class TestRequests:
         )
         assert findings.status_code == 201, findings.text
         assert {i["action"] for i in findings.json()["items"]} <= {"remove"}
-        with SqlAlchemyPlanUnitOfWork(synced_app.session_factory) as uow:
+        with synced_app.uow() as uow:
             submit_plan(uow, created["id"], "worklist", actor="ops")
         response = client.post(f"/v1/plans/{created['id']}/verify", headers=bearer(token))
         assert response.status_code == 200, response.text
@@ -112,7 +111,7 @@ class TestRequests:
         # Built on the current snapshot and verified on it: nothing has been taken yet.
         assert result["counts"]["pending"] == len(created["items"])
         assert result["changed"] == len(created["items"])
-        with SqlAlchemyPlanUnitOfWork(synced_app.session_factory) as uow:
+        with synced_app.uow() as uow:
             events = plan_events(uow, created["id"])
         assert [(e.action, e.actor) for e in events if e.item_id is None] == [
             ("created", "token:ops"),

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from soredi_sync.bootstrap import App
 from soredi_sync.cli import cli
-from soredi_sync.db.api_repository import SqlAlchemyApiUnitOfWork
 from soredi_sync.db.models import ApiToken
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.services.tokens import (
     InvalidTokenRequest,
     TokenVerifier,
@@ -111,8 +111,8 @@ class TestTokenCommands:
 
 class TestCreateToken:
     def test_a_token_needs_a_known_scope(self, synced_app: App) -> None:
-        def uow() -> SqlAlchemyApiUnitOfWork:
-            return SqlAlchemyApiUnitOfWork(synced_app.session_factory)
+        def uow() -> UnitOfWork:
+            return synced_app.uow()
 
         with pytest.raises(InvalidTokenRequest, match="unknown scope"):
             create_token(uow, ["route:write"])
@@ -128,9 +128,9 @@ class _CountingUow:
         self.app = app
         self.opened = 0
 
-    def __call__(self) -> SqlAlchemyApiUnitOfWork:
+    def __call__(self) -> UnitOfWork:
         self.opened += 1
-        return SqlAlchemyApiUnitOfWork(self.app.session_factory)
+        return self.app.uow()
 
 
 class TestTokenVerifier:
@@ -188,14 +188,14 @@ class TestTokenVerifier:
         token = issue("registry:read")
         with make_client(synced_app) as client:
             assert client.get("/v1/snapshots/current", headers=bearer(token)).status_code == 200
-            revoke_token(lambda: SqlAlchemyApiUnitOfWork(synced_app.session_factory), 1)
+            revoke_token(lambda: synced_app.uow(), 1)
             assert client.get("/v1/snapshots/current", headers=bearer(token)).status_code == 200
             client.app.state.verifier.invalidate()  # type: ignore[attr-defined]
             assert client.get("/v1/snapshots/current", headers=bearer(token)).status_code == 401
 
     def test_token_records_carry_aware_times(self, synced_app: App) -> None:
-        def uow() -> SqlAlchemyApiUnitOfWork:
-            return SqlAlchemyApiUnitOfWork(synced_app.session_factory)
+        def uow() -> UnitOfWork:
+            return synced_app.uow()
 
         issued = create_token(uow, ["route:read"])
         revoked = revoke_token(uow, issued.record.id)

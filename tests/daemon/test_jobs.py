@@ -16,7 +16,6 @@ from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.scheduler import build_scheduler
 from soredi_sync.db.models import AuditSummary, RunStatus
-from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
 from soredi_sync.domain.plans import gln_owners
 from soredi_sync.sandbox.server import SandboxServer
 from soredi_sync.services.plans import create_plan, get_plan, submit_plan
@@ -76,7 +75,7 @@ class TestAfterASync:
         )
         jobs.full_sync()
         owners = sorted({gln_owners(current_view(app))[g].sor_id for g in SWITCHED})
-        with SqlAlchemyPlanUnitOfWork(app.session_factory) as uow:
+        with app.uow() as uow:
             plan = create_plan(
                 uow, app.settings.audit_context, actor="t", owners=owners,
                 switch_to="carecommunication",
@@ -85,7 +84,7 @@ class TestAfterASync:
         files.set_day(1)
         jobs.full_sync()
         assert _statuses(app) == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
-        with SqlAlchemyPlanUnitOfWork(app.session_factory) as uow:
+        with app.uow() as uow:
             verified = get_plan(uow, plan.id)
         assert {item.state.value for item in verified.items} <= {"confirmed", "pending"}
         assert any(item.state.value == "confirmed" for item in verified.items)

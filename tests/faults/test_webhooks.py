@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from soredi_sync.clients.webhook_http import AddressPolicy, WebhookSender
 from soredi_sync.daemon.runner import build_daemon
 from soredi_sync.db.models import RunStatus
-from soredi_sync.db.webhook_repository import SqlAlchemyWebhookUnitOfWork
 from soredi_sync.observability.metrics import Metrics
 from soredi_sync.services.tokens import create_token
 from soredi_sync.services.webhooks import (
@@ -46,7 +45,7 @@ def _configure(last_good: LastGood, **values: object) -> None:
 
 def _subscribe(last_good: LastGood, name: str, url: str, policy: AddressPolicy | None = None):
     app = last_good.app
-    with SqlAlchemyWebhookUnitOfWork(app.session_factory) as uow:
+    with app.uow() as uow:
         return create_subscription(
             uow,
             name=name,
@@ -58,7 +57,7 @@ def _subscribe(last_good: LastGood, name: str, url: str, policy: AddressPolicy |
 
 
 def _deliveries(last_good: LastGood, name: str) -> list:
-    with SqlAlchemyWebhookUnitOfWork(last_good.app.session_factory) as uow:
+    with last_good.app.uow() as uow:
         sub = find_subscription(uow, name)
         return list(reversed(recent_deliveries(uow, sub.id, limit=100)))
 

@@ -9,7 +9,7 @@ import pytest
 
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import RetrySettings, Settings
-from soredi_sync.db.plan_repository import SqlAlchemyPlanUnitOfWork
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.audit import AuditView
 from soredi_sync.sandbox.generate import Manifest, generate
 from soredi_sync.services.sync import sync_source
@@ -52,8 +52,8 @@ def sync_day(app: App, sandbox: Path, day: int) -> None:
     assert outcome.ok, outcome.error
 
 
-def plan_uow(app: App) -> SqlAlchemyPlanUnitOfWork:
-    return SqlAlchemyPlanUnitOfWork(app.session_factory)
+def plan_uow(app: App) -> UnitOfWork:
+    return app.uow()
 
 
 def current_view(app: App) -> AuditView:

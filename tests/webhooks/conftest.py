@@ -21,7 +21,7 @@ import pytest
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import WebhookConfig, WebhookSettings
 from soredi_sync.db.repository import ChangeRecord
-from soredi_sync.db.webhook_repository import SqlAlchemyWebhookUnitOfWork
+from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.services.webhooks import (
     CreatedSubscription,
     WebhookFilter,
@@ -148,8 +148,8 @@ def day0(app: App, sandbox_dir: Path) -> App:  # noqa: F811
     return app
 
 
-def uow(app: App) -> SqlAlchemyWebhookUnitOfWork:
-    return SqlAlchemyWebhookUnitOfWork(app.session_factory)
+def uow(app: App) -> UnitOfWork:
+    return app.uow()
 
 
 def subscribe(app: App, name: str, url: str, **filters: list[str]) -> CreatedSubscription:
