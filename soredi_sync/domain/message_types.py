@@ -29,10 +29,6 @@ class MessageType:
     # FHIR: the MessageHeader event codes and message-definition canonicals naming this type
     definitions: tuple[str, ...] = ()
 
-    @property
-    def is_legacy(self) -> bool:
-        return self.replaced_by is not None
-
 
 class MessageTypeRegistry:
     """Look-ups over the known message types."""

@@ -12,7 +12,7 @@ verification reads a :class:`Registry`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from soredi_sync.domain.audit import AuditView, Owner, OwnerKind, audit
@@ -196,7 +196,3 @@ def count_states(states: Iterable[ItemState]) -> dict[str, int]:
     for state in states:
         counts[state.value] += 1
     return counts
-
-
-def unknown_owners(known: Mapping[str, Owner], owners: Iterable[str]) -> Iterator[str]:
-    return (o for o in owners if o not in known)
