@@ -77,7 +77,7 @@ def main() -> None:
                     ),
                 )
                 assert outcome.ok, outcome.error
-            context = app.settings.audit_context
+            context = app.reference.audit_context
             with app.uow() as uow:
                 current = uow.registry.current_snapshot()
                 assert current is not None
@@ -124,7 +124,7 @@ def main() -> None:
                     lambda: uow.registry.load_registry(current.id),
                 )
             index = RoutingIndex.build(SnapshotRef(current.id, current.taken_at), registry)
-            resolver = Resolver(index, app.settings.routing_policy, app.settings.message_types)
+            resolver = Resolver(index, app.reference.routing_policy, app.reference.message_types)
             report = timed(
                 rows,
                 f"cut-over for {CUTOVER}",

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 # At module level: FastAPI resolves the bare endpoint's (string) annotation in these globals.
-from soredi_sync.api.routes import RouteReader
-from soredi_sync.api.schemas import RouteIn
+from soredi_sync.api.deps import RouteReader
+from soredi_sync.api.routers.routing_schemas import RouteIn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / ".data"

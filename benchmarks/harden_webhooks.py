@@ -7,7 +7,7 @@ a huge body, against a dispatcher in a child process on loopback.
 Three experiments, each bounded (the child is killed after ``--window`` + 60 s):
 
 ``dispatch-slow``
-    ``dispatch(app)`` (what ``soredi-sync webhook dispatch`` runs) against a receiver that sends
+    ``dispatch`` (what ``soredi-sync webhook dispatch`` runs) against a receiver that sends
     its 200 answer one byte every ``--interval`` s for ``--trickle`` bytes: how long the call
     took, what the receiver saw (cut off or read to the end).
 ``daemon-slow``
@@ -17,7 +17,7 @@ Three experiments, each bounded (the child is killed after ``--window`` + 60 s):
     scheduler skipped the syncs), how many POSTs the receiver got (a second POST of a delivery
     still in flight is a double send).
 ``dispatch-huge``
-    ``dispatch(app)`` against a receiver answering 200 with a ``--huge`` MiB body, generated as
+    ``dispatch`` against a receiver answering 200 with a ``--huge`` MiB body, generated as
     it is sent: time, and the dispatcher's peak RSS (``VmHWM`` of the child).
 
 Prints one Markdown table. Which code ran is printed from ``soredi_sync.__file__``.
@@ -139,7 +139,6 @@ def child(experiment: str, url: str, timeout: float, window: float) -> dict[str,
     from soredi_sync.sandbox.generate import generate
     from soredi_sync.services.schema import upgrade
     from soredi_sync.services.sync import sync_source
-    from soredi_sync.services.webhooks import dispatch
 
     work = Path(tempfile.mkdtemp(prefix="harden-webhooks-"))
     generate(work / "sandbox", profile="tiny", seed=11, days=2)
@@ -165,12 +164,12 @@ def child(experiment: str, url: str, timeout: float, window: float) -> dict[str,
         day = work / "sandbox" / "day-000"
         outcome = sync_source(app.uow_factory, app.files_client(from_dir=day), app.sync_config())
         assert outcome.ok, outcome.error
-        dispatch(app)  # registers the configured subscription at the end of the feed
+        _dispatch(app)  # registers the configured subscription at the end of the feed
         if experiment.startswith("dispatch"):
             day = work / "sandbox" / "day-001"
             sync_source(app.uow_factory, app.files_client(from_dir=day), app.sync_config())
             started = time.monotonic()
-            report = dispatch(app)
+            report = _dispatch(app)
             out["dispatch_seconds"] = time.monotonic() - started
             out["delivered"] = report.delivered.delivered
         else:
@@ -182,6 +181,16 @@ def child(experiment: str, url: str, timeout: float, window: float) -> dict[str,
         out["deliveries"] = [list(r) for r in rows]
     out["peak_rss_mib"] = _peak_rss_mib()
     return out
+
+
+def _dispatch(app: Any) -> Any:
+    """What ``soredi-sync webhook dispatch`` runs: wired from the app (before the webhook
+    services took a sender, an old checkout's ``dispatch`` took the app itself)."""
+    from soredi_sync.services.webhooks import dispatch
+
+    if hasattr(app, "webhook_sender"):
+        return dispatch(app.uow_factory, app.settings.webhooks, app.webhook_sender())
+    return dispatch(app)
 
 
 def _daemon(app: Any, work: Path, window: float, sync_run: Any) -> dict[str, Any]:

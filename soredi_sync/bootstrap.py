@@ -17,9 +17,13 @@ from soredi_sync.clients.sor_files import (
     SorFilesClient,
     make_http_client,
 )
+from soredi_sync.clients.webhook_http import make_webhook_sender
 from soredi_sync.config import Settings
+from soredi_sync.db.current_snapshot import SqlAlchemyCurrentSnapshot
 from soredi_sync.db.engine import make_engine, make_session_factory
 from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
+from soredi_sync.ports.webhooks import WebhookSender
+from soredi_sync.reference_data import ReferenceData
 from soredi_sync.services.routing import RoutingService
 from soredi_sync.services.sync import SyncConfig
 
@@ -34,9 +38,11 @@ class App:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    reference: ReferenceData  # the config folder's tables and routing policy, read once
     _http: httpx.Client | None = field(default=None, repr=False)
     _routing: RoutingService | None = field(default=None, repr=False)
     _sorus: SorusClient | None = field(default=None, repr=False)
+    _webhook_sender: WebhookSender | None = field(default=None, repr=False)
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         return SqlAlchemyUnitOfWork(self.session_factory)
@@ -48,19 +54,19 @@ class App:
     def sync_config(self) -> SyncConfig:
         return SyncConfig(
             sources=self.settings.sources,
-            columns=self.settings.csv_columns,
+            columns=self.reference.csv_columns,
             guards=self.settings.guards,
-            message_types=self.settings.message_types,
+            message_types=self.reference.message_types,
         )
 
     def routing(self) -> RoutingService:
         """The one routing service of this process (it holds the in-memory index)."""
         if self._routing is None:
             self._routing = RoutingService(
-                self.engine,
+                SqlAlchemyCurrentSnapshot(self.engine),
                 self.uow_factory,
-                self.settings.routing_policy,
-                self.settings.message_types,
+                self.reference.routing_policy,
+                self.reference.message_types,
             )
         return self._routing
 
@@ -71,6 +77,15 @@ class App:
 
             self._sorus = make_sorus_client(self.settings.soap)
         return self._sorus
+
+    def webhook_sender(self) -> WebhookSender:
+        """The sender of webhook deliveries (``webhooks`` settings: policy, deadline, answer
+        cap). It holds no connection between POSTs, so there is nothing to close."""
+        if self._webhook_sender is None:
+            self._webhook_sender = make_webhook_sender(
+                self.settings.webhooks, self.settings.http.user_agent
+            )
+        return self._webhook_sender
 
     def files_client(
         self, base_url: str | None = None, from_dir: Path | None = None
@@ -99,6 +114,18 @@ class App:
         self.close()
 
 
-def bootstrap(settings: Settings) -> App:
+def bootstrap(settings: Settings, reference: ReferenceData | None = None) -> App:
+    """The App of ``settings``; ``reference`` when the caller has read it already (the demo
+    needs it before its App), otherwise read from ``settings.config_dir``.
+
+    :raises ReferenceDataError: a file of the config folder is missing or wrong, named
+    """
+    if reference is None:
+        reference = ReferenceData.load(settings.config_dir)
     engine = make_engine(settings.database_url)
-    return App(settings=settings, engine=engine, session_factory=make_session_factory(engine))
+    return App(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        reference=reference,
+    )

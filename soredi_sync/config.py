@@ -2,40 +2,25 @@
 
 The ``config/`` folder ships inside the package (``soredi_sync/_config`` in a wheel);
 ``SOREDI_CONFIG_DIR`` points at an operator's copy instead (``soredi-sync config init DIR``).
+Its tables and routing policy are :mod:`soredi_sync.reference_data`, not settings.
 
 Construct :class:`Settings` only in an entrypoint (CLI, tests); nothing here runs at import time.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-    IPvAnyNetwork,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-
-from soredi_sync.domain.audit import AuditContext, OwnerKind
-from soredi_sync.domain.message_types import MessageTypeRegistry
-from soredi_sync.domain.routing import ConversionStep, Limits, RoutingPolicy
 
 
 def packaged_dir(name: Literal["config", "migrations"]) -> Path:
@@ -139,61 +124,6 @@ class DecisionLogSettings(BaseModel):
     flush_seconds: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=500, ge=1)
     max_pending: int = Field(default=100_000, ge=1)
-
-
-class CsvColumns(BaseModel):
-    """Header names of the SOR2 CSV files, from ``config/csv-columns.toml`` ([assumed]).
-
-    A column may be named by a list of headers (aliases, e.g. ``["LocationCode",
-    "EanLocationCode"]``): the reader uses the first of them the file has. The sections keep
-    the first name of each list (what the sandbox writes); :meth:`names` gives all of them.
-    """
-
-    delimiter: str = ";"
-    encoding: str = "utf-8-sig"
-    edi_types: dict[str, str]
-    gln_edi_types: dict[str, str]
-    glns: dict[str, str]
-    # section -> key -> every accepted header, first name first (from lists in the file).
-    aliases: dict[str, dict[str, tuple[str, ...]]] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _split_aliases(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        aliases: dict[str, dict[str, tuple[str, ...]]] = {}
-        for section in ("edi_types", "gln_edi_types", "glns"):
-            raw = data.get(section)
-            if not isinstance(raw, dict):
-                continue
-            names: dict[str, tuple[str, ...]] = {}
-            for key, value in raw.items():
-                listed = (value,) if isinstance(value, str) else tuple(value)
-                if not listed or not all(isinstance(n, str) and n.strip() for n in listed):
-                    raise ValueError(f"[{section}] {key}: give a header name or a list of them")
-                names[key] = listed
-            data[section] = {key: listed[0] for key, listed in names.items()}
-            aliases[section] = {k: v for k, v in names.items() if len(v) > 1}
-        data["aliases"] = {**aliases, **(data.get("aliases") or {})}
-        return data
-
-    def names(self, section: str, key: str) -> tuple[str, ...]:
-        """Every header accepted for ``key`` in ``section``, in order of preference.
-
-        Aliases apply while the first name is still the configured one (a copy with another
-        name for the column does not inherit the old name's aliases)."""
-        first: str = getattr(self, section)[key]
-        listed = self.aliases.get(section, {}).get(key, ())
-        return listed if listed and listed[0] == first else (first,)
-
-    @classmethod
-    def load(cls, path: Path) -> CsvColumns:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-        dialect = data.pop("dialect", {})
-        return cls(**dialect, **data)
 
 
 # -- SOAP services (NSP). The shipped contracts are MODELLED: see docs/soap.md. --------------
@@ -419,305 +349,8 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=config_file()),
         )
 
-    @cached_property
-    def csv_columns(self) -> CsvColumns:
-        return CsvColumns.load(self.config_dir / "csv-columns.toml")
-
-    @cached_property
-    def message_types(self) -> MessageTypeRegistry:
-        path = self.config_dir / "message-types.tsv"
-        with path.open(encoding="utf-8") as fh:
-            return MessageTypeRegistry.from_tsv_lines(fh)
-
-    @cached_property
-    def vans_names(self) -> dict[str, str]:
-        """VANS (communication supplier) code → name, from ``config/vans.tsv``."""
-        return {r["code"]: r["name"] for r in self._tsv("vans.tsv")}
-
-    def _tsv(self, name: str) -> list[dict[str, str]]:
-        """Rows of a tab-separated data file in the config folder (``#`` lines are comments)."""
-        with (self.config_dir / name).open(encoding="utf-8") as fh:
-            lines = [line for line in fh if line.strip() and not line.startswith("#")]
-        return list(csv.DictReader(lines, delimiter="\t"))
-
-    @cached_property
-    def audit_context(self) -> AuditContext:
-        return AuditContext(
-            message_types=self.message_types,
-            owner_kinds={r["code"]: OwnerKind(r["kind"]) for r in self._tsv("owner-types.tsv")},
-            certified_system_types=frozenset(
-                r["system_type"]
-                for r in self._tsv("certified-systems.tsv")
-                if r["certified"] == "yes" and r["system_type"]
-            ),
-            region_names={r["code"]: r["name"] for r in self._tsv("regions.tsv")},
-        )
-
-    @cached_property
-    def category_names(self) -> dict[str, str]:
-        """CareCommunication category code → the Danish name a legacy subject starts with."""
-        return {r["code"]: r["name_da"] for r in self._tsv("carecommunication-categories.tsv")}
-
-    @cached_property
-    def routing_policy(self) -> RoutingPolicy:
-        return load_routing_policy(self.config_dir / "routing.toml")
-
-    def safe_database_url(self) -> str:
-        """The database URL with any password masked, for logs and status output."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.database_url).render_as_string(hide_password=True)
-
-
-def settings_overrides(**values: Any) -> dict[str, Any]:
-    """Drop ``None`` values so CLI options only override what the user actually passed."""
-    return {key: value for key, value in values.items() if value is not None}
-
-
-# -- where each setting comes from (``soredi-sync config show``) -----------------------------
-
-# default: the code or the package's own soredi-sync.toml; file: an operator's settings file
-# (SOREDI_CONFIG_DIR's or SOREDI_CONFIG_FILE); environment: a SOREDI_* variable; command line:
-# an option such as --database-url.
-SettingSource = Literal["default", "file", "environment", "command line"]
-
-
-@dataclass(frozen=True)
-class EffectiveSetting:
-    key: str  # dotted, as in the TOML file: "api.port"
-    value: Any  # JSON-ready, secrets masked
-    source: SettingSource
-    origin: str | None = None  # the variable or the file that gave it
-
-
-@dataclass(frozen=True)
-class ConfigReport:
-    """The effective settings, each with its source, and the files they were read from."""
-
-    config_dir: Path
-    config_dir_from: str | None  # "SOREDI_CONFIG_DIR", or None: the package's defaults
-    config_file: Path
-    config_file_exists: bool
-    data_files: dict[str, bool]  # file name in config_dir -> present
-    settings: tuple[EffectiveSetting, ...]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "config_dir": {"path": str(self.config_dir), "from": self.config_dir_from},
-            "config_file": {"path": str(self.config_file), "exists": self.config_file_exists},
-            "data_files": {
-                name: {"path": str(self.config_dir / name), "exists": exists}
-                for name, exists in self.data_files.items()
-            },
-            "settings": {
-                s.key: {"value": s.value, "source": s.source, "origin": s.origin}
-                for s in self.settings
-            },
-        }
-
-    def as_text(self) -> str:
-        """The report for people: the files, then one aligned line per setting."""
-        import json
-
-        where = self.config_dir_from or "the package's defaults"
-        missing = [name for name, exists in self.data_files.items() if not exists]
-        lines = [
-            f"config dir:    {self.config_dir} ({where})",
-            f"settings file: {self.config_file}"
-            + ("" if self.config_file_exists else " (missing: built-in defaults)"),
-            "data files:    "
-            + (f"missing {', '.join(missing)}" if missing else f"all {len(self.data_files)}"),
-            "",
-        ]
-        rows = [
-            (
-                s.key,
-                json.dumps(s.value, ensure_ascii=False),
-                s.source if s.source != "environment" else f"environment {s.origin}",
-            )
-            for s in self.settings
-        ]
-        key_width = max(len(key) for key, _, _ in rows)
-        value_width = min(60, max(len(value) for _, value, _ in rows))
-        lines += [f"{k:<{key_width}}  {v:<{value_width}}  {src}" for k, v, src in rows]
-        return "\n".join(lines)
-
 
 def default_config_files() -> list[Path]:
     """Every file the package ships as configuration (what ``config init`` copies)."""
     folder = packaged_dir("config")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".toml", ".tsv"))
-
-
-def effective_settings(overrides: dict[str, Any] | None = None) -> tuple[Settings, ConfigReport]:
-    """Build :class:`Settings` as an entrypoint would (``overrides`` being the command line's)
-    and say where each value came from, secrets masked (:func:`mask_secrets`).
-
-    :raises pydantic.ValidationError: the configuration is invalid
-    """
-    from pydantic_settings import EnvSettingsSource
-
-    overrides = dict(overrides or {})
-    settings = Settings(**overrides)
-    from_env = EnvSettingsSource(Settings)()
-    toml = config_file()
-    from_file = TomlConfigSettingsSource(Settings, toml_file=toml)()
-    packaged_toml = packaged_dir("config") / "soredi-sync.toml"
-    file_source: SettingSource = (
-        "default" if toml.exists() and toml.resolve() == packaged_toml.resolve() else "file"
-    )
-    entries = []
-    for path, value in _leaves(settings.model_dump(mode="json")):
-        key = ".".join(path)
-        source: SettingSource = "default"
-        origin: str | None = None
-        if _provided(overrides, path):
-            env_name = _env_name(path)
-            same = env_name is not None and _provided(from_env, path)
-            source, origin = ("environment", env_name) if same else ("command line", None)
-        elif _provided(from_env, path):
-            source, origin = "environment", _env_name(path)
-        elif _provided(from_file, path):
-            source, origin = file_source, str(toml)
-        entries.append(EffectiveSetting(key, mask_secrets(value), source, origin))
-    folder = settings.config_dir
-    data_files = {
-        p.name: (folder / p.name).is_file()
-        for p in default_config_files()
-        if p.name != "soredi-sync.toml"
-    }
-    report = ConfigReport(
-        config_dir=folder,
-        config_dir_from="SOREDI_CONFIG_DIR" if os.environ.get("SOREDI_CONFIG_DIR") else None,
-        config_file=toml,
-        config_file_exists=toml.is_file(),
-        data_files=data_files,
-        settings=tuple(entries),
-    )
-    return settings, report
-
-
-def mask_secrets(value: Any) -> Any:
-    """``value`` with secrets masked, for output: passwords in URLs, tokens and
-    ``password=``-style pairs (the logs' :func:`~soredi_sync.observability.logging.redact`),
-    and any PEM block (a key or certificate given inline). ``SecretStr`` values arrive masked
-    already (``**********``). Paths to key and certificate files are shown: they are where to
-    look, not the secret."""
-    from soredi_sync.observability.logging import redact
-
-    if isinstance(value, str):
-        return "***" if "-----BEGIN" in value else redact(value)
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    if isinstance(value, dict):
-        return {k: mask_secrets(v) for k, v in value.items()}
-    return value
-
-
-def _leaves(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """(path, value) for every setting; sections are walked, lists are one value."""
-    if isinstance(data, dict) and data:
-        for key, value in data.items():
-            yield from _leaves(value, (*prefix, str(key)))
-    else:
-        yield prefix, data
-
-
-def _provided(data: Any, path: tuple[str, ...]) -> bool:
-    """Whether ``data`` (what one source gave) sets ``path``, itself or a section above it
-    given whole (``SOREDI_SOAP__DGWS='{...}'``)."""
-    node = data
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-        if not isinstance(node, dict):
-            return True
-    return True
-
-
-def _env_name(path: tuple[str, ...]) -> str | None:
-    """The SOREDI_* variable that sets ``path``: the setting's own, or its section's."""
-    present = {name.upper() for name in os.environ}
-    for end in range(len(path), 0, -1):
-        name = "SOREDI_" + "__".join(path[:end]).upper()
-        if name in present:
-            return name
-    return None
-
-
-def _warn_or_reject(value: str, key: str) -> bool:
-    if value not in ("warn", "reject"):
-        where = "" if key == "on_address_mismatch" else "[limits] "
-        raise ValueError(f"routing.toml: {where}{key} must be 'warn' or 'reject', not {value!r}")
-    return value == "reject"
-
-
-def _step_messages(entry: dict[str, Any]) -> frozenset[str]:
-    """The optional ``messages`` of a ``[[conversions]]`` entry: the business messages the step
-    converts (none listed: every one)."""
-    messages = entry.get("messages", [])
-    if not isinstance(messages, list) or not all(
-        isinstance(m, str) and m.strip() for m in messages
-    ):
-        step = f"{entry.get('from')}->{entry.get('to')}"
-        raise ValueError(
-            f"routing.toml: messages of step {step} must be a list of business messages, "
-            f"not {messages!r}"
-        )
-    return frozenset(m.strip() for m in messages)
-
-
-def load_routing_policy(path: Path) -> RoutingPolicy:
-    """The routing policy from ``config/routing.toml``.
-
-    :raises ValueError: a step, syntax or limit the file gets wrong, named
-    """
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
-    steps = []
-    for entry in data.get("conversions", []):
-        steps.append(
-            ConversionStep(
-                source=entry["from"],
-                target=entry["to"],
-                valid_from=entry.get("valid_from"),
-                valid_to=entry.get("valid_to"),
-                requires_agreement=bool(entry.get("requires_agreement", False)),
-                messages=_step_messages(entry),
-            )
-        )
-    names = {step.name for step in steps}
-    agreements = {}
-    for vans, agreed in (data.get("agreements") or {}).items():
-        unknown = sorted(set(agreed) - names)
-        if unknown:
-            raise ValueError(f"routing.toml: VANS {vans} agrees to unknown steps {unknown}")
-        agreements[str(vans)] = frozenset(agreed)
-    raw = data.get("limits", {})
-    defaults = Limits()
-    limits = Limits(
-        max_attachments=int(raw.get("max_attachments", defaults.max_attachments)),
-        allowed_mime_types=frozenset(raw.get("allowed_mime_types", defaults.allowed_mime_types)),
-        max_total_bytes=int(raw.get("max_total_bytes", defaults.max_total_bytes)),
-        legacy_subject_max=int(raw.get("legacy_subject_max", defaults.legacy_subject_max)),
-        legacy_text_max=int(raw.get("legacy_text_max", defaults.legacy_text_max)),
-        reject_long_subject=_warn_or_reject(raw.get("on_long_subject", "warn"), "on_long_subject"),
-        reject_long_text=_warn_or_reject(raw.get("on_long_text", "warn"), "on_long_text"),
-        reject_link_attachments=_warn_or_reject(
-            raw.get("on_attachment_link", "reject"), "on_attachment_link"
-        ),
-        reject_missing_category=_warn_or_reject(
-            raw.get("on_category_missing", "warn"), "on_category_missing"
-        ),
-    )
-    return RoutingPolicy(
-        conversions=tuple(steps),
-        agreements=agreements,
-        syntax_preference=tuple(data.get("syntax_preference", ("fhir", "oioxml", "edifact"))),
-        limits=limits,
-        reject_address_mismatch=_warn_or_reject(
-            data.get("on_address_mismatch", "warn"), "on_address_mismatch"
-        ),
-        binary_attachment_letter=str(data.get("binary_attachment_letter", "correspondence")),
-    )

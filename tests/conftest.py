@@ -1,4 +1,5 @@
-"""Shared fixtures: databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set)."""
+"""Shared fixtures: databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set) and the
+command line run in process (``cli``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from soredi_sync.db.models import Base
 from soredi_sync.services.schema import upgrade
+from tests.cli_runner import Cli
 
 
 def _postgres_admin_url() -> str | None:
@@ -71,3 +73,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("postgres_url")
     _truncate_postgres(url)
     return url
+
+
+@pytest.fixture
+def cli(request: pytest.FixtureRequest) -> Cli:
+    """The command line, on the test's ``database_url`` when the test uses one (itself, through
+    a fixture built on it such as ``app``, or with ``@pytest.mark.usefixtures("database_url")``);
+    without ``--database-url`` otherwise."""
+    if "database_url" in request.fixturenames:
+        return Cli(request.getfixturevalue("database_url"))
+    return Cli()

@@ -7,18 +7,18 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 
-from soredi_sync.api import audit_routes, plan_routes, routes, webhook_routes
+from soredi_sync.api.deps import ApiContext
 from soredi_sync.api.limits import RequestLimits
 from soredi_sync.api.problems import install_problem_handlers, problem_responses, problem_schemas
-from soredi_sync.api.routes import ApiContext
+from soredi_sync.api.routers import audit, health, plans, registry, routing, webhooks
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import data_age_seconds, source_gauges_reader
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.observability.metrics import Metrics, shared_metrics
+from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.decision_log import BackgroundFlusher, DecisionLog
+from soredi_sync.services.health import data_age_seconds, source_gauges_reader
 from soredi_sync.services.tokens import TokenVerifier
 
 DESCRIPTION = """\
@@ -124,12 +124,8 @@ def create_app(
     api.state.decision_log = decision_log
     api.state.verifier = verifier
     install_problem_handlers(api)
-    api.include_router(routes.routing)
-    api.include_router(routes.registry)
-    api.include_router(routes.health)
-    api.include_router(audit_routes.audit_router)
-    api.include_router(plan_routes.plan_router)
-    api.include_router(webhook_routes.webhook_router)
+    for resource in (routing, registry, health, audit, plans, webhooks):
+        api.include_router(resource.router)
     _complete_document(api)
     # Outermost of the application's own layers: tokens and body sizes are judged before
     # FastAPI reads a body (api/limits.py).
@@ -137,17 +133,10 @@ def create_app(
         RequestLimits,
         verifier=verifier,
         max_body_bytes=settings.max_body_bytes,
-        body_limits=dict.fromkeys(routes.MESSAGE_PATHS, settings.max_bundle_bytes),
+        body_limits=dict.fromkeys(routing.MESSAGE_PATHS, settings.max_bundle_bytes),
         body_timeout=settings.body_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
     )
-
-    # No token: Prometheus scrapes it. Expose it on the internal network only, never through
-    # the proxy the gateways reach. Plain def: the data age is a database read.
-    @api.get("/metrics", include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        body, content_type = ctx.metrics.exposition()
-        return Response(body, media_type=content_type)
 
     return api
 
@@ -161,7 +150,7 @@ def _complete_document(api: FastAPI) -> None:
     - the components that references written by hand point to, which FastAPI does not collect
       itself: ``Problem``, which every error answer refers to under
       ``application/problem+json`` (``problem_responses``), and the FHIR message body of
-      ``routeMessage`` (``routes.MESSAGE_SCHEMAS``).
+      ``routeMessage`` (``routing.MESSAGE_SCHEMAS``).
     """
     generate = api.openapi
     refusals = {str(status): response for status, response in problem_responses(408, 413).items()}
@@ -175,7 +164,7 @@ def _complete_document(api: FastAPI) -> None:
                         for status, response in refusals.items():
                             operation.setdefault("responses", {}).setdefault(status, response)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for name, component in {**problem_schemas(), **routes.MESSAGE_SCHEMAS}.items():
+            for name, component in {**problem_schemas(), **routing.MESSAGE_SCHEMAS}.items():
                 if components.setdefault(name, component) != component:
                     raise RuntimeError(f"two schemas named {name!r} in the OpenAPI document")
             api.openapi_schema = schema

@@ -2,9 +2,9 @@
 
 The project's exceptions are mapped to statuses here and nowhere else: ``NotFound`` → 404,
 ``NoSnapshot`` → 503, ``RoutingInputError`` → 422, ``InvalidBundle`` → 400 (unreadable) or
-422; :class:`ApiProblem` carries the API's own (401, 403, 413, 415). FastAPI's request
-validation errors and Starlette's 404/405 get the same shape. The published document refers
-every error answer to the one :class:`Problem` schema (docs/openapi.md).
+422, ``OutsideOwners`` → 403; :class:`ApiProblem` carries the API's own (401, 403, 413, 415).
+FastAPI's request validation errors and Starlette's 404/405 get the same shape. The published
+document refers every error answer to the one :class:`Problem` schema (docs/openapi.md).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from soredi_sync.domain.routing import RoutingInputError
 from soredi_sync.errors import NoSnapshot, NotFound
-from soredi_sync.parsing.bundle import InvalidBundle
+from soredi_sync.parsing.refusals import InvalidBundle
+from soredi_sync.services.tokens import OutsideOwners
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:soredi-sync:problem:"
@@ -170,6 +171,10 @@ async def _no_snapshot(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 503, str(exc), kind="no-snapshot")
 
 
+async def _outside_owners(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(request, 403, str(exc), kind="forbidden")
+
+
 async def _routing_input(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 422, str(exc), kind="routing-input")
 
@@ -253,6 +258,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(NoSnapshot, _no_snapshot)
+    app.add_exception_handler(OutsideOwners, _outside_owners)
     app.add_exception_handler(RoutingInputError, _routing_input)
     app.add_exception_handler(InvalidBundle, _invalid_bundle)
     app.add_exception_handler(RequestValidationError, _validation)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from soredi_sync.api.problems import Forbidden, Unauthorized
-from soredi_sync.db.api_repository import TokenRecord
+from soredi_sync.ports.records import TokenRecord
 from soredi_sync.services.tokens import Scope, TokenVerifier
 
 # Request scope key: (token, record) as api/limits.RequestLimits verified it for this request.

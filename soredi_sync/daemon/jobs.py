@@ -4,8 +4,9 @@ Each job is a method of :class:`Jobs` that the scheduler calls without arguments
 only while this replica holds the lease; the use cases themselves (``services.*``) know nothing
 of schedules or leadership.
 
-After every sync that stored a snapshot: open change plans are verified on it, its audit and
-adoption summary is stored, and its changes are queued for the change subscriptions (database
+After every sync that stored a snapshot: what ``soredi-sync sync`` does after one too
+(:func:`~soredi_sync.services.after_sync.after_sync`: verify the open change plans on it, store
+its audit and adoption summary), then queue its changes for the change subscriptions (database
 work only). Each of these follow-ups is independent: one failing is logged and does not undo
 the sync or skip the others. The webhook POSTs themselves run in their own job
 (:meth:`Jobs.deliver_webhooks`, on its own executor), woken after the sync: a slow or hanging
@@ -23,13 +24,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import SourceHealth, source_health
 from soredi_sync.daemon.leader import Lease
-from soredi_sync.db.models import RunStatus
 from soredi_sync.errors import SorediError
+from soredi_sync.ports.records import RunStatus
+from soredi_sync.services.health import SourceHealth, source_health
+
+if TYPE_CHECKING:
+    from soredi_sync.services.after_sync import FinishedRun
 
 logger = logging.getLogger(__name__)
 
@@ -191,32 +196,20 @@ class Jobs:
                 health.last_error,
             )
         if status is RunStatus.SUCCEEDED:
-            self._follow_up()
+            self._follow_up(outcome)
 
-    def _follow_up(self) -> None:
-        from soredi_sync.services.audit import record_summary
-        from soredi_sync.services.plans import verify_open_plans
+    def _follow_up(self, outcome: FinishedRun) -> None:
+        """What follows a stored snapshot (:mod:`soredi_sync.services.after_sync`), then the
+        daemon's own: the extra follow-ups and queueing the changes for the webhooks."""
+        from soredi_sync.services.after_sync import Step, after_sync
 
         app = self.app
-
-        def plans() -> None:
-            with app.uow() as uow:
-                for result in verify_open_plans(uow, actor="sync"):
-                    logger.info("Plan %d verified: %s", result.plan_id, result.counts)
-
-        def summary() -> None:
-            with app.uow() as uow:
-                outcome = record_summary(uow, app.settings.audit_context)
-            logger.info("Audit summary of snapshot %d stored", outcome.snapshot_id)
-
-        for name, step in (("plan verification", plans), ("audit summary", summary)):
-            if _quietly(name, step):
-                self.log.add(name, "done")
-        for extra in self._after_sync:
-            _quietly("follow-up", lambda extra=extra: extra(app))  # type: ignore[misc]
-        enqueue = self._webhook_enqueue
-        if enqueue is not None and _quietly("webhook enqueue", lambda: enqueue(app)):
-            self.log.add("webhook enqueue", "done")
+        steps = [Step("follow-up", partial(extra, app)) for extra in self._after_sync]
+        if self._webhook_enqueue is not None:
+            steps.append(Step("webhook enqueue", partial(self._webhook_enqueue, app)))
+        follow_up = after_sync(app.uow_factory, app.reference.audit_context, outcome, then=steps)
+        for name in follow_up.done:
+            self.log.add(name, "done")
         self.want_webhooks()
 
     # -- housekeeping ----------------------------------------------------------------------

@@ -21,11 +21,11 @@ from typing import Any
 
 from soredi_sync.api.settings import ApiSettings, api_settings
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import SourceHealth, source_gauges_reader, webhook_health
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.scheduler import build_scheduler, describe
 from soredi_sync.observability.metrics import Metrics, shared_metrics, start_metrics_server
+from soredi_sync.services.health import SourceHealth, source_gauges_reader, webhook_health
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,12 @@ def build_daemon(app: App, *, metrics: Metrics | None = None) -> Daemon:
     def webhooks(app: App) -> Any:
         from soredi_sync.services.webhooks import dispatch
 
-        report = dispatch(app, should_stop=jobs.stopping.is_set)
+        report = dispatch(
+            app.uow_factory,
+            app.settings.webhooks,
+            app.webhook_sender(),
+            should_stop=jobs.stopping.is_set,
+        )
         for status, count in (
             ("delivered", report.delivered.delivered),
             ("retrying", report.delivered.retrying),
@@ -91,7 +96,7 @@ def build_daemon(app: App, *, metrics: Metrics | None = None) -> Daemon:
     def webhook_enqueue(app: App) -> Any:
         from soredi_sync.services.webhooks import prepare
 
-        return prepare(app)
+        return prepare(app.uow_factory, app.settings.webhooks)
 
     def stuck_webhooks() -> float:
         with app.uow() as uow:

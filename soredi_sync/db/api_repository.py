@@ -1,13 +1,13 @@
 """Repositories of the HTTP API's own tables: bearer tokens and the decision log.
 
-Like :mod:`soredi_sync.db.repository` they never commit; :class:`UnitOfWork`
+Like the other repositories they never commit; :class:`UnitOfWork`
 owns the transaction and rolls back unless the use case commits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, cast
@@ -17,44 +17,7 @@ from sqlalchemy.orm import Session
 
 from soredi_sync.db.bulk import bulk_insert
 from soredi_sync.db.models import ApiToken, Base, DecisionRecord
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    """A stored token (never the token itself): what it may do, and for whom."""
-
-    id: int
-    name: str
-    scopes: frozenset[str]
-    owners: frozenset[str]  # SOR-IDs of institution owners; empty: every owner
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionEntry:
-    """One routing decision served, as the decision log stores it."""
-
-    decided_at: datetime
-    caller: str
-    token_id: int | None
-    message_id: str | None
-    receiver_gln: str | None
-    receiver_sor_id: str | None
-    business_message: str
-    sender_syntax: str
-    outcome: str
-    reason: str | None
-    message_type: str | None
-    address_sor_id: str | None
-    address_gln: str | None
-    snapshot_id: int
-
+from soredi_sync.ports.records import DecisionEntry, TokenRecord
 
 _DECISION_COLUMNS = tuple(f.name for f in fields(DecisionEntry))
 _DECISION_VALUES = attrgetter(*_DECISION_COLUMNS)

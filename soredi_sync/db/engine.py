@@ -110,6 +110,11 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
     return engine
 
 
+def safe_database_url(url: str) -> str:
+    """``url`` with any password masked, for logs and status output."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _sqlite_begin(conn: Connection) -> None:
     """Start a transaction with ``BEGIN IMMEDIATE`` when the connection asks for it.
 

@@ -14,7 +14,6 @@ PostgreSQL (3.7 s against 1.9 s for the capabilities COPY alone).
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -35,6 +34,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from soredi_sync.ports.records import RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -77,14 +78,6 @@ utc_datetime = Annotated[datetime, mapped_column(UTCDateTime())]
 sor_id_str = Annotated[str, mapped_column(String(20))]
 gln_str = Annotated[str, mapped_column(String(13))]
 code_str = Annotated[str, mapped_column(String(40))]
-
-
-class RunStatus(enum.StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"  # a new snapshot was stored
-    UNCHANGED = "unchanged"  # the source was the same as the last accepted pull
-    FAILED = "failed"  # download, parse or validation failed; nothing stored
-    REFUSED = "refused"  # implausible (mass removal); nothing stored
 
 
 class Base(DeclarativeBase):

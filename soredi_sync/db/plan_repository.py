@@ -8,7 +8,6 @@ verifying a plan reads a snapshot.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,56 +16,7 @@ from sqlalchemy.orm import Session
 
 from soredi_sync.db.models import ChangePlan, ChangePlanEvent, ChangePlanItem
 from soredi_sync.domain.plans import ItemDraft, ItemState, PlanAction
-
-
-@dataclass(frozen=True, slots=True)
-class PlanItem:
-    id: int
-    gln: str
-    owner_sor_id: str
-    action: PlanAction
-    message_type: str
-    version_code: str | None
-    reason: str
-    state: ItemState
-    updated_at: datetime
-    verified_snapshot_id: int | None
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """(GLN, message type, action), as :attr:`ItemDraft.key`."""
-        return (self.gln, self.message_type, self.action.value)
-
-
-@dataclass(frozen=True, slots=True)
-class PlanEvent:
-    at: datetime
-    actor: str
-    action: str
-    item_id: int | None
-    from_state: str | None
-    to_state: str | None
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    id: int
-    created_at: datetime
-    created_by: str
-    goal: str
-    owners: tuple[str, ...]
-    owner_kind: str | None
-    snapshot_id: int
-    items: tuple[PlanItem, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    item_id: int
-    to_state: ItemState
-    snapshot_id: int | None = None
-    details: dict[str, Any] | None = None  # recorded on the item's event (receipt, reason)
+from soredi_sync.ports.records import Plan, PlanEvent, PlanItem, StateChange
 
 
 def _item(row: ChangePlanItem) -> PlanItem:

@@ -1,43 +1,23 @@
-"""Unit of Work: one session, one transaction, rolled back unless the use case commits."""
+"""Unit of Work: one session, one transaction, rolled back unless the use case commits.
+
+:class:`SqlAlchemyUnitOfWork` is the adapter of :class:`soredi_sync.ports.storage.UnitOfWork`;
+only ``bootstrap`` builds it (``app.uow()``).
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from soredi_sync.db.api_repository import SqlAlchemyDecisionRepository, SqlAlchemyTokenRepository
+from soredi_sync.db.audit_repository import SqlAlchemyAuditRepository
+from soredi_sync.db.cursor_repository import SqlAlchemyCursorRepository
 from soredi_sync.db.plan_repository import SqlAlchemyPlanRepository
-from soredi_sync.db.repository import SqlAlchemyRegistryRepository, SqlAlchemySyncRunRepository
+from soredi_sync.db.registry_repository import SqlAlchemyRegistryRepository
+from soredi_sync.db.run_repository import SqlAlchemySyncRunRepository
 from soredi_sync.db.webhook_repository import SqlAlchemyWebhookRepository
-
-
-class UnitOfWork(Protocol):
-    """What a use case needs from storage: repositories plus commit/rollback.
-
-    Leaving the ``with`` block without :meth:`commit` rolls everything back.
-    """
-
-    registry: SqlAlchemyRegistryRepository
-    runs: SqlAlchemySyncRunRepository
-    tokens: SqlAlchemyTokenRepository
-    decisions: SqlAlchemyDecisionRepository
-    plans: SqlAlchemyPlanRepository
-    webhooks: SqlAlchemyWebhookRepository
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
 
 
 class SessionUnitOfWork:
@@ -88,15 +68,19 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
 
     registry: SqlAlchemyRegistryRepository
     runs: SqlAlchemySyncRunRepository
+    audits: SqlAlchemyAuditRepository
     tokens: SqlAlchemyTokenRepository
     decisions: SqlAlchemyDecisionRepository
     plans: SqlAlchemyPlanRepository
     webhooks: SqlAlchemyWebhookRepository
+    cursors: SqlAlchemyCursorRepository
 
     def _open(self, session: Session) -> None:
         self.registry = SqlAlchemyRegistryRepository(session)
         self.runs = SqlAlchemySyncRunRepository(session)
+        self.audits = SqlAlchemyAuditRepository(session)
         self.tokens = SqlAlchemyTokenRepository(session)
         self.decisions = SqlAlchemyDecisionRepository(session)
         self.plans = SqlAlchemyPlanRepository(session)
         self.webhooks = SqlAlchemyWebhookRepository(session)
+        self.cursors = SqlAlchemyCursorRepository(session)

@@ -2,7 +2,7 @@
 
 :class:`LegacyFacts` is what :mod:`soredi_sync.parsing.oioxml` and
 :mod:`soredi_sync.parsing.edifact` read; it answers the same questions as
-:class:`~soredi_sync.parsing.bundle.BundleFacts` (syntax, message type, business message, every
+:class:`~soredi_sync.parsing.fhir.BundleFacts` (syntax, message type, business message, every
 receiver identifier, size) so :func:`soredi_sync.parsing.message.parse_message` can hand either
 to the resolver. Legacy messages carry a subject, not a category code, so ``category_coded`` is
 never known for them.
@@ -21,7 +21,7 @@ from datetime import date
 from soredi_sync.domain.identifiers import ReceiverIdentifier, read_identifier
 from soredi_sync.domain.message_types import MessageType, MessageTypeRegistry
 from soredi_sync.domain.routing import Attachment, RouteRequest
-from soredi_sync.parsing.bundle import BundleProblem, InvalidMessage
+from soredi_sync.parsing.refusals import BundleProblem, InvalidMessage
 
 # MedCom's object extension codes (OIOXML ObjectExtensionCode, lower case; EDIFACT UNO and
 # FTX+BIN, upper case) -> the MIME type they declare. The first eight are the types conversion

@@ -12,21 +12,18 @@ import logging
 import time
 from pathlib import Path
 
-from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings, config_dir
+from soredi_sync.config import GuardSettings, SourceSettings, config_dir
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Registry
 from soredi_sync.errors import InvalidSourceData
 from soredi_sync.memory import cyclic_gc_paused
 from soredi_sync.parsing.archive import open_member
+from soredi_sync.parsing.csv_columns import HeaderReport
 from soredi_sync.parsing.problems import Problems
-from soredi_sync.parsing.sor_csv import (
-    HeaderReport,
-    parse_edi_types,
-    parse_gln_edi_types,
-    parse_glns,
-)
+from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns
 from soredi_sync.parsing.sor_xml import parse_sor_xml
 from soredi_sync.parsing.validate import merge_glns, validate_records
+from soredi_sync.reference_data import CsvColumns
 
 logger = logging.getLogger(__name__)
 

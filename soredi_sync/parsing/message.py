@@ -2,10 +2,10 @@
 
 :func:`parse_message` looks at the body, not at its name: ``<`` starts XML - an OIOXML
 ``Emessage`` (read by :mod:`soredi_sync.parsing.oioxml`) or anything else, which goes to the
-FHIR bundle reader (:func:`~soredi_sync.parsing.bundle.parse_bundle`, which says what is wrong
+FHIR bundle reader (:func:`~soredi_sync.parsing.fhir.parse_bundle`, which says what is wrong
 with a non-Bundle); ``{`` or ``[`` starts FHIR JSON; ``UNA`` or ``UNB`` starts an EDIFACT
 interchange (:mod:`soredi_sync.parsing.edifact`). The answer is a
-:class:`~soredi_sync.parsing.bundle.BundleFacts` or a
+:class:`~soredi_sync.parsing.fhir.BundleFacts` or a
 :class:`~soredi_sync.parsing.facts.LegacyFacts`; both give ``syntax`` (the sender syntax),
 ``message_type``, ``business_message``, ``message_id``, ``notes`` and ``to_route_request``.
 
@@ -22,18 +22,16 @@ from datetime import date
 
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import RouteRequest, RoutingInputError
-from soredi_sync.parsing.bundle import (
-    JSON_CONTENT_TYPES,
-    XML_CONTENT_TYPES,
-    BundleBudget,
-    BundleFacts,
-    BundleProblem,
-    InvalidMessage,
-    parse_bundle,
-)
 from soredi_sync.parsing.edifact import parse_edifact
 from soredi_sync.parsing.facts import LegacyFacts
+from soredi_sync.parsing.fhir import (
+    JSON_CONTENT_TYPES,
+    XML_CONTENT_TYPES,
+    BundleFacts,
+    parse_bundle,
+)
 from soredi_sync.parsing.oioxml import OIOXML_ROOT, parse_oioxml, xml_root_name
+from soredi_sync.parsing.refusals import BundleBudget, BundleProblem, InvalidMessage
 
 __all__ = [
     "LegacyFacts",
@@ -69,7 +67,7 @@ def parse_message(
         docstring for which types are checked against the body
     :param message_types: the registry that names message types (``config/message-types.tsv``)
     :param budget: elements and depth allowed; default
-        :data:`~soredi_sync.parsing.bundle.DEFAULT_BUDGET`
+        :data:`~soredi_sync.parsing.refusals.DEFAULT_BUDGET`
     :raises InvalidMessage: the body is not a message that can be routed; ``problem`` says why
         (``NOT_A_MESSAGE_FILE`` for a body that is none of the three syntaxes)
     """

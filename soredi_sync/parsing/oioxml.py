@@ -22,16 +22,15 @@ Real files carry ISO-8859-1 or windows-1252 and say so in their XML declaration;
 the bytes in the declared character set. A file that declares a single-byte set but whose bytes
 are UTF-8 (MedCom's own examples include one) is read as UTF-8, with a note.
 
-Hardening as in :mod:`soredi_sync.parsing.bundle`: no DTD is loaded, entities are never
+Hardening as in :mod:`soredi_sync.parsing.xml_input`: no DTD is loaded, entities are never
 resolved, nothing is fetched, and a DOCTYPE is refused by a scan of the prolog before libxml2
 sees the document (``huge_tree`` is on, for XBIN01 objects over 10 MB). Elements and depth are
-counted against the :class:`~soredi_sync.parsing.bundle.BundleBudget` while the file is read,
+counted against the :class:`~soredi_sync.parsing.refusals.BundleBudget` while the file is read,
 and what has been read is dropped from the tree as it goes.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 from typing import Any
 
@@ -40,43 +39,29 @@ from lxml import etree
 from soredi_sync.domain.identifiers import IdentifierKind, IdentifierSource, ReceiverIdentifier
 from soredi_sync.domain.message_types import MessageType, MessageTypeRegistry
 from soredi_sync.domain.routing import Attachment, AttachmentContent
-from soredi_sync.parsing.bundle import (
-    DEFAULT_BUDGET,
-    BundleBudget,
-    BundleProblem,
-    InvalidMessage,
-    base64_decoded_size,
-    base64_head,
-    hardened_iterparse,
-    sniff_mime_type,
-    xml_root_at,
-)
+from soredi_sync.parsing.attachment_bytes import base64_decoded_size, base64_head, sniff_mime_type
 from soredi_sync.parsing.facts import (
     LegacyFacts,
     TypeClue,
     first_usable_gln,
-    has_windows_1252_characters,
     message_type_of,
     mime_type_for_extension,
 )
+from soredi_sync.parsing.refusals import (
+    DEFAULT_BUDGET,
+    BundleBudget,
+    BundleProblem,
+    InvalidMessage,
+)
+from soredi_sync.parsing.xml_input import _character_set, hardened_iterparse, xml_root_at
 
 OIOXML_ROOT = "Emessage"
 # Every MedCom OIOXML namespace contains this (.../sundcom.dk/medcom.dk/xml/schemas/<date>/).
 MEDCOM_NAMESPACE_MARK = "medcom.dk"
 ENVELOPE = "Envelope"
-# The character sets a declaration may name that are one byte per character: bytes that are
-# valid UTF-8 under such a declaration were written as UTF-8.
-SINGLE_BYTE_CODECS = frozenset({"iso8859-1", "cp1252", "iso8859-15"})  # codecs.lookup names
-
-_UTF8_BOM = b"\xef\xbb\xbf"
-_WHITESPACE = re.compile(rb"[ \t\r\n]*")
-_DECLARATION = re.compile(
-    rb"""<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:\-]{1,40})["']""", re.ASCII
-)
 _ROOT_NAME = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)", re.ASCII)
 _TEXT_ELEMENT = re.compile(r"^Text\d*$")
 _LINE_BREAKS = frozenset({"Break", "br"})
-_CHECK_CHUNK = 1 << 20
 # Subtrees that are read whole at their end (their children are needed), so they are dropped
 # from the tree only then.
 _READ_WHOLE = frozenset({"ClinicalInformation", "Reference", "BinaryObject"})
@@ -90,7 +75,7 @@ def parse_oioxml(
     :param data: the message exactly as received
     :param message_types: the registry that names the message type (``config/message-types.tsv``)
     :param budget: elements and depth allowed; default
-        :data:`~soredi_sync.parsing.bundle.DEFAULT_BUDGET`
+        :data:`~soredi_sync.parsing.refusals.DEFAULT_BUDGET`
     :raises InvalidMessage: not an Emessage, unreadable (``MALFORMED``, ``ENCODING``,
         ``DOCTYPE``), over the budget, a message type the registry does not know
         (``UNKNOWN_MESSAGE_TYPE``) or a letter without a receiver (``NO_RECEIVER``)
@@ -113,65 +98,6 @@ def xml_root_name(data: bytes) -> str | None:
     """
     found = _ROOT_NAME.match(data, xml_root_at(data, what="a MedCom message"))
     return found.group(1).decode("ascii") if found else None
-
-
-# -- character set ----------------------------------------------------------------------------
-
-
-def _character_set(data: bytes, notes: list[str]) -> tuple[str, str | None]:
-    """The character set the text is read in, and the one to make libxml2 use instead of the
-    declared one (None: the declaration holds).
-
-    :raises InvalidMessage: ``ENCODING`` for an unknown character set, or bytes that are not
-        valid in the declared UTF-8
-    """
-    start = xml_root_at(data, what="a MedCom message")
-    declared_match = _DECLARATION.search(data, 0, start)
-    declared = declared_match.group(1).decode("ascii") if declared_match else None
-    if data.startswith(_UTF8_BOM):
-        declared = declared or "UTF-8"
-    name = declared or "UTF-8"  # XML's default
-    try:
-        codec = codecs.lookup(name).name
-    except LookupError:
-        raise InvalidMessage(
-            BundleProblem.ENCODING,
-            f"the XML declares the character set {name!r}, which is not known",
-        ) from None
-    if codec == "utf-8":
-        bad = None if data.isascii() else _utf8_error(data)
-        if bad is not None:
-            said = "declares UTF-8" if declared else "declares no character set (so UTF-8)"
-            raise InvalidMessage(
-                BundleProblem.ENCODING,
-                f"the XML {said} but byte {bad} is not valid UTF-8 "
-                "(OIOXML is usually ISO-8859-1: is its declaration missing?)",
-            )
-        return "utf-8", None
-    if codec in SINGLE_BYTE_CODECS and not data.isascii():
-        if _utf8_error(data) is None:
-            notes.append(f"the XML declares {declared} but its bytes are UTF-8: read as UTF-8")
-            return "utf-8", "utf-8"
-        if codec == "iso8859-1" and has_windows_1252_characters(data):
-            notes.append(
-                f"the XML declares {declared} but has windows-1252 characters (such as curly "
-                "quotes): read as windows-1252"
-            )
-            return "windows-1252", "windows-1252"
-    return (declared or name).lower(), None
-
-
-def _utf8_error(data: bytes) -> int | None:
-    """Where ``data`` stops being UTF-8 (about: within a few bytes), None when it is valid.
-    Decoded a chunk at a time, so a 100 MB file is never held twice."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    for start in range(0, len(data), _CHECK_CHUNK):
-        end = start + _CHECK_CHUNK
-        try:
-            decoder.decode(data[start:end], final=end >= len(data))
-        except UnicodeDecodeError as exc:
-            return start + max(exc.start, 0)
-    return None
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -88,6 +88,15 @@ class SyncRunInfo:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How a finished run ended: what a source's health is counted from."""
+
+    status: RunStatus
+    finished_at: datetime | None
+    error: str | None
+
+
 # -- the API's tokens and decision log -----------------------------------------------------------
 
 

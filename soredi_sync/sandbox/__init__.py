@@ -2,6 +2,9 @@
 
 - :func:`~soredi_sync.sandbox.generate.generate` writes days of files plus a manifest of what
   they contain (counts, every defect, day-to-day changes, the SORUS submissions applied).
+  The register behind them is a :class:`~soredi_sync.sandbox.world.World`: built in
+  ``build``/``planted``, changed night by night in ``churn`` and ``capabilities``, written
+  out by ``writer``.
 - :class:`~soredi_sync.sandbox.server.SandboxServer` serves them with ETags and injectable
   faults, and owns the directory's SORUS journal: moving to a day that accepted submissions
   take effect on regenerates the files from that day;

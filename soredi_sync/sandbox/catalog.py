@@ -1,6 +1,7 @@
 """The sandbox's fixed tables: identifiers, code values, systems, type pools and profiles.
 
-Everything here is data or a pure helper; :mod:`soredi_sync.sandbox.world` draws from it.
+Everything here is data or a pure helper; :class:`~soredi_sync.sandbox.world.World` and its
+steps (:mod:`~soredi_sync.sandbox.build`, :mod:`~soredi_sync.sandbox.churn`, ...) draw from it.
 Codes follow the shape of real SOR values (SNOMED CT style identifiers with a Verhoeff check
 digit); names of systems and vendors follow MedCom's public vendor overview, while the codes,
 shares and pools are the sandbox's own assumptions.
@@ -8,13 +9,27 @@ shares and pools are the sandbox's own assumptions.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 BASE_DATE = date(2026, 11, 2)  # day 0: a Monday in the last months of financed conversion
 # Real test addresses named by MedCom's working group; present in every profile.
 REFERENCE_GLNS = ("5790002759994", "5790002621635", "5790000121786", "5790000120314")
+FHIR_START = date(2025, 5, 31)  # CareCommunication went live
+
+
+def weighted(rng: random.Random, options: Sequence[tuple[str, float]]) -> str:
+    """One of ``options`` (value, weight), drawn by weight."""
+    return rng.choices([o for o, _ in options], weights=[w for _, w in options])[0]
+
+
+def past_date(rng: random.Random, start: date, end: date) -> date:
+    """A day from ``start`` to ``end`` (``start`` when ``end`` is earlier)."""
+    span = (end - start).days
+    return start + timedelta(days=rng.randint(0, max(span, 0)))
+
 
 # --- identifiers -------------------------------------------------------------------------------
 

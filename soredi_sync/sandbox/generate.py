@@ -30,9 +30,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from soredi_sync.config import CsvColumns, config_dir
+from soredi_sync.config import config_dir
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Registry
+from soredi_sync.reference_data import CsvColumns
 from soredi_sync.sandbox.catalog import (
     BASE_DATE,
     EDI_ADMINISTRATORS,

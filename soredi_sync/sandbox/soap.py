@@ -29,7 +29,9 @@ Two ways to run it:
   submission on the directory's last day is a ``soap:Server`` fault: there is no next day to
   publish into.
 
-Binds to loopback only: the service has no authentication (no DGWS/SOSI here).
+Binds to loopback only: the service has no authentication (no DGWS/SOSI here). This module
+holds the day served and the server's state; :mod:`soredi_sync.sandbox.soap_handler` reads the
+requests and :mod:`soredi_sync.sandbox.soap_services` answers them.
 """
 
 from __future__ import annotations
@@ -39,35 +41,23 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from http import HTTPStatus
-from pathlib import Path
+from datetime import date
 from typing import Any
-from urllib.parse import urlsplit
-from xml.sax.saxutils import escape
-
-from lxml import etree
 
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Gln, Unit
 from soredi_sync.sandbox.catalog import BASE_DATE
 from soredi_sync.sandbox.generate import load_message_types
-from soredi_sync.sandbox.journal import ACTIONS, ChangeRequest, JournalEntry, SubmissionJournal
-from soredi_sync.sandbox.loopback import BackgroundServer, FaultQueue, QuietHandler
+from soredi_sync.sandbox.journal import ChangeRequest, JournalEntry, SubmissionJournal
+from soredi_sync.sandbox.loopback import BackgroundServer, FaultQueue
 from soredi_sync.sandbox.server import SandboxServer, is_loopback_host
+from soredi_sync.sandbox.soap_handler import SoapHandler
 from soredi_sync.sandbox.vocabulary import Vocabulary
 from soredi_sync.sandbox.world import World
 
 logger = logging.getLogger(__name__)
 
-SORLS_NS = "urn:soredi:modelled:sorls:1"
-SKRS_NS = "urn:soredi:modelled:skrs:1"
-SORUS_NS = "urn:soredi:modelled:sorus:1"
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-SERVICES = ("sorls", "skrs", "sorus")
 FAULT_KINDS = ("fault", "delay", "malformed", "status")
-_CONTRACTS = Path(__file__).resolve().parent.parent / "soap" / "contracts"
-_MAX_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,116 +192,6 @@ class SoapDay:
         return None
 
 
-class _Handler(QuietHandler):
-    server_version = "soredi-soap-sandbox"
-
-    def do_GET(self) -> None:
-        split = urlsplit(self.path)
-        path = split.path.rstrip("/")
-        soap = self.server.owner
-        if path[1:] in SERVICES and split.query.lower() == "wsdl":
-            text = (_CONTRACTS / f"{path[1:]}.wsdl").read_text(encoding="utf-8")
-            text = text.replace(f"http://localhost{path}", soap.url(path[1:]))
-            self._send(HTTPStatus.OK, "text/xml; charset=utf-8", text.encode())
-        elif path[1:].removesuffix(".xsd") in SERVICES and path.endswith(".xsd"):
-            body = (_CONTRACTS / path[1:]).read_bytes()
-            self._send(HTTPStatus.OK, "text/xml; charset=utf-8", body)
-        else:
-            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
-
-    def do_POST(self) -> None:
-        path = urlsplit(self.path).path.rstrip("/")
-        soap = self.server.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        if path[1:] not in SERVICES or length > _MAX_BODY:
-            self.close_connection = True
-            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
-            return
-        body = self.rfile.read(length)
-        service = path[1:]
-        soap._record(service)
-        fault = soap._take_fault(service)
-        if fault is not None:
-            if fault.kind == "delay":
-                soap._stopping.wait(fault.delay)
-            elif fault.kind == "status":
-                self._send(fault.status, "text/plain", f"{fault.status} sandbox\n".encode())
-                return
-            elif fault.kind == "malformed":
-                self._send(HTTPStatus.OK, "text/xml", b"<soap:Envelope xmlns:soap='x'><soap:Bo")
-                return
-            elif fault.kind == "fault":
-                self._fault(fault.code, fault.message)
-                return
-        try:
-            request = etree.fromstring(body)
-            payload = request.find(f"{{{SOAP_ENV}}}Body")
-            operation = payload[0] if payload is not None and len(payload) else None
-            if operation is None:
-                raise ValueError("no operation in the SOAP body")
-            if service == "sorls" and operation.tag == f"{{{SORLS_NS}}}GetSorEntityRequest":
-                answer = soap._get_sor_entity(operation)
-            elif service == "skrs" and operation.tag == f"{{{SKRS_NS}}}ReplicationRequest":
-                answer = soap._replicate(operation)
-            elif (
-                service == "sorus" and operation.tag == f"{{{SORUS_NS}}}SubmitEdiTypeChangesRequest"
-            ):
-                answer = soap._submit(operation)
-            else:
-                raise ValueError(f"unknown operation {operation.tag}")
-        except (etree.XMLSyntaxError, ValueError) as exc:
-            self._fault("soap:Client", str(exc))
-            return
-        except NoNextDay as exc:
-            self._fault("soap:Server", str(exc))
-            return
-        except OSError as exc:  # the journal file could not be written: nothing was recorded
-            logger.exception("SORUS submission not recorded")
-            self._fault("soap:Server", f"the submission could not be recorded: {exc}")
-            return
-        envelope = (
-            f'<?xml version="1.0" encoding="UTF-8"?>'
-            f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>{answer}</soap:Body>'
-            f"</soap:Envelope>"
-        )
-        self._send(HTTPStatus.OK, "text/xml; charset=utf-8", envelope.encode())
-
-    def _fault(self, code: str, message: str) -> None:
-        envelope = (
-            f'<?xml version="1.0" encoding="UTF-8"?>'
-            f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body><soap:Fault>'
-            f"<faultcode>{escape(code)}</faultcode><faultstring>{escape(message)}</faultstring>"
-            f"</soap:Fault></soap:Body></soap:Envelope>"
-        )
-        self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/xml; charset=utf-8", envelope.encode())
-
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class NoNextDay(Exception):
-    """The linked sandbox directory ends at the served day: a SORUS change has nowhere to go."""
-
-    def __init__(self, day: int, directory: Path) -> None:
-        super().__init__(
-            f"the sandbox directory {directory} has no day {day + 1} to publish SORUS changes "
-            f"into (it ends at day {day}); generate more days"
-        )
-        self.day = day
-
-
-def _el(name: str, value: object | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    return f"<{name}>{escape(str(value))}</{name}>"
-
-
 class SoapSandboxServer(BackgroundServer):
     """SORLS, SKRS and SORUS on loopback, answering from one sandbox day.
 
@@ -326,7 +206,7 @@ class SoapSandboxServer(BackgroundServer):
         ``journal``, or ``files`` on a directory without a manifest.
     """
 
-    handler_class = _Handler
+    handler_class = SoapHandler
     name = "SOAP sandbox"
 
     def __init__(
@@ -375,7 +255,7 @@ class SoapSandboxServer(BackgroundServer):
     def data(self) -> SoapDay:
         """The current day's data, with the journal entries effective by then applied (rebuilt
         when the day or those entries change)."""
-        return self._data_for(self.day)
+        return self.data_for(self.day)
 
     def set_day(self, day: int) -> None:
         """Answer for ``day`` from now on; linked, this moves the HTTP server too (which
@@ -390,11 +270,12 @@ class SoapSandboxServer(BackgroundServer):
                 raise ValueError(f"day must be >= 0, got {day}")
             with self._day_lock:
                 self._day = day
-        self._data_for(day)  # build now, so the first call after the switch is not the slow one
+        self.data_for(day)  # build now, so the first call after the switch is not the slow one
         logger.info("SOAP sandbox now answers for day %d", day)
 
     @contextmanager
-    def _holding_day(self) -> Iterator[int]:
+    def holding_day(self) -> Iterator[int]:
+        """Keep the day answered from changing while the block runs; yields it."""
         if self.files is not None:
             with self.files.holding_day() as day:
                 yield day
@@ -402,7 +283,8 @@ class SoapSandboxServer(BackgroundServer):
             with self._day_lock:
                 yield self._day
 
-    def _data_for(self, day: int) -> SoapDay:
+    def data_for(self, day: int) -> SoapDay:
+        """The data of ``day``, with the journal entries effective by then applied."""
         effective = self.journal.effective_by(day)
         with self._data_lock:
             current = self._data
@@ -458,161 +340,5 @@ class SoapSandboxServer(BackgroundServer):
     def _take_fault(self, service: str) -> SoapFaultSpec | None:
         return self._faults.take(lambda fault: fault.service is None or fault.service == service)
 
-    # -- operations --
 
-    def _get_sor_entity(self, request: Any) -> str:
-        sor_id = (request.findtext(f"{{{SORLS_NS}}}SorIdentifier") or "").strip()
-        day_text = (request.findtext(f"{{{SORLS_NS}}}Date") or "").strip()
-        data = self.data
-        day = date.fromisoformat(day_text) if day_text else data.snapshot_date
-        unit = data.units.get(sor_id)
-        if unit is None or not unit.is_open_on(day):
-            return f'<GetSorEntityResponse xmlns="{SORLS_NS}"/>'
-        parts = [
-            _el("SorIdentifier", unit.sor_id),
-            _el("EntityName", unit.name),
-            _el("EntityKind", unit.kind.value),
-            _el("ParentSorIdentifier", unit.parent_sor_id),
-            _el("InstitutionOwnerSorIdentifier", unit.owner_sor_id),
-            _el("EntityTypeIdentifier", unit.type_code),
-            _el(
-                "EntityInheritedIndicator",
-                None if unit.gln_mode.value == "own" else unit.gln_mode.value == "inherited",
-            ),
-            _el("FromDate", unit.from_date),
-            _el("ToDate", unit.to_date),
-            _el("ShakIdentifier", unit.shak),
-            _el("ProviderIdentifier", unit.provider_number),
-            _el("PharmacyIdentifier", unit.pharmacy_number),
-            _el("PostalCodeIdentifier", unit.postal_code),
-        ]
-        gln = data.glns.get(unit.gln) if unit.gln else None
-        if gln is not None:
-            parts.append(
-                "<EanLocationCodeEntity>"
-                + _el("EanLocationCode", gln.gln)
-                + _el("NonActiveIndicator", not gln.active)
-                + _el("OnlyInternalIndicator", gln.only_internal)
-                + _el("SystemSupplierIdentifier", gln.system_supplier)
-                + _el("SystemTypeIdentifier", gln.system_type)
-                + _el("CommunicationSupplierIdentifier", gln.vans)
-                + _el("RegionCode", gln.region_code)
-                + _el("EdiAdministrator", gln.edi_administrator)
-                + _el("FromDate", gln.from_date)
-                + _el("ToDate", gln.to_date)
-                + "</EanLocationCodeEntity>"
-            )
-        entity = "".join(parts)
-        return (
-            f'<GetSorEntityResponse xmlns="{SORLS_NS}"><SorEntity>{entity}</SorEntity>'
-            "</GetSorEntityResponse>"
-        )
-
-    def _replicate(self, request: Any) -> str:
-        register = (request.findtext(f"{{{SKRS_NS}}}register") or "").strip()
-        datatype = (request.findtext(f"{{{SKRS_NS}}}datatype") or "").strip()
-        offset = (request.findtext(f"{{{SKRS_NS}}}offset") or "").strip() or None
-        try:
-            limit = int(request.findtext(f"{{{SKRS_NS}}}maxRecords") or "0")
-        except ValueError as exc:
-            raise ValueError("maxRecords must be an integer") from exc
-        if limit < 1:
-            raise ValueError("maxRecords must be >= 1")
-        if offset is not None and not offset.isdigit():
-            raise ValueError(f"unknown offset {offset!r}")
-        if not datatype.endswith("eanlocationcodeeditype/v1"):
-            raise ValueError(
-                f"the sandbox replicates eanlocationcodeeditype only, not {datatype!r}"
-            )
-        data = self.data
-        updated = datetime.combine(data.snapshot_date, time(4, 30), tzinfo=UTC).isoformat()
-        entries = "".join(
-            "<entry>"
-            + _el("id", f"tag:sandbox,2026:{register}/{datatype}/{row.offset}")
-            + _el("offset", row.offset)
-            + _el("updated", updated)
-            + "<content><EanLocationCodeEdiType>"
-            + _el("EanLocationCode", row.gln)
-            + _el("EdiTypeIdentifier", row.edi_type_id)
-            + _el("StandardIdentifier", row.message_type)
-            + _el("VersionCode", row.version_code)
-            + _el("ValidFrom", row.valid_from)
-            + _el("ValidTo", row.valid_to)
-            + "</EanLocationCodeEdiType></content></entry>"
-            for row in data.rows_after(offset, limit)
-        )
-        return (
-            f'<ReplicationResponse xmlns="{SKRS_NS}"><feed>'
-            f"{_el('id', f'{register}/{datatype}')}{_el('updated', updated)}{entries}"
-            f"</feed></ReplicationResponse>"
-        )
-
-    def _submit(self, request: Any) -> str:
-        if request.find(f"{{{SORUS_NS}}}Reference") is None:
-            raise ValueError("SubmitEdiTypeChangesRequest has no Reference")
-        reference = (request.findtext(f"{{{SORUS_NS}}}Reference") or "").strip()
-        changes = [
-            _change(element, index)
-            for index, element in enumerate(request.findall(f"{{{SORUS_NS}}}Change"), start=1)
-        ]
-        if not changes:
-            raise ValueError("SubmitEdiTypeChangesRequest has no Change")
-        received_at = datetime.now(UTC).replace(microsecond=0)
-        with self._holding_day() as day:
-            if self.files is not None and day >= self.files.last_day:
-                raise NoNextDay(day, self.files.directory)
-            data = self._data_for(day)
-            effective = data.snapshot_date + timedelta(days=1)
-            results: list[str] = []
-            accepted: list[ChangeRequest] = []
-            for change in changes:
-                reason = data.rejection(change)
-                if reason is None:
-                    accepted.append(change)
-                results.append(
-                    "<ChangeResult>"
-                    + _el("ChangeIdentifier", change.change_id)
-                    + _el("Status", "accepted" if reason is None else "rejected")
-                    + _el("EffectiveDate", effective if reason is None else None)
-                    + _el("Reason", reason)
-                    + "</ChangeResult>"
-                )
-            ticket, _ = self.journal.record(
-                accepted, received_day=day, received_at=received_at, reference=reference
-            )
-        return (
-            f'<SubmitEdiTypeChangesResponse xmlns="{SORUS_NS}">'
-            f"{_el('SubmissionIdentifier', ticket)}{_el('ReceivedAt', received_at.isoformat())}"
-            f"{''.join(results)}</SubmitEdiTypeChangesResponse>"
-        )
-
-
-def _change(element: Any, index: int) -> ChangeRequest:
-    """One ``Change`` of a SORUS request; ValueError (a client fault) when it breaks the schema."""
-
-    def required(name: str) -> str:
-        value = element.findtext(f"{{{SORUS_NS}}}{name}")
-        if value is None or not value.strip():
-            raise ValueError(f"Change {index} has no {name}")
-        return str(value).strip()
-
-    change_id = required("ChangeIdentifier")
-    gln = required("EanLocationCode")
-    action = required("Action")
-    if action not in ACTIONS:
-        raise ValueError(f"Change {index}: Action must be one of {ACTIONS}, got {action!r}")
-    code = required("StandardIdentifier")
-    version = (element.findtext(f"{{{SORUS_NS}}}VersionCode") or "").strip() or None
-    return ChangeRequest(change_id, gln, action, code, version)
-
-
-__all__ = [
-    "FAULT_KINDS",
-    "SERVICES",
-    "SORUS_NS",
-    "FeedRow",
-    "NoNextDay",
-    "SoapDay",
-    "SoapFaultSpec",
-    "SoapSandboxServer",
-]
+__all__ = ["FAULT_KINDS", "FeedRow", "SoapDay", "SoapFaultSpec", "SoapSandboxServer"]

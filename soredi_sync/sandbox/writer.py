@@ -21,9 +21,10 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import IO
 
-from soredi_sync.config import CsvColumns
 from soredi_sync.domain.model import GlnMode, UnitKind
-from soredi_sync.sandbox.world import MutableGln, MutableUnit, World
+from soredi_sync.reference_data import CsvColumns
+from soredi_sync.sandbox.mutable import MutableGln, MutableUnit
+from soredi_sync.sandbox.world import World
 
 logger = logging.getLogger(__name__)
 

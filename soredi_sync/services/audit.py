@@ -12,11 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
-
-from soredi_sync.db.models import AuditSummary
-from soredi_sync.db.repository import SnapshotInfo
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.audit import (
     RULES,
     AdoptionCounts,
@@ -29,6 +24,8 @@ from soredi_sync.domain.audit import (
     in_scope,
 )
 from soredi_sync.errors import NoSnapshot, NotFound
+from soredi_sync.ports.records import SnapshotInfo
+from soredi_sync.ports.storage import UnitOfWork
 
 # Enough for years of daily snapshots; adoption reads them all.
 ALL_SNAPSHOTS = 1_000_000
@@ -202,13 +199,9 @@ def adoption_series(
 
 
 def _stored_adoption(uow: UnitOfWork, key: str) -> dict[int, dict[str, AdoptionCounts]]:
-    rows = uow.registry.session.scalars(select(AuditSummary))
     return {
-        row.snapshot_id: {
-            group: AdoptionCounts(**values) for group, values in row.adoption[key].items()
-        }
-        for row in rows
-        if key in row.adoption
+        snapshot_id: {group: AdoptionCounts(**values) for group, values in groups.items()}
+        for snapshot_id, groups in uow.audits.adoption(key).items()
     }
 
 
@@ -241,18 +234,17 @@ def record_summary(
             group: {"fhir_only": c.fhir_only, "legacy_only": c.legacy_only, "both": c.both}
             for group, c in counts.items()
         }
-    session = uow.registry.session
-    row = session.get(AuditSummary, snapshot.id)
-    if row is None:
-        row = AuditSummary(snapshot_id=snapshot.id)
-        session.add(row)
-    row.computed_at = datetime.now(UTC)
-    row.findings = {
-        "by_code": {rule.code: codes[rule.code] for rule in RULES},
-        "by_severity": {s: severities[s] for s in ("error", "warning", "info")},
-        "total": len(findings),
-    }
-    row.adoption = figures
+    by_code = {rule.code: codes[rule.code] for rule in RULES}
+    uow.audits.save_summary(
+        snapshot.id,
+        computed_at=datetime.now(UTC),
+        findings={
+            "by_code": by_code,
+            "by_severity": {s: severities[s] for s in ("error", "warning", "info")},
+            "total": len(findings),
+        },
+        adoption=figures,
+    )
     uow.commit()
     overall = figures["all"].get("all", {})
-    return SummaryOutcome(snapshot.id, dict(row.findings["by_code"]), dict(overall))
+    return SummaryOutcome(snapshot.id, dict(by_code), dict(overall))

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from soredi_sync.db.api_repository import DecisionEntry
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.routing import RouteDecision, RouteRequest
+from soredi_sync.ports.records import DecisionEntry
+from soredi_sync.ports.storage import UnitOfWork
 
 logger = logging.getLogger(__name__)
 

@@ -16,34 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
-from soredi_sync.db.engine import (
-    DatabaseFailure,
-    database_failures_as,
-    is_database_failure,
-)
-from soredi_sync.db.models import ReplicationCursor, RunStatus
-from soredi_sync.db.repository import SnapshotInfo
-from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.db.engine import DatabaseFailure, is_database_failure
 from soredi_sync.domain.days import today_in_denmark
 from soredi_sync.domain.diff import ChangeSet, diff
 from soredi_sync.domain.model import Capability, Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
-from soredi_sync.observability.logging import bind_run
-from soredi_sync.services.liveness import (
-    RUN_LEASE_SECONDS,
-    kept_alive,
-    lease_until,
-    process_name,
-    record_run_failure,
-)
+from soredi_sync.ports.records import RunStatus, SnapshotInfo
+from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.services.liveness import RUN_LEASE_SECONDS
+from soredi_sync.services.runs import OpenRun, RunSpec, recorded_run
 from soredi_sync.soap.records import CapabilityVersion, ReplicationPage
 
 logger = logging.getLogger(__name__)
@@ -191,39 +177,6 @@ def drift_report(incremental: Registry, full: Registry) -> dict[str, Any]:
     }
 
 
-# -- storage of the cursor --------------------------------------------------------------------
-
-
-def _session(uow: UnitOfWork) -> Session:
-    return uow.registry.session
-
-
-def read_cursor(uow: UnitOfWork, source: str = SOURCE) -> str | None:
-    """The stored offset of ``source``; None when nothing was stored yet (start from the top)."""
-    row = _session(uow).get(ReplicationCursor, source)
-    return row.offset if row is not None else None
-
-
-def _write_cursor(uow: UnitOfWork, source: str, offset: str, snapshot_id: int | None) -> None:
-    session = _session(uow)
-    row = session.get(ReplicationCursor, source)
-    now = datetime.now(UTC)
-    if row is None:
-        session.add(
-            ReplicationCursor(source=source, offset=offset, updated_at=now, snapshot_id=snapshot_id)
-        )
-    else:
-        row.offset = offset
-        row.updated_at = now
-        row.snapshot_id = snapshot_id
-    session.flush()
-
-
-def _page_hash(source: str, page: ReplicationPage) -> str:
-    text = f"{source}:{page.requested_offset or ''}->{page.next_offset or ''}"
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 # -- the use case -----------------------------------------------------------------------------
 
 
@@ -255,130 +208,172 @@ def sync_incremental(
         recorded and re-raised. Pages stored before a failure stay stored.
     """
     day = as_of or today_in_denmark()
-    started = time.monotonic()
-    holder = process_name()
-    with (
-        database_failures_as("recording the start of the sync (no run recorded)"),
-        uow_factory() as uow,
-    ):
-        run_id = uow.runs.start(
-            source, location, trigger, holder=holder, lease_until=lease_until(lease_seconds)
+    progress = _Progress()
+    with recorded_run(
+        uow_factory,
+        RunSpec(source, location, trigger, what="incremental sync run"),
+        lambda uow: None,
+        log=logger,
+        explain=progress.expected_failure,
+        failure_counts=progress.failure_counts,
+        lease_seconds=lease_seconds,
+    ) as run:
+        feed = _FeedRun(uow_factory, run.id, source, day, max_removal_ratio, accept_mass_change)
+        base = _read_base(uow_factory, source)
+        progress.offset = base.offset
+        last = _follow(feed, client, base, progress, max_pages, max_records)
+        return _record_end(uow_factory, run, progress, base.offset, last)
+    return _failed(run, progress)
+
+
+@dataclass(frozen=True)
+class _FeedRun:
+    """What the stages of one run share."""
+
+    uow_factory: Callable[[], UnitOfWork]
+    run_id: int
+    source: str
+    day: date  # the day a version must be current on to count as present
+    max_removal_ratio: float
+    accept_mass_change: bool
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What the run starts from: the current snapshot, its registry and the stored offset."""
+
+    snapshot: SnapshotInfo
+    registry: Registry
+    offset: str | None
+
+
+@dataclass
+class _Progress:
+    """How far the run got: where its next page starts, and what a failure records."""
+
+    offset: str | None = None  # the offset the stored pages reached
+    pages: int = 0
+    entries: int = 0
+    skipped: int = 0
+    snapshots: int = 0
+    removed: int = 0
+
+    def failure_counts(self) -> dict[str, Any]:
+        return {"pages": self.pages, "snapshots": self.snapshots, "to_offset": self.offset}
+
+    def expected_failure(self, exc: BaseException) -> SorediError | None:
+        """A failure of the database, said in one line; None for a bug."""
+        if not is_database_failure(exc):
+            return None
+        return DatabaseFailure(
+            f"the sync was at the page after offset {self.offset or 'start'}; the pages before "
+            "it stay stored",
+            exc,
         )
-        uow.commit()
-    with (
-        bind_run(run_id, source),
-        kept_alive(uow_factory, run_id, holder=holder, ttl=lease_seconds),
+
+
+def _read_base(uow_factory: Callable[[], UnitOfWork], source: str) -> _Base:
+    with uow_factory() as uow:
+        snapshot = uow.registry.current_snapshot()
+        if snapshot is None:
+            raise NoBaseSnapshot()
+        registry = uow.registry.load_registry(snapshot.id)
+        return _Base(snapshot, registry, uow.cursors.offset(source))
+
+
+def _follow(
+    feed: _FeedRun,
+    client: ReplicationSource,
+    base: _Base,
+    progress: _Progress,
+    max_pages: int | None,
+    max_records: int | None,
+) -> SnapshotInfo:
+    """Fold the feed's pages after the base's offset into its registry, storing each page that
+    moves the offset; returns the last snapshot stored, or the base's."""
+    registry, last = base.registry, base.snapshot
+    base_count = registry.capability_count
+    for page in client.pages(progress.offset, max_records=max_records):
+        if page.requested_offset != progress.offset:
+            raise ConcurrentIncrementalSync(
+                "requested offset", progress.offset, page.requested_offset
+            )
+        progress.pages += 1
+        progress.entries += len(page.entries)
+        updated, skipped = apply_entries(registry, page.entries, feed.day)
+        progress.skipped += skipped
+        changes = capability_changes(registry, updated, {e.capability.gln for e in page.entries})
+        _refuse_mass_removal(feed, progress, len(changes.capabilities.removed), base_count)
+        progress.removed += len(changes.capabilities.removed)
+        if page.next_offset is not None and page.next_offset != progress.offset:
+            last = _store_page(feed, page, page.next_offset, updated, changes, last, progress)
+            progress.offset = page.next_offset
+            registry = updated
+            logger.info(
+                "Stored SKRS page up to offset %s: %d entries, %d changes",
+                progress.offset,
+                len(page.entries),
+                len(changes),
+            )
+        if max_pages is not None and progress.pages >= max_pages:
+            break
+    return last
+
+
+def _refuse_mass_removal(
+    feed: _FeedRun, progress: _Progress, page_removed: int, base_count: int
+) -> None:
+    """Refuse the page that would make the run remove more than the allowed share of the
+    capabilities it started with."""
+    removed = progress.removed + page_removed
+    if (
+        not feed.accept_mass_change
+        and page_removed
+        and removed > feed.max_removal_ratio * base_count
     ):
-        logger.info("Incremental sync run %d started from %s", run_id, location)
+        raise MassChangeRefused(
+            [
+                f"the feed after offset {progress.offset or 'start'} would remove "
+                f"{removed} of {base_count} GLN message types in "
+                f"this run (more than {feed.max_removal_ratio:.0%})"
+            ]
+        )
 
-        pages = snapshots = entries = skipped = 0
-        offset: str | None = None
-        last: SnapshotInfo | None = None
-        try:
-            with uow_factory() as uow:
-                last = uow.registry.current_snapshot()
-                if last is None:
-                    raise NoBaseSnapshot()
-                registry = uow.registry.load_registry(last.id)
-                offset = read_cursor(uow, source)
-            start_offset = offset
-            base_count = registry.capability_count
-            removed = 0
 
-            for page in client.pages(offset, max_records=max_records):
-                if page.requested_offset != offset:
-                    raise ConcurrentIncrementalSync(
-                        "requested offset", offset, page.requested_offset
-                    )
-                pages += 1
-                entries += len(page.entries)
-                updated, page_skipped = apply_entries(registry, page.entries, day)
-                skipped += page_skipped
-                changes = capability_changes(
-                    registry, updated, {e.capability.gln for e in page.entries}
-                )
-                page_removed = len(changes.capabilities.removed)
-                if (
-                    not accept_mass_change
-                    and page_removed
-                    and removed + page_removed > max_removal_ratio * base_count
-                ):
-                    raise MassChangeRefused(
-                        [
-                            f"the feed after offset {offset or 'start'} would remove "
-                            f"{removed + page_removed} of {base_count} GLN message types in "
-                            f"this run (more than {max_removal_ratio:.0%})"
-                        ]
-                    )
-                removed += page_removed
-                if page.next_offset is not None and page.next_offset != offset:
-                    with uow_factory() as uow:
-                        # One writer of snapshots at a time (files or feed, any process);
-                        # whatever another committed before shows up in the check.
-                        uow.registry.lock_snapshots()
-                        _check_unchanged(uow, source, last, offset)
-                        if not changes.is_empty:
-                            last = uow.registry.add_snapshot(
-                                updated,
-                                changes,
-                                run_id=run_id,
-                                source=source,
-                                content_hash=_page_hash(source, page),
-                                baseline=False,
-                            )
-                            snapshots += 1
-                        _write_cursor(uow, source, page.next_offset, last.id)
-                        uow.commit()
-                    offset = page.next_offset
-                    registry = updated
-                    logger.info(
-                        "Stored SKRS page up to offset %s: %d entries, %d changes",
-                        offset,
-                        len(page.entries),
-                        len(changes),
-                    )
-                if max_pages is not None and pages >= max_pages:
-                    break
-
-            counts: dict[str, Any] = {
-                "pages": pages,
-                "entries": entries,
-                "skipped_unknown_gln": skipped,
-                "snapshots": snapshots,
-                "capabilities_removed": removed,
-                "from_offset": start_offset,
-                "to_offset": offset,
-            }
-            status = RunStatus.SUCCEEDED if snapshots else RunStatus.UNCHANGED
-            with uow_factory() as uow:
-                uow.runs.finish(run_id, status, counts=counts, snapshot_id=last.id)
-                uow.commit()
-            return IncrementalOutcome(
-                run_id,
-                status,
-                last,
-                offset,
-                pages,
-                snapshots,
-                counts,
-                None,
-                time.monotonic() - started,
+def _store_page(
+    feed: _FeedRun,
+    page: ReplicationPage,
+    to_offset: str,
+    updated: Registry,
+    changes: ChangeSet,
+    last: SnapshotInfo,
+    progress: _Progress,
+) -> SnapshotInfo:
+    """Store the page's snapshot (if it changes anything) and the offset it reaches, in one
+    transaction; returns the snapshot current after it."""
+    with feed.uow_factory() as uow:
+        # One writer of snapshots at a time (files or feed, any process);
+        # whatever another committed before shows up in the check.
+        uow.registry.lock_snapshots()
+        _check_unchanged(uow, feed.source, last, progress.offset)
+        if not changes.is_empty:
+            last = uow.registry.add_snapshot(
+                updated,
+                changes,
+                run_id=feed.run_id,
+                source=feed.source,
+                content_hash=_page_hash(feed.source, page),
+                baseline=False,
             )
-        except SorediError as exc:
-            return _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
-        except Exception as exc:
-            if not is_database_failure(exc):
-                _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
-                raise
-            failure = DatabaseFailure(
-                f"the sync was at the page after offset {offset or 'start'}; the pages before "
-                "it stay stored",
-                exc,
-            )
-            return _finish_failed(uow_factory, run_id, started, failure, offset, pages, snapshots)
-        except BaseException as exc:
-            _finish_failed(uow_factory, run_id, started, exc, offset, pages, snapshots)
-            raise
+            progress.snapshots += 1
+        uow.cursors.advance(feed.source, to_offset, last.id)
+        uow.commit()
+    return last
+
+
+def _page_hash(source: str, page: ReplicationPage) -> str:
+    text = f"{source}:{page.requested_offset or ''}->{page.next_offset or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_unchanged(
@@ -390,37 +385,56 @@ def _check_unchanged(
         raise ConcurrentIncrementalSync(
             "current snapshot", expected.id, current.id if current else None
         )
-    stored = read_cursor(uow, source)
+    stored = uow.cursors.offset(source)
     if stored != offset:
         raise ConcurrentIncrementalSync("stored offset", offset, stored)
 
 
-def _finish_failed(
+def _record_end(
     uow_factory: Callable[[], UnitOfWork],
-    run_id: int,
-    started: float,
-    exc: BaseException,
-    offset: str | None,
-    pages: int,
-    snapshots: int,
+    run: OpenRun[None],
+    progress: _Progress,
+    start_offset: str | None,
+    last: SnapshotInfo,
 ) -> IncrementalOutcome:
-    message = str(exc) or type(exc).__name__
-    if not isinstance(exc, SorediError):
-        message = f"{type(exc).__name__}: {message}"
-    status = RunStatus.REFUSED if isinstance(exc, MassChangeRefused) else RunStatus.FAILED
-    counts = {"pages": pages, "snapshots": snapshots, "to_offset": offset}
-    current, message = record_run_failure(
-        uow_factory, run_id, status, message, counts=counts, what="incremental sync run"
-    )
-    logger.error("Incremental sync run %d %s: %s", run_id, status.value, message)
+    counts: dict[str, Any] = {
+        "pages": progress.pages,
+        "entries": progress.entries,
+        "skipped_unknown_gln": progress.skipped,
+        "snapshots": progress.snapshots,
+        "capabilities_removed": progress.removed,
+        "from_offset": start_offset,
+        "to_offset": progress.offset,
+    }
+    status = RunStatus.SUCCEEDED if progress.snapshots else RunStatus.UNCHANGED
+    with uow_factory() as uow:
+        uow.runs.finish(run.id, status, counts=counts, snapshot_id=last.id)
+        uow.commit()
     return IncrementalOutcome(
-        run_id,
+        run.id,
         status,
-        current,
-        offset,
-        pages,
-        snapshots,
+        last,
+        progress.offset,
+        progress.pages,
+        progress.snapshots,
         counts,
-        message,
-        time.monotonic() - started,
+        None,
+        run.elapsed(),
+    )
+
+
+def _failed(run: OpenRun[None], progress: _Progress) -> IncrementalOutcome:
+    """The outcome of a run that failed as expected (recorded by :func:`recorded_run`)."""
+    failure = run.failure
+    assert failure is not None, "recorded_run swallows only a failure it recorded"
+    return IncrementalOutcome(
+        run.id,
+        failure.status,
+        failure.snapshot,
+        progress.offset,
+        progress.pages,
+        progress.snapshots,
+        failure.counts,
+        failure.error,
+        failure.duration_seconds,
     )

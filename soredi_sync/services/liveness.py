@@ -28,9 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from soredi_sync.db.engine import describe_database_error, is_database_failure
-from soredi_sync.db.models import RunStatus
-from soredi_sync.db.repository import SnapshotInfo
-from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.ports.records import RunStatus, SnapshotInfo
+from soredi_sync.ports.storage import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +66,9 @@ def kept_alive(
     ttl: float = RUN_LEASE_SECONDS,
     clock: Clock | None = None,
 ) -> Iterator[None]:
-    """Renew the lease of ``run_id`` (taken by :meth:`~SqlAlchemySyncRunRepository.start`)
-    from a background thread while the block runs; release it afterwards.
+    """Renew the lease of ``run_id`` (taken by
+    :meth:`~soredi_sync.ports.storage.SyncRunRepository.start`) from a background thread while
+    the block runs; release it afterwards.
 
     :param holder: the name the lease was taken under (:func:`process_name`)
     """

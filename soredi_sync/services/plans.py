@@ -17,13 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soredi_sync.db.plan_repository import (
-    Plan,
-    PlanEvent,
-    StateChange,
-)
-from soredi_sync.db.repository import SnapshotInfo
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.audit import AuditContext, AuditView, OwnerKind
 from soredi_sync.domain.model import Registry
 from soredi_sync.domain.plans import (
@@ -40,6 +33,8 @@ from soredi_sync.domain.plans import (
     verify_item,
 )
 from soredi_sync.errors import NoSnapshot, NotFound, SorediError, SourceError
+from soredi_sync.ports.records import Plan, PlanEvent, SnapshotInfo, StateChange
+from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.soap.records import ChangeAction, EdiTypeChange
 
 if TYPE_CHECKING:

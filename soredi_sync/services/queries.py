@@ -1,4 +1,5 @@
-"""Read-side use cases: status, a unit or GLN now or on a date, history, the change feed.
+"""Read-side use cases: status, a unit or GLN now or on a date, history, the change feed, and
+the audit, adoption and cut-over reads of the API, narrowed to some institution owners.
 
 Every answer is read as of one snapshot id, so it never mixes two snapshots.
 """
@@ -7,26 +8,38 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from soredi_sync.db.repository import (
-    ChangeRecord,
-    SnapshotInfo,
-    SyncRunInfo,
-    VersionSpan,
+from soredi_sync.domain.audit import (
+    AdoptionCounts,
+    AdoptionDimension,
+    AuditContext,
+    AuditView,
+    Finding,
+    adoption,
+    audit,
+    compare,
+    in_scope,
 )
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.model import (
     Capability,
     EffectiveGln,
     Gln,
     GlnMode,
+    Registry,
     Unit,
     effective_gln,
 )
+from soredi_sync.domain.ownership import gln_owners
+from soredi_sync.domain.routing import Resolver
 from soredi_sync.errors import NoSnapshot, NotFound
+from soredi_sync.ports.records import ChangeRecord, SnapshotInfo, SyncRunInfo, VersionSpan
+from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.services.cutover import CutoverReport, cutover
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,17 @@ def show_gln(uow: UnitOfWork, gln: str, at: date | None = None) -> GlnView:
     )
 
 
+def owners_of_gln(uow: UnitOfWork, view: GlnView) -> set[str]:
+    """SOR-IDs of the institution owners of ``view``'s GLN (``domain/ownership.py``'s rule)."""
+    carriers = {u.sor_id: u for u in view.owners}
+
+    def owner_of_unit(sor_id: str) -> str | None:
+        unit = carriers.get(sor_id) or uow.registry.get_unit(sor_id, view.snapshot.id)
+        return unit.owner_sor_id if unit else None
+
+    return gln_owners(carriers, view.gln.owner_sor_id, owner_of_unit)
+
+
 def gln_history(uow: UnitOfWork, gln: str) -> GlnHistory:
     versions, capabilities = uow.registry.gln_history(gln)
     if not versions and not capabilities:
@@ -159,6 +183,136 @@ def changes_since(uow: UnitOfWork, cursor: int, limit: int = 1000) -> list[Chang
     if current is None:
         return []
     return uow.registry.changes_since(cursor, limit, up_to_snapshot=current.id)
+
+
+# -- audit, adoption and cut-over for some owners (None: every owner) ---------------------------
+
+
+@dataclass(frozen=True)
+class ScopedAudit:
+    """The findings of the current snapshot in a scope and, with ``since``, those new and
+    resolved since that snapshot."""
+
+    snapshot: SnapshotInfo
+    findings: list[Finding]
+    since: SnapshotInfo | None = None
+    new: list[Finding] | None = None
+    resolved: list[Finding] | None = None
+
+    @property
+    def on(self) -> date:
+        return self.snapshot.effective_date
+
+    @property
+    def total(self) -> int:
+        return len(self.findings)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Findings per code, the codes that have some, in code order."""
+        return dict(sorted(Counter(f.code for f in self.findings).items()))
+
+
+def scoped_audit(
+    uow: UnitOfWork,
+    context: AuditContext,
+    *,
+    owners: set[str] | None,
+    region: str | None = None,
+    vans: str | None = None,
+    since: int | None = None,
+    compare_since: bool = True,
+) -> ScopedAudit:
+    """Audit the current snapshot; findings of ``owners``, ``region`` and ``vans`` only.
+
+    :param since: also audit this snapshot, and list what is new and resolved since
+    :param compare_since: ``False``: only check that ``since`` exists (the CSV has no changes)
+    :raises NoSnapshot: nothing synced yet
+    :raises NotFound: no snapshot ``since``
+    """
+    current = uow.registry.current_snapshot()
+    if current is None:
+        raise NoSnapshot()
+    before = None
+    if since is not None:
+        before = uow.registry.get_snapshot(since)
+        if before is None:
+            raise NotFound("snapshot", str(since))
+
+    def findings_of(snapshot: SnapshotInfo) -> list[Finding]:
+        found = audit(uow.registry.load_registry(snapshot.id), context, snapshot.effective_date)
+        return in_scope(found, owners=owners, region_code=region, vans=vans)
+
+    findings = findings_of(current)
+    if before is None or not compare_since:
+        return ScopedAudit(current, findings)
+    changes = compare(findings_of(before), findings)
+    return ScopedAudit(current, findings, before, changes.new, changes.resolved)
+
+
+@dataclass(frozen=True)
+class AdoptionEntry:
+    snapshot_id: int
+    effective_date: date
+    counts: dict[str, AdoptionCounts]  # group ("all" when not grouped) -> counts
+
+
+def adoption_by_snapshot(
+    uow: UnitOfWork,
+    context: AuditContext,
+    *,
+    owners: set[str] | None,
+    by: AdoptionDimension | None = None,
+    limit: int = 100,
+) -> list[AdoptionEntry]:
+    """CareCommunication adoption on the latest ``limit`` snapshots, oldest first, counting
+    only the GLNs of ``owners``."""
+    entries = []
+    for info in sorted(uow.registry.list_snapshots(limit), key=lambda s: s.id):
+        registry = uow.registry.load_registry(info.id)
+        on = info.effective_date
+        if owners is not None:
+            registry = _glns_of_owners(registry, context, on, owners)
+        entries.append(AdoptionEntry(info.id, on, adoption(registry, context, on, by)))
+    return entries
+
+
+def _glns_of_owners(
+    registry: Registry, context: AuditContext, on: date, owners: Iterable[str]
+) -> Registry:
+    # By the audit's own attribution of a GLN to an owner (its first carrier, else the unit
+    # its location record names), so the counts agree with the owner's findings.
+    wanted = set(owners)
+    view = AuditView(registry, context, on)
+    kept = {}
+    for gln, record in registry.glns.items():
+        carrier = view.carrier_by_gln.get(gln)
+        if carrier is None and record.owner_sor_id:
+            carrier = registry.units.get(record.owner_sor_id)
+        owner = view.owner_of_unit(carrier)
+        if owner is not None and owner.sor_id in wanted:
+            kept[gln] = record
+    return replace(registry, glns=kept)
+
+
+def cutover_on(
+    uow: UnitOfWork,
+    resolver: Resolver,
+    on: date,
+    *,
+    owners: set[str] | None,
+    context: AuditContext,
+) -> tuple[SnapshotInfo, CutoverReport]:
+    """The receivers of ``owners`` each sender syntax would lose on ``on``, decided on the
+    resolver's snapshot (and that snapshot).
+
+    :raises NoSnapshot: the resolver's snapshot is gone
+    """
+    info = uow.registry.get_snapshot(resolver.index.snapshot.id)
+    if info is None:
+        raise NoSnapshot()
+    report = cutover(resolver, on, owners=owners, audit_context=context, today=info.effective_date)
+    return info, report
 
 
 def jsonable(value: Any) -> Any:

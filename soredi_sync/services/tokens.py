@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from soredi_sync.db.api_repository import TokenRecord
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.model import UnitKind
+from soredi_sync.domain.ownership import gln_owners, may_see
 from soredi_sync.domain.routing import Address, RoutingIndex
 from soredi_sync.errors import NotFound, SorediError
+from soredi_sync.ports.records import TokenRecord
+from soredi_sync.ports.storage import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ class InvalidTokenRequest(SorediError, ValueError):
     """A token cannot be issued as asked (unknown scope, bad owner SOR-ID, bad name)."""
 
 
+class OutsideOwners(SorediError, PermissionError):
+    """An owner-restricted token asked about data of another owner (the API answers 403)."""
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     """A newly created token: ``token`` is shown to the operator once and never stored."""
@@ -67,15 +72,57 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)
 
 
+# -- owner restrictions: the rule is domain/ownership.py's --------------------------------------
+
+
 def may_read_owner(token: TokenRecord, owner_sor_id: str | None) -> bool:
     """Whether ``token`` may see data of the institution owner ``owner_sor_id``.
 
     A token without owners may see every owner; a restricted one only its own, and never data
     whose owner is unknown.
     """
+    return may_see(token.owners, (owner_sor_id,))
+
+
+def may_read_owners(token: TokenRecord, owners: Iterable[str | None]) -> bool:
+    """Whether ``token`` may see data that belongs to ``owners`` (any one of them will do)."""
+    return may_see(token.owners, owners)
+
+
+def may_act_for(token: TokenRecord, owners: Iterable[str]) -> bool:
+    """Whether ``token`` may act for every one of ``owners`` (a plan covering them)."""
+    return not token.owners or set(owners) <= token.owners
+
+
+def may_route_to(token: TokenRecord, index: RoutingIndex, address: Address) -> bool:
+    """Whether ``token`` may have a decision for a message to ``address``.
+
+    An owner-restricted token gets decisions only where the address unit belongs to one of its
+    owners and the address GLN (if any) belongs to one of them. An address that is not in the
+    snapshot belongs to no owner, so a restricted token gets no decision for it.
+    """
     if not token.owners:
         return True
-    return owner_sor_id is not None and owner_sor_id in token.owners
+    unit = index.registry.units.get(address.sor_id) if address.sor_id else None
+    if unit is None or not may_read_owner(token, unit.owner_sor_id):
+        return False
+    return address.gln is None or may_read_owners(token, _gln_owners(index, address.gln))
+
+
+def _gln_owners(index: RoutingIndex, gln: str) -> set[str]:
+    units = index.registry.units
+    record = index.registry.glns.get(gln)
+
+    def owner_of_unit(sor_id: str) -> str | None:
+        unit = units.get(sor_id)
+        return unit.owner_sor_id if unit else None
+
+    return gln_owners(
+        index.owners_by_gln.get(gln, ()), record.owner_sor_id if record else None, owner_of_unit
+    )
+
+
+# -- issuing and verifying ------------------------------------------------------------------------
 
 
 UowFactory = Callable[[], UnitOfWork]
@@ -219,31 +266,6 @@ class TokenVerifier:
         with self._uow_factory() as uow:
             uow.tokens.mark_used(used)
             uow.commit()
-
-
-def gln_owners(index: RoutingIndex, gln: str) -> set[str]:
-    """Institution owners of the units that carry ``gln`` (or of the GLN's registered owner)."""
-    units = index.registry.units
-    carriers: tuple[str, ...] = index.owners_by_gln.get(gln, ())
-    if not carriers:
-        record = index.registry.glns.get(gln)
-        carriers = (record.owner_sor_id,) if record and record.owner_sor_id else ()
-    return {units[s].owner_sor_id for s in carriers if s in units}
-
-
-def may_route_to(token: TokenRecord, index: RoutingIndex, address: Address) -> bool:
-    """Whether ``token`` may have a decision for a message to ``address``.
-
-    An owner-restricted token gets decisions only where the address unit belongs to one of its
-    owners and the address GLN (if any) is carried by a unit of one of them. An address that is
-    not in the snapshot belongs to no owner, so a restricted token gets no decision for it.
-    """
-    if not token.owners:
-        return True
-    unit = index.registry.units.get(address.sor_id) if address.sor_id else None
-    if unit is None or unit.owner_sor_id not in token.owners:
-        return False
-    return address.gln is None or bool(gln_owners(index, address.gln) & token.owners)
 
 
 def owners_not_in_snapshot(uow: UnitOfWork, owners: Iterable[str]) -> list[str]:

@@ -24,8 +24,8 @@ from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.db.models import Base
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.model import GlnMode
+from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.sync import sync_source
 from soredi_sync.services.tokens import Scope, create_token, revoke_token
 from tests.integration.conftest import make_settings, manifest, sandbox_dir  # noqa: F401

@@ -115,7 +115,7 @@ class Setup:
             with self.app.uow() as uow:
                 plan = create_plan(
                     uow,
-                    self.app.settings.audit_context,
+                    self.app.reference.audit_context,
                     actor="matrix",
                     owners=[self.owner(inside)],
                     switch_to="carecommunication",

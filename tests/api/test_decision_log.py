@@ -9,13 +9,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy.exc import OperationalError
 
 from soredi_sync.bootstrap import App
-from soredi_sync.cli import cli
-from soredi_sync.db.api_repository import DecisionEntry
 from soredi_sync.domain.routing import RouteRequest
+from soredi_sync.ports.records import DecisionEntry
 from soredi_sync.sandbox.generate import Manifest
 from soredi_sync.services.decision_log import (
     BackgroundFlusher,
@@ -219,22 +217,11 @@ class TestRetention:
         assert [e.message_id for e in left] == ["kept"]
 
 
-@pytest.fixture
-def run(database_url: str, synced_app: App):
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0):
-        result = runner.invoke(cli, ["--database-url", database_url, *args], catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result
-
-    return invoke
-
-
+@pytest.mark.usefixtures("synced_app")
 class TestDecisionsCommand:
     def test_decisions_since_a_duration_lists_what_the_api_served(
         self,
-        run,
+        cli,
         client: TestClient,
         issue: Callable[..., str],
         manifest: Manifest,
@@ -244,25 +231,25 @@ class TestDecisionsCommand:
         headers = bearer(issue("route:read", name="gateway-b"))
         client.post("/v1/route", json=route_body(_xmo(manifest), message_id="m-9"), headers=headers)
         client.app.state.decision_log.flush()  # type: ignore[attr-defined]
-        data = json.loads(run("decisions", "--since", "1h", "--json").output)
+        data = json.loads(cli("decisions", "--since", "1h", "--json").output)
         assert [(d["caller"], d["message_id"], d["outcome"]) for d in data] == [
             ("gateway-b", "m-9", "deliver")
         ]
-        table = run("decisions", "--since", "15m").output
+        table = cli("decisions", "--since", "15m").output
         assert "gateway-b" in table and "m-9" in table and "XDIS91" in table
 
-    def test_decisions_since_a_date_time_and_the_limit(self, run, synced_app: App) -> None:
+    def test_decisions_since_a_date_time_and_the_limit(self, cli, synced_app: App) -> None:
         now = datetime.now(UTC)
         record_decisions(
             api_uow(synced_app),
             [_entry(now - timedelta(days=2), "older"), *(_entry(now, f"n{i}") for i in range(3))],
         )
         since = (now - timedelta(days=1)).replace(tzinfo=None).isoformat(timespec="seconds")
-        data = json.loads(run("decisions", "--since", since, "--limit", "2", "--json").output)
+        data = json.loads(cli("decisions", "--since", since, "--limit", "2", "--json").output)
         assert [d["message_id"] for d in data] == ["n0", "n1"]
 
     def test_purge_uses_the_configured_retention(
-        self, run, synced_app: App, monkeypatch: pytest.MonkeyPatch
+        self, cli, synced_app: App, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("SOREDI_DECISION_LOG__RETENTION_DAYS", "7")
         now = datetime.now(UTC)
@@ -270,10 +257,10 @@ class TestDecisionsCommand:
             api_uow(synced_app),
             [_entry(now - timedelta(days=8), "old"), _entry(now - timedelta(days=6), "kept")],
         )
-        assert "purged 1 decisions" in run("decisions", "--purge").output
+        assert "purged 1 decisions" in cli("decisions", "--purge").output
 
     @pytest.mark.parametrize("args", [[], ["--since", "1h", "--purge"], ["--since", "yesterday"]])
     def test_it_needs_exactly_one_of_since_or_purge_and_a_readable_since(
-        self, run, args: list[str]
+        self, cli, args: list[str]
     ) -> None:
-        assert run("decisions", *args, expect=2).exit_code == 2
+        assert cli("decisions", *args, expect=2).exit_code == 2

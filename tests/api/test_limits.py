@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App
-from soredi_sync.cli import cli
 from tests.api.conftest import QUIET_LOG, World, bearer, bundle_json, route_body
+from tests.cli_runner import Cli
 
 BODY_ROUTES = (
     ("POST", "/v1/route"),
@@ -311,7 +310,7 @@ class TestServerConfiguration:
         assert config.http.__name__ == "GuardedH11Protocol"
 
     def test_serve_gives_uvicorn_the_configured_limits(
-        self, database_url: str, synced_app: App, monkeypatch: pytest.MonkeyPatch
+        self, cli: Cli, synced_app: App, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         import uvicorn
 
@@ -321,10 +320,7 @@ class TestServerConfiguration:
         )
         for key, value in self.LIMITS.items():
             monkeypatch.setenv(f"SOREDI_API__{key.upper()}", str(value))
-        result = CliRunner().invoke(
-            cli, ["--database-url", database_url, "serve", "--port", "8099"], catch_exceptions=False
-        )
-        assert result.exit_code == 0, result.output
+        cli("serve", "--port", "8099")
         self.assert_limited(seen["c"])
 
     def test_the_daemon_gives_uvicorn_the_configured_limits(

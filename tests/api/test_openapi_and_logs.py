@@ -8,12 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from soredi_sync.api.server import RedactTokens, log_config
 from soredi_sync.bootstrap import App
-from soredi_sync.cli import cli
 from soredi_sync.sandbox.generate import Manifest
+from tests.cli_runner import Cli
 
 from .conftest import PROBLEM, TestClient, bearer, bundle_json, route_body
 
@@ -135,7 +134,7 @@ class TestLogs:
 class TestServeCommand:
     def test_serve_runs_one_uvicorn_worker_on_the_given_address(
         self,
-        database_url: str,
+        cli: Cli,
         synced_app: App,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
@@ -147,12 +146,7 @@ class TestServeCommand:
             seen["config"] = server.config
 
         monkeypatch.setattr(uvicorn.Server, "run", fake_run)
-        result = CliRunner().invoke(
-            cli,
-            ["--database-url", database_url, "serve", "--port", "8099", "--no-access-log"],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
+        cli("serve", "--port", "8099", "--no-access-log")
         config = seen["config"]
         assert (config.host, config.port, config.workers) == ("127.0.0.1", 8099, 1)
         assert config.access_log is False

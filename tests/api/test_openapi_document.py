@@ -22,7 +22,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from soredi_sync.api import create_app
@@ -30,9 +29,9 @@ from soredi_sync.api.openapi import COMMITTED_PATH, build_document, render
 from soredi_sync.api.problems import PROBLEM_MEDIA_TYPE, Problem
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App, bootstrap
-from soredi_sync.cli import cli
 from soredi_sync.observability.metrics import Metrics
 from soredi_sync.sandbox.generate import Manifest
+from tests.cli_runner import Cli
 from tests.integration.conftest import make_settings
 from tests.live_server import uvicorn_in_thread
 
@@ -111,9 +110,8 @@ class TestCommittedDocument:
         )
         assert text.endswith("}\n") and text.startswith('{\n  "components": {')
 
-    def test_the_openapi_command_prints_the_committed_document(self) -> None:
-        result = CliRunner().invoke(cli, ["openapi"], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+    def test_the_openapi_command_prints_the_committed_document(self, cli: Cli) -> None:
+        result = cli("openapi")
         assert result.output == COMMITTED.read_text(encoding="utf-8")
 
     def test_the_module_builds_what_the_api_serves(self, served: dict[str, Any]) -> None:

@@ -8,13 +8,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from soredi_sync.bootstrap import App
-from soredi_sync.cli import cli
 from soredi_sync.db.models import ApiToken
-from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.tokens import (
     InvalidTokenRequest,
     TokenVerifier,
@@ -26,28 +24,17 @@ from soredi_sync.services.tokens import (
 from .conftest import TestClient, World, bearer, make_client
 
 
-@pytest.fixture
-def run(database_url: str, synced_app: App):
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0):
-        result = runner.invoke(cli, ["--database-url", database_url, *args], catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result
-
-    return invoke
-
-
 def _stored_rows(app: App) -> list[ApiToken]:
     with app.session_factory() as session:
         return list(session.scalars(select(ApiToken)))
 
 
+@pytest.mark.usefixtures("synced_app")
 class TestTokenCommands:
     def test_create_prints_the_token_once_and_stores_only_its_sha256(
-        self, run, synced_app: App, world: World
+        self, cli, synced_app: App, world: World
     ) -> None:
-        result = run(
+        result = cli(
             "token", "create", "--scope", "route:read,registry:read",
             "--owner", world.owner_in, "--name", "region-x",
         )  # fmt: skip
@@ -63,17 +50,17 @@ class TestTokenCommands:
             ["registry:read", "route:read"],
             [world.owner_in],
         )
-        listed = run("token", "list", "--json").output
+        listed = cli("token", "list", "--json").output
         assert token not in listed and row.token_hash not in listed
         assert json.loads(listed)[0]["name"] == "region-x"
 
-    def test_two_tokens_are_never_the_same(self, run) -> None:
-        first = run("token", "create", "--scope", "route:read").stdout
-        second = run("token", "create", "--scope", "route:read").stdout
+    def test_two_tokens_are_never_the_same(self, cli) -> None:
+        first = cli("token", "create", "--scope", "route:read").stdout
+        second = cli("token", "create", "--scope", "route:read").stdout
         assert first != second
 
-    def test_the_created_token_opens_the_api(self, run, client: TestClient) -> None:
-        token = run("token", "create", "--scope", "registry:read").stdout.strip()
+    def test_the_created_token_opens_the_api(self, cli, client: TestClient) -> None:
+        token = cli("token", "create", "--scope", "registry:read").stdout.strip()
         assert client.get("/v1/snapshots/current", headers=bearer(token)).status_code == 200
 
     @pytest.mark.parametrize(
@@ -81,32 +68,32 @@ class TestTokenCommands:
         [["--scope", "root"], ["--scope", " , "], ["--scope", "route:read", "--owner", "region-1"]],
         ids=["unknown-scope", "no-scope", "owner-not-a-sor-id"],
     )
-    def test_create_refuses_what_it_cannot_issue(self, run, args: list[str]) -> None:
-        run("token", "create", *args, expect=2)
+    def test_create_refuses_what_it_cannot_issue(self, cli, args: list[str]) -> None:
+        cli("token", "create", *args, expect=2)
 
     def test_create_warns_about_an_owner_that_is_no_institution_owner(
-        self, run, world: World
+        self, cli, world: World
     ) -> None:
-        result = run("token", "create", "--scope", "route:read", "--owner", world.unit_in)
+        result = cli("token", "create", "--scope", "route:read", "--owner", world.unit_in)
         if world.unit_in != world.owner_in:
             assert "not institution owners" in result.stderr
-        result = run("token", "create", "--scope", "route:read", "--owner", "123")
+        result = cli("token", "create", "--scope", "route:read", "--owner", "123")
         assert "123 are not institution owners" in result.stderr
 
-    def test_list_shows_scopes_owners_and_revocation(self, run, monkeypatch) -> None:
+    def test_list_shows_scopes_owners_and_revocation(self, cli, monkeypatch) -> None:
         monkeypatch.setenv("COLUMNS", "200")
-        run("token", "create", "--scope", "route:read", "--name", "gw")
-        run("token", "revoke", "1")
-        table = run("token", "list").output
+        cli("token", "create", "--scope", "route:read", "--name", "gw")
+        cli("token", "revoke", "1")
+        table = cli("token", "list").output
         assert "gw" in table and "route:read" in table and "all" in table
-        assert json.loads(run("token", "list", "--json").output)[0]["revoked"] is True
+        assert json.loads(cli("token", "list", "--json").output)[0]["revoked"] is True
 
-    def test_revoke_says_when_running_servers_stop_accepting_it(self, run) -> None:
-        run("token", "create", "--scope", "route:read")
-        assert "within 30 s" in run("token", "revoke", "1").output
+    def test_revoke_says_when_running_servers_stop_accepting_it(self, cli) -> None:
+        cli("token", "create", "--scope", "route:read")
+        assert "within 30 s" in cli("token", "revoke", "1").output
 
-    def test_revoking_an_unknown_token_exits_4(self, run) -> None:
-        assert "no token '99'" in run("token", "revoke", "99", expect=4).output
+    def test_revoking_an_unknown_token_exits_4(self, cli) -> None:
+        assert "no token '99'" in cli("token", "revoke", "99", expect=4).output
 
 
 class TestCreateToken:

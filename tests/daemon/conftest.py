@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from soredi_sync.db.models import LeaderLease, RunStatus, Snapshot, SyncRun
+from soredi_sync.db.models import LeaderLease, Snapshot, SyncRun
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.server import SandboxServer
 from tests.integration.conftest import app, manifest, sandbox_dir  # noqa: F401
 
@@ -110,7 +111,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         }
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "soredi_sync.cli", "run", *args],
+                [sys.executable, "-m", "soredi_sync", "run", *args],
                 env=environment,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -15,8 +15,9 @@ from soredi_sync.config import DaemonSettings
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.scheduler import build_scheduler
-from soredi_sync.db.models import AuditSummary, RunStatus
+from soredi_sync.db.models import AuditSummary
 from soredi_sync.domain.plans import gln_owners
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.server import SandboxServer
 from soredi_sync.services.plans import create_plan, get_plan, submit_plan
 from tests.integration.conftest import SWITCHED, current_view
@@ -77,7 +78,7 @@ class TestAfterASync:
         owners = sorted({gln_owners(current_view(app))[g].sor_id for g in SWITCHED})
         with app.uow() as uow:
             plan = create_plan(
-                uow, app.settings.audit_context, actor="t", owners=owners,
+                uow, app.reference.audit_context, actor="t", owners=owners,
                 switch_to="carecommunication",
             )  # fmt: skip
             submit_plan(uow, plan.id, "worklist", actor="t")

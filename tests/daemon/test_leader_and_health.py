@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import data_age_seconds, data_health, source_health
 from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.runner import build_daemon
-from soredi_sync.db.models import RunStatus
 from soredi_sync.observability.metrics import Metrics
+from soredi_sync.ports.records import RunStatus
+from soredi_sync.services.health import data_age_seconds, data_health, source_health
 from tests.api.conftest import make_client
 from tests.integration.conftest import sync_day
 from tests.observability.conftest import scrape, value

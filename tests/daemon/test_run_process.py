@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from soredi_sync.db.models import RunStatus
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.server import SandboxServer
 from tests.daemon.conftest import Daemon, Db, wait_until
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from soredi_sync.db.models import RunStatus
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.server import SandboxServer
 from soredi_sync.services.webhooks import verify
 from tests.daemon.conftest import Daemon, Db, wait_until

@@ -149,7 +149,7 @@ def test_a_clean_stop_of_serve_counts_as_success_for_its_unit(tmp_path: Path) ->
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "SOREDI_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
-    command = [sys.executable, "-m", "soredi_sync.cli"]
+    command = [sys.executable, "-m", "soredi_sync"]
     subprocess.run([*command, "db", "upgrade"], env=env, check=True, capture_output=True)
     server = subprocess.Popen(
         [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],

@@ -18,7 +18,7 @@ import pytest
 
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import HttpSettings, RetrySettings, Settings
-from soredi_sync.db.models import RunStatus
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.server import SandboxServer
 from soredi_sync.services.sync import sync_source
 from soredi_sync.services.tokens import create_token

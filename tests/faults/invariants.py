@@ -35,13 +35,12 @@ from soredi_sync.db.models import (
     ChangeEvent,
     GlnVersion,
     ReplicationCursor,
-    RunStatus,
     Snapshot,
     SyncRun,
     UnitVersion,
 )
-from soredi_sync.db.repository import SnapshotInfo, SyncRunInfo
 from soredi_sync.domain.model import Registry
+from soredi_sync.ports.records import RunStatus, SnapshotInfo, SyncRunInfo
 from soredi_sync.sandbox.server import SandboxServer
 from soredi_sync.services.sync import SyncOutcome, sync_source
 from tests.faults.report import Case, FaultReport, Record

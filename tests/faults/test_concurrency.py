@@ -36,7 +36,8 @@ from sqlalchemy import create_engine, event, make_url, select, text
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
-from soredi_sync.db.models import LeaderLease, RunStatus
+from soredi_sync.db.models import LeaderLease
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.services.schema import schema_lock
 from soredi_sync.services.sync import SyncOutcome, sync_source
 from tests.faults.conftest import fault_settings
@@ -74,7 +75,7 @@ _LIMITED = (
 
 
 def _cli(database_url: str, *args: str, file_size_limit: int | None = None) -> list[str]:
-    command = [sys.executable, "-m", "soredi_sync.cli", "--database-url", database_url, *args]
+    command = [sys.executable, "-m", "soredi_sync", "--database-url", database_url, *args]
     if file_size_limit is None:
         return command
     return [sys.executable, "-c", _LIMITED, str(file_size_limit), *command]

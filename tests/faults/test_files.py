@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from soredi_sync.db.models import RunStatus, SyncRun
+from soredi_sync.db.models import SyncRun
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.services.audit import run_audit
 from tests.faults import breakers
 from tests.faults.invariants import DATA_TABLES, LastGood
@@ -199,7 +200,7 @@ class TestAcceptedOddities:
         assert outcome.snapshot is not None
         with last_good.app.uow() as uow:
             registry = uow.registry.load_registry(outcome.snapshot.id)
-            report = run_audit(uow, last_good.app.settings.audit_context)
+            report = run_audit(uow, last_good.app.reference.audit_context)
         assert gln in registry.glns
         flagged = [f.gln for f in report.by_code()["BAD_CHECK_DIGIT"]]
         assert gln in flagged

@@ -26,8 +26,8 @@ from sqlalchemy import update
 from soredi_sync.bootstrap import App
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
-from soredi_sync.db.models import LeaderLease, RunStatus
-from soredi_sync.db.repository import SyncRunInfo
+from soredi_sync.db.models import LeaderLease
+from soredi_sync.ports.records import RunStatus, SyncRunInfo
 from tests.daemon.conftest import wait_until
 from tests.faults.invariants import LastGood, half_written_rows
 from tests.faults.paused_sync import WRITTEN
@@ -84,7 +84,7 @@ def start_slow_cli_sync(
     last_good.files.inject("sor.zip", delay=delay)
     child = spawn(
         "-m",
-        "soredi_sync.cli",
+        "soredi_sync",
         "--database-url",
         database_url,
         "sync",

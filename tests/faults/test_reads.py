@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from soredi_sync.db.models import RunStatus
 from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.services.sync import SyncOutcome, sync_source
 from tests.faults.invariants import LastGood
 from tests.faults.paused_sync import pause_before_storing

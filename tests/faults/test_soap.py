@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
 from pydantic import SecretStr
 
 from soredi_sync.config import RetrySettings
-from soredi_sync.db.models import RunStatus
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.soap import SoapSandboxServer
 from soredi_sync.sandbox.sts import StsSandboxServer, self_signed
-from soredi_sync.services.incremental import IncrementalOutcome, read_cursor, sync_incremental
+from soredi_sync.services.incremental import IncrementalOutcome, sync_incremental
 from soredi_sync.soap.dgws import DgwsSettings
 from soredi_sync.soap.settings import SoapSettings
 from soredi_sync.soap.skrs import make_skrs_client
@@ -66,7 +66,7 @@ def pull_feed(last_good: LastGood, settings: SoapSettings) -> IncrementalOutcome
 
 def assert_no_cursor(last_good: LastGood) -> None:
     with last_good.app.uow() as uow:
-        assert read_cursor(uow) is None
+        assert uow.cursors.offset("skrs") is None
 
 
 class TestReplicationFeedFaults:

@@ -10,7 +10,7 @@ import pytest
 
 from soredi_sync.clients.sor_files import HttpxSorFilesClient, make_http_client
 from soredi_sync.config import RetrySettings
-from soredi_sync.db.models import RunStatus
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.services.sync import sync_source
 from tests.faults.invariants import LastGood
 from tests.faults.report import Case

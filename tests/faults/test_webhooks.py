@@ -12,10 +12,11 @@ import ipaddress
 import time
 from datetime import UTC, datetime, timedelta
 
-from soredi_sync.clients.webhook_http import AddressPolicy, WebhookSender
+from soredi_sync.clients.webhook_address import AddressPolicy
+from soredi_sync.clients.webhook_http import HttpcoreWebhookSender
 from soredi_sync.daemon.runner import build_daemon
-from soredi_sync.db.models import RunStatus
 from soredi_sync.observability.metrics import Metrics
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.services.tokens import create_token
 from soredi_sync.services.webhooks import (
     WebhookFilter,
@@ -108,7 +109,12 @@ class TestReceiverFaults:
             assert ready.status_code == 200 and ready.json()["snapshot_id"] == run.snapshot_id
 
             receiver.mode = OK  # the receiver recovers; the retry is due after the backoff
-            later = dispatch(app, now=datetime.now(UTC) + timedelta(seconds=BACKOFF + 1))
+            later = dispatch(
+                app.uow_factory,
+                app.settings.webhooks,
+                app.webhook_sender(),
+                now=datetime.now(UTC) + timedelta(seconds=BACKOFF + 1),
+            )
             final = _deliveries(last_good, "slow")
         assert later.delivered.delivered == len(final) >= 1
         assert [d.status for d in final] == ["delivered"] * len(final)
@@ -142,7 +148,8 @@ class TestReceiverFaults:
             last_good.files.set_day(2)
             assert last_good.sync().status is RunStatus.SUCCEEDED
             with last_good.timed():
-                report = dispatch(last_good.app)
+                app = last_good.app
+                report = dispatch(app.uow_factory, app.settings.webhooks, app.webhook_sender())
             (answered,) = receiver.wait_answered()
         (delivery,) = _deliveries(last_good, "huge")
         assert report.delivered.delivered == 1 and delivery.status == "delivered"
@@ -189,10 +196,10 @@ class TestReceiverFaults:
             url = f"http://rebind.invalid:{receiver.port}/hook"
             _subscribe(last_good, "rebind", url, policy=rebinding)
             assert last_good.sync().status is RunStatus.SUCCEEDED
-            sender = WebhookSender(
+            sender = HttpcoreWebhookSender(
                 rebinding, timeout=DEADLINE, max_answer_bytes=4096, user_agent="fault-suite"
             )
-            report = dispatch(app, sender=sender)
+            report = dispatch(app.uow_factory, app.settings.webhooks, sender)
             received = len(receiver.answered)
         (delivery,) = _deliveries(last_good, "rebind")
         assert received == 0 and report.delivered.retrying == 1

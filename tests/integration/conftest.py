@@ -9,8 +9,8 @@ import pytest
 
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import RetrySettings, Settings
-from soredi_sync.db.unit_of_work import UnitOfWork
 from soredi_sync.domain.audit import AuditView
+from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.sandbox.generate import Manifest, generate
 from soredi_sync.services.sync import sync_source
 
@@ -61,7 +61,7 @@ def current_view(app: App) -> AuditView:
         snapshot = uow.registry.current_snapshot()
         assert snapshot is not None
         registry = uow.registry.load_registry(snapshot.id)
-    return AuditView(registry, app.settings.audit_context, snapshot.effective_date)
+    return AuditView(registry, app.reference.audit_context, snapshot.effective_date)
 
 
 @pytest.fixture

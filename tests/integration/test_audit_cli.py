@@ -9,42 +9,29 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from soredi_sync.bootstrap import bootstrap
-from soredi_sync.cli import cli
 from soredi_sync.domain.audit import RULES, AdoptionDimension, adoption
 from soredi_sync.sandbox.generate import Manifest
+from tests.cli_runner import Cli
 from tests.integration.conftest import make_settings
 
 
 @pytest.fixture
-def run(database_url: str):
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0):
-        result = runner.invoke(cli, ["--database-url", database_url, *args])
-        assert result.exit_code == expect, (result.output, result.exception)
-        return result
-
-    return invoke
-
-
-@pytest.fixture
-def synced(run, sandbox_dir: Path):
-    """The database synced with day 0 (snapshot 1) and day 1 (snapshot 2)."""
-    run("sync", "--from-dir", str(sandbox_dir / "day-000"))
-    run("sync", "--from-dir", str(sandbox_dir / "day-001"))
-    return run
+def synced(cli: Cli, database_url: str, sandbox_dir: Path) -> Cli:
+    """The command line on a database synced with day 0 (snapshot 1) and day 1 (snapshot 2)."""
+    cli("sync", "--from-dir", str(sandbox_dir / "day-000"))
+    cli("sync", "--from-dir", str(sandbox_dir / "day-001"))
+    return cli
 
 
 def _ident(row: dict[str, str]) -> str:
     return row["sor_id"] if row["code"] == "UNIT_WITHOUT_GLN" else row["gln"]
 
 
-def _audit_json(run, *args: str) -> dict:
-    return json.loads(run("audit", "--format", "json", *args).stdout)
+def _audit_json(cli: Cli, *args: str) -> dict:
+    return json.loads(cli("audit", "--format", "json", *args).stdout)
 
 
 class TestAuditOutputs:
@@ -86,9 +73,10 @@ class TestAuditOutputs:
         result = synced("audit", "--since", "99", expect=4)
         assert "no snapshot '99'" in result.output
 
-    def test_without_a_snapshot_the_audit_says_to_sync_first(self, run) -> None:
-        run("db", "upgrade")
-        assert "sync" in run("audit", expect=4).output
+    @pytest.mark.usefixtures("database_url")
+    def test_without_a_snapshot_the_audit_says_to_sync_first(self, cli: Cli) -> None:
+        cli("db", "upgrade")
+        assert "sync" in cli("audit", expect=4).output
 
     def test_xlsx_and_html_need_an_output_file(self, synced) -> None:
         assert "--out" in synced("audit", "--format", "xlsx", expect=2).output
@@ -208,7 +196,7 @@ class TestAdoption:
                 info = uow.registry.get_snapshot(snapshot_id)
                 assert info is not None
                 registry = uow.registry.load_registry(snapshot_id)
-                counts = adoption(registry, settings.audit_context, info.effective_date, by=by)
+                counts = adoption(registry, app.reference.audit_context, info.effective_date, by=by)
                 result.append({g: (c.fhir_only, c.legacy_only, c.both) for g, c in counts.items()})
             return result
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from soredi_sync.config import Settings
+from soredi_sync.config import config_dir
 from soredi_sync.domain.audit import audit
 from soredi_sync.parsing.load import load_registry_from_dir
+from soredi_sync.reference_data import ReferenceData
 from soredi_sync.sandbox.generate import Manifest, generate
 
 MANIFEST_CODES = (
@@ -43,12 +44,16 @@ class TestAuditOnTheSandbox:
     ) -> None:
         manifest = Manifest.load(small_sandbox)
         registry = load_registry_from_dir(small_sandbox / f"day-{day:03d}")
-        findings = audit(registry, Settings().audit_context, registry.source_date)
+        findings = audit(
+            registry, ReferenceData.load(config_dir()).audit_context, registry.source_date
+        )
         assert _found(findings, code) == set(manifest.day(day).defects[code])
 
     def test_every_finding_names_an_owner_when_its_gln_has_a_unit(self, small_sandbox) -> None:
         registry = load_registry_from_dir(small_sandbox / "day-000")
-        findings = audit(registry, Settings().audit_context, registry.source_date)
+        findings = audit(
+            registry, ReferenceData.load(config_dir()).audit_context, registry.source_date
+        )
         attached = [f for f in findings if f.sor_id is not None]
         assert attached and all(f.owner is not None for f in attached)
         assert {f.owner.kind.value for f in attached} >= {"region", "municipality", "private"}

@@ -10,6 +10,7 @@ from soredi_sync.bootstrap import App
 from soredi_sync.db.models import AuditSummary
 from soredi_sync.errors import NoSnapshot
 from soredi_sync.services.audit import adoption_series, record_summary, run_audit
+from tests.cli_runner import Cli
 from tests.integration.conftest import sync_day
 
 
@@ -18,7 +19,7 @@ class TestRecordSummary:
         self, app: App, sandbox_dir: Path
     ) -> None:
         sync_day(app, sandbox_dir, 0)
-        context = app.settings.audit_context
+        context = app.reference.audit_context
         with app.uow() as uow:
             outcome = record_summary(uow, context)
             report = run_audit(uow, context)
@@ -29,7 +30,7 @@ class TestRecordSummary:
     def test_the_adoption_series_reads_stored_summaries_and_matches_a_fresh_count(
         self, app: App, sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        context = app.settings.audit_context
+        context = app.reference.audit_context
         dimensions = (None, "region", "owner-type", "vans")
         sync_day(app, sandbox_dir, 0)
         sync_day(app, sandbox_dir, 1)
@@ -52,11 +53,25 @@ class TestRecordSummary:
     def test_recording_twice_replaces_the_summary(self, app: App, sandbox_dir: Path) -> None:
         sync_day(app, sandbox_dir, 0)
         with app.uow() as uow:
-            first = record_summary(uow, app.settings.audit_context)
-            again = record_summary(uow, app.settings.audit_context)
+            first = record_summary(uow, app.reference.audit_context)
+            again = record_summary(uow, app.reference.audit_context)
             rows = uow.session.query(AuditSummary).all()
         assert first == again and len(rows) == 1
 
     def test_without_a_snapshot_there_is_nothing_to_summarise(self, app: App) -> None:
         with app.uow() as uow, pytest.raises(NoSnapshot):
-            record_summary(uow, app.settings.audit_context)
+            record_summary(uow, app.reference.audit_context)
+
+
+class TestAfterTheSyncCommand:
+    def test_each_snapshot_the_sync_command_stores_gets_its_summary(
+        self, cli: Cli, app: App, sandbox_dir: Path
+    ) -> None:
+        cli("sync", "--from-dir", str(sandbox_dir / "day-000"))
+        cli("sync", "--from-dir", str(sandbox_dir / "day-000"))  # unchanged: nothing new stored
+        cli("sync", "--from-dir", str(sandbox_dir / "day-001"))
+        with app.uow() as uow:
+            stored = uow.audits.adoption("all")
+            recounted = record_summary(uow, app.reference.audit_context)
+        assert sorted(stored) == [1, 2]
+        assert recounted.snapshot_id == 2 and stored[2]["all"] == recounted.adoption

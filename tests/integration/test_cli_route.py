@@ -9,38 +9,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from soredi_sync.cli import cli
 from soredi_sync.domain.routing import Reason, WarningCode
 from soredi_sync.sandbox.generate import Manifest
 from tests.api.test_route import readdressed
+from tests.cli_runner import Cli
 from tests.reference import reference_path
 
 
 @pytest.fixture
-def run(database_url: str, sandbox_dir: Path):
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int | None = 0):
-        result = runner.invoke(cli, ["--database-url", database_url, *args], catch_exceptions=False)
-        if expect is not None:
-            assert result.exit_code == expect, result.output
-        return result
-
-    invoke("sync", "--from-dir", str(sandbox_dir / "day-000"))
-    return invoke
+def synced(cli: Cli, database_url: str, sandbox_dir: Path) -> None:
+    """The database synced with the sandbox's day 0."""
+    cli("sync", "--from-dir", str(sandbox_dir / "day-000"))
 
 
 def _reference(manifest: Manifest, label: str) -> str:
     return next(g for g, info in manifest.reference_glns.items() if label in info["label"])
 
 
+@pytest.mark.usefixtures("synced")
 class TestRouteCommand:
-    def test_fhir_to_a_legacy_test_system_is_converted_by_its_vans(self, run, manifest) -> None:
+    def test_fhir_to_a_legacy_test_system_is_converted_by_its_vans(self, cli, manifest) -> None:
         xmo = _reference(manifest, "XMO")
         data = json.loads(
-            run(
+            cli(
                 "route", "--receiver", xmo, "--attachment", "application/pdf:20000", "--json"
             ).output
         )
@@ -51,40 +43,41 @@ class TestRouteCommand:
         assert data["snapshot"]["id"] == 1 and data["snapshot"]["age_seconds"] >= 0
         assert "receiver" in [t["rule"] for t in data["trace"]]
 
-    def test_a_rejection_exits_6_and_names_the_reason(self, run, manifest) -> None:
+    def test_a_rejection_exits_6_and_names_the_reason(self, cli, manifest) -> None:
         xmo = _reference(manifest, "XMO")
-        result = run("route", "--receiver", xmo, "--at", "2027-02-01", expect=6)
+        result = cli("route", "--receiver", xmo, "--at", "2027-02-01", expect=6)
         assert "REJECT" in result.output
         assert "MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE" in result.output
 
-    def test_a_receiver_can_be_given_by_sor_id(self, run, manifest) -> None:
+    def test_a_receiver_can_be_given_by_sor_id(self, cli, manifest) -> None:
         vena = _reference(manifest, "VENA")
-        gln_view = json.loads(run("show", "gln", vena, "--json").output)
+        gln_view = json.loads(cli("show", "gln", vena, "--json").output)
         sor_id = gln_view["inheritors"][0]["sor_id"]
-        data = json.loads(run("route", "--receiver", f"sor:{sor_id}", "--json").output)
+        data = json.loads(cli("route", "--receiver", f"sor:{sor_id}", "--json").output)
         assert data["address"] == {
             "sor_id": sor_id,
             "gln": vena,
             "inherited_from": gln_view["owners"][0]["sor_id"],
         }
 
-    def test_a_bad_attachment_or_message_is_a_usage_error(self, run, manifest) -> None:
+    def test_a_bad_attachment_or_message_is_a_usage_error(self, cli, manifest) -> None:
         vena = _reference(manifest, "VENA")
         assert (
-            "MIME:BYTES" in run("route", "--receiver", vena, "--attachment", "pdf", expect=2).output
+            "MIME:BYTES" in cli("route", "--receiver", vena, "--attachment", "pdf", expect=2).output
         )
         assert (
             "unknown business message"
-            in run("route", "--receiver", vena, "--message", "telegram", expect=2).output
+            in cli("route", "--receiver", vena, "--message", "telegram", expect=2).output
         )
 
-    def test_human_output_explains_the_decision(self, run, manifest) -> None:
-        out = run("route", "--receiver", _reference(manifest, "VENA")).output
+    def test_human_output_explains_the_decision(self, cli, manifest) -> None:
+        out = cli("route", "--receiver", _reference(manifest, "VENA")).output
         assert "DELIVER as FDIS91 (fhir)" in out
         assert "conversion: none (native)" in out
         assert "trace:" in out
 
 
+@pytest.mark.usefixtures("synced")
 class TestRouteMessageCommand:
     def _example(self, name: str) -> Path:
         return reference_path("services", "carecommunication", "examples", name)
@@ -100,14 +93,14 @@ class TestRouteMessageCommand:
 
         return write
 
-    def test_a_real_oioxml_letter_is_read_and_delivered_natively(self, run) -> None:
+    def test_a_real_oioxml_letter_is_read_and_delivered_natively(self, cli) -> None:
         path = reference_path("messages", "xdis91-ec-physio-2014.xml")  # to XMO, as published
-        out = run("route-message", str(path)).output
+        out = cli("route-message", str(path)).output
         lines = out.splitlines()
         assert lines[0] == "read: XDIS91 (oioxml) correspondence, receiver EAN 5790000120314"
         assert lines[1] == "DELIVER as XDIS91 (oioxml)"
         assert "conversion: none (native)" in out
-        data = json.loads(run("route-message", str(path), "--json").output)
+        data = json.loads(cli("route-message", str(path), "--json").output)
         assert data["message"] == {
             "syntax": "oioxml",
             "message_type": "XDIS91",
@@ -118,18 +111,18 @@ class TestRouteMessageCommand:
         assert data["decision"] == "deliver" and data["conversion"] == []
 
     def test_a_real_edifact_receipt_is_read_with_its_unb_recipient(
-        self, run, message_file: Callable[[str, str], Path], manifest: Manifest
+        self, cli, message_file: Callable[[str, str], Path], manifest: Manifest
     ) -> None:
         xmo = _reference(manifest, "XMO")
-        out = run("route-message", str(message_file("edi-CTL03.edi", "XMO"))).output
+        out = cli("route-message", str(message_file("edi-CTL03.edi", "XMO"))).output
         assert out.startswith(
             f"read: CTL03 (edifact) acknowledgement, receiver UNB recipient {xmo}\n"
         )
         assert "DELIVER as CTL03 (edifact)" in out
 
-    def test_a_real_fhir_acknowledgement_is_decided_not_refused(self, run) -> None:
+    def test_a_real_fhir_acknowledgement_is_decided_not_refused(self, cli) -> None:
         path = self._example("Flow2-Acknowledgement_Ex_to_OIOXML.xml")
-        result = run("route-message", str(path), "--json", expect=None)
+        result = cli("route-message", str(path), "--json", expect=None)
         data = json.loads(result.output)
         assert data["message"]["message_type"] == "FCTL"
         assert data["message"]["business_message"] == "acknowledgement"
@@ -137,7 +130,7 @@ class TestRouteMessageCommand:
         assert (result.exit_code, data["reason"]) == (6, "RECEIVER_UNKNOWN")
 
     def test_each_attachment_is_one_line_and_message_text_is_never_taken_as_markup(
-        self, run, tmp_path: Path, manifest: Manifest
+        self, cli, tmp_path: Path, manifest: Manifest
     ) -> None:
         # A real letter whose attachment is declared image/png over JPEG bytes.
         data = readdressed("cc5-S-B-png.xml", _reference(manifest, "XMO"))
@@ -145,7 +138,7 @@ class TestRouteMessageCommand:
         data = data.replace(b'value="madpyramiden"', b'value="madpyramiden [/] [bold]:smile:"')
         path = tmp_path / "png.xml"
         path.write_bytes(data)
-        out = run("route-message", str(path)).output
+        out = cli("route-message", str(path)).output
         assert "DELIVER as XDIS91 (oioxml)" in out
         assert "  attachments: 1\n" in out
         assert (
@@ -154,31 +147,31 @@ class TestRouteMessageCommand:
         ) in out
         assert "\n  warning ATTACHMENT_TYPE_MISMATCH: attachment 1 (" in out
 
-    def test_warnings_are_listed_with_their_codes(self, run, manifest) -> None:
+    def test_warnings_are_listed_with_their_codes(self, cli, manifest) -> None:
         xmo = _reference(manifest, "XMO")
-        out = run("route", "--receiver", xmo, "--text-length", "40000").output
+        out = cli("route", "--receiver", xmo, "--text-length", "40000").output
         line = next(x for x in out.splitlines() if "TEXT_OVER_LEGACY_LIMIT" in x)
         assert line.startswith("  warning TEXT_OVER_LEGACY_LIMIT: text is longer")
 
-    def test_the_sender_syntax_overrides_only_a_fhir_messages_own(self, run) -> None:
+    def test_the_sender_syntax_overrides_only_a_fhir_messages_own(self, cli) -> None:
         path = reference_path("messages", "xdis91-ec-physio-2014.xml")
-        result = run("route-message", str(path), "--sender-syntax", "fhir", expect=2)
+        result = cli("route-message", str(path), "--sender-syntax", "fhir", expect=2)
         assert "overrides the syntax of a FHIR message only" in result.output
 
-    def test_route_bundle_is_route_message_under_its_older_name(self, run) -> None:
+    def test_route_bundle_is_route_message_under_its_older_name(self, cli) -> None:
         for path in (
             reference_path("messages", "xdis91-ec-physio-2014.xml"),
             self._example("Flow1-CareCommunication_Ex_from_OIOXML.xml"),
         ):
-            new = run("route-message", str(path), "--json", expect=None)
-            old = run("route-bundle", str(path), "--json", expect=None)
+            new = cli("route-message", str(path), "--json", expect=None)
+            old = cli("route-bundle", str(path), "--json", expect=None)
             assert old.exit_code == new.exit_code
             assert _without_ages(json.loads(old.output)) == _without_ages(json.loads(new.output))
 
-    def test_a_file_that_is_no_message_is_refused_with_its_name(self, run, tmp_path: Path) -> None:
+    def test_a_file_that_is_no_message_is_refused_with_its_name(self, cli, tmp_path: Path) -> None:
         path = tmp_path / "note.txt"
         path.write_bytes(b"hello")
-        result = run("route-message", str(path), expect=2)
+        result = cli("route-message", str(path), expect=2)
         assert str(path) in result.output
 
 
@@ -186,22 +179,23 @@ def _without_ages(data: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in data.items() if k != "snapshot"}
 
 
+@pytest.mark.usefixtures("synced")
 class TestTextOutputEndsWithANewline:
     """Each line of the text answer ends with a newline, the last one too, and nothing follows
     it: the raw bytes, deliver and reject, for every routing command."""
 
-    def test_route(self, run, manifest) -> None:
+    def test_route(self, cli, manifest) -> None:
         xmo = _reference(manifest, "XMO")
         for result in (
-            run("route", "--receiver", xmo),
-            run("route", "--receiver", xmo, "--at", "2027-02-01", expect=6),
+            cli("route", "--receiver", xmo),
+            cli("route", "--receiver", xmo, "--at", "2027-02-01", expect=6),
         ):
             assert result.stdout_bytes.endswith(b")\n"), result.stdout_bytes[-80:]
 
     @pytest.mark.parametrize("command", ["route-message", "route-bundle"])
-    def test_route_message_and_route_bundle(self, run, command: str) -> None:
-        delivered = run(command, str(reference_path("messages", "xdis91-ec-physio-2014.xml")))
-        rejected = run(
+    def test_route_message_and_route_bundle(self, cli, command: str) -> None:
+        delivered = cli(command, str(reference_path("messages", "xdis91-ec-physio-2014.xml")))
+        rejected = cli(
             command,
             str(
                 reference_path(

@@ -8,10 +8,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from soredi_sync.bootstrap import App
-from soredi_sync.cli import cli
 from soredi_sync.domain.audit import AuditView
 from soredi_sync.domain.routing import (
     ConversionStep,
@@ -22,6 +20,7 @@ from soredi_sync.domain.routing import (
 )
 from soredi_sync.services.cutover import CutoverReport, cutover
 from soredi_sync.services.sync import sync_source
+from tests.cli_runner import Cli
 
 CUTOVER = date(2027, 1, 4)
 LAST_DAY = date(2026, 12, 31)
@@ -51,13 +50,13 @@ def run(
     app: App, resolver: Resolver, on: date, today: date, owners: list[str] | None = None
 ) -> CutoverReport:
     return cutover(
-        resolver, on, audit_context=app.settings.audit_context, owners=owners, today=today
+        resolver, on, audit_context=app.reference.audit_context, owners=owners, today=today
     )
 
 
 def receivers_by_kind(app: App, resolver: Resolver, today: date) -> dict[str, set[str]]:
     """Active correspondence receivers: FHIR only, legacy only, both."""
-    view = AuditView(resolver.index.registry, app.settings.audit_context, today)
+    view = AuditView(resolver.index.registry, app.reference.audit_context, today)
     kinds: dict[str, set[str]] = {"fhir_only": set(), "legacy_only": set(), "both": set()}
     for gln, record in resolver.index.registry.glns.items():
         types = view.types_of(gln)
@@ -115,7 +114,7 @@ class TestCutover:
     def test_receivers_taking_both_fhir_and_the_senders_syntax_are_never_lost(
         self, app: App, resolver: Resolver, today: date
     ) -> None:
-        view = AuditView(resolver.index.registry, app.settings.audit_context, today)
+        view = AuditView(resolver.index.registry, app.reference.audit_context, today)
         both = receivers_by_kind(app, resolver, today)["both"]
         with_xdis91 = {g for g in both if "XDIS91" in view.types_of(g)}
         assert with_xdis91
@@ -202,17 +201,10 @@ class TestCutover:
 
 
 class TestCutoverCommand:
-    def run_cli(self, database_url: str, *args: str, expect: int = 0) -> str:
-        result = CliRunner().invoke(
-            cli, ["--database-url", database_url, *args], catch_exceptions=False
-        )
-        assert result.exit_code == expect, result.output
-        return result.output
-
     def test_json_output_matches_the_service(
-        self, app: App, resolver: Resolver, today: date, database_url: str
+        self, app: App, resolver: Resolver, today: date, cli: Cli
     ) -> None:
-        data = json.loads(self.run_cli(database_url, "cutover", "--date", "2027-01-04", "--json"))
+        data = json.loads(cli("cutover", "--date", "2027-01-04", "--json").output)
         report = run(app, resolver, CUTOVER, today)
         assert data["counts"] == report.counts
         assert data["date"] == "2027-01-04" and data["today"] == today.isoformat()
@@ -223,18 +215,16 @@ class TestCutoverCommand:
         ].keys()
 
     def test_the_owner_option_scopes_and_the_table_names_the_lost_receivers(
-        self, app: App, resolver: Resolver, today: date, database_url: str
+        self, app: App, resolver: Resolver, today: date, cli: Cli
     ) -> None:
         lost = run(app, resolver, CUTOVER, today).lost_for("fhir")
         owner = next(r.owner for r in lost if r.owner is not None)
         assert owner is not None
-        output = self.run_cli(
-            database_url, "cutover", "--date", "2027-01-04", "--owner", owner.sor_id
-        )
+        output = cli("cutover", "--date", "2027-01-04", "--owner", owner.sor_id).output
         mine = [r.gln for r in lost if r.owner and r.owner.sor_id == owner.sor_id]
         assert f"fhir senders: {len(mine)} lost" in output
         assert all(gln in output for gln in mine)
 
-    def test_a_bad_date_is_a_usage_error(self, app: App, database_url: str) -> None:
-        output = self.run_cli(database_url, "cutover", "--date", "soon", expect=2)
+    def test_a_bad_date_is_a_usage_error(self, app: App, cli: Cli) -> None:
+        output = cli("cutover", "--date", "soon", expect=2).output
         assert "not a date" in output

@@ -168,9 +168,11 @@ class TestTheRegionStory:
         per_rule = [int(n) for n in re.findall(r"^\s+(\d+)  [A-Z0-9_]+: ", story, re.MULTILINE)]
         assert sum(per_rule) == total
         with bootstrap(Settings(database_url=kept.database_url)) as app, app.uow() as uow:
-            report = run_audit(uow, app.settings.audit_context, snapshot_id=2, region=head.group(2))
+            report = run_audit(
+                uow, app.reference.audit_context, snapshot_id=2, region=head.group(2)
+            )
         assert len(report.findings) == total
-        assert app.settings.audit_context.region_names[head.group(2)] == head.group(1)
+        assert app.reference.audit_context.region_names[head.group(2)] == head.group(1)
         assert "CareCommunication adoption:" in story
 
 

@@ -16,22 +16,23 @@ from sqlalchemy import func, select
 
 from soredi_sync.bootstrap import App
 from soredi_sync.config import RetrySettings
-from soredi_sync.db.models import ChangeEvent, ReplicationCursor, RunStatus, Snapshot
+from soredi_sync.db.models import ChangeEvent, ReplicationCursor, Snapshot
 from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
 from soredi_sync.domain.diff import diff
 from soredi_sync.domain.model import Capability, Gln, Registry
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.generate import expected_registry
 from soredi_sync.sandbox.soap import SoapDay, SoapSandboxServer
 from soredi_sync.services.incremental import (
     apply_entries,
     capability_changes,
     drift_report,
-    read_cursor,
     sync_incremental,
 )
 from soredi_sync.soap.records import ReplicationPage
 from soredi_sync.soap.settings import SoapSettings
 from soredi_sync.soap.skrs import SkrsReplicationClient, make_skrs_client
+from tests.cli_runner import Cli
 
 PAGE = 500
 
@@ -153,7 +154,7 @@ class TestWithoutABaseSnapshot:
         assert outcome.status is RunStatus.FAILED
         assert outcome.error is not None and "full sync" in outcome.error
         with app.uow() as uow:
-            assert read_cursor(uow) is None
+            assert uow.cursors.offset("skrs") is None
             run = uow.runs.get(outcome.run_id)
             assert run is not None and run.source == "skrs" and run.status is RunStatus.FAILED
 
@@ -170,7 +171,7 @@ class TestApplyingTheWholeFeed:
         assert set(registry.iter_capabilities()) == _expected_caps(base_registry)
         assert registry.units == base_registry.units and registry.glns == base_registry.glns
         with app.uow() as uow:
-            assert read_cursor(uow) == feed_day.rows[-1].offset
+            assert uow.cursors.offset("skrs") == feed_day.rows[-1].offset
             snaps = uow.session.scalars(select(Snapshot).where(Snapshot.id > base_id)).all()
             assert snaps and all(s.source == "skrs" and not s.baseline for s in snaps)
             run = uow.runs.get(outcome.run_id)
@@ -199,7 +200,7 @@ class TestResumingAfterACrash:
         with pytest.raises(Crash):
             sync_incremental(app.uow_factory, StopsAfter(skrs, 2), as_of=feed_day.snapshot_date)
         with app.uow() as uow:
-            assert read_cursor(uow) == feed_day.rows[2 * PAGE - 1].offset
+            assert uow.cursors.offset("skrs") == feed_day.rows[2 * PAGE - 1].offset
             assert uow.runs.recent(1)[0].status is RunStatus.FAILED
         resumed = sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
         assert resumed.ok and resumed.offset == feed_day.rows[-1].offset
@@ -218,7 +219,7 @@ class TestResumingAfterACrash:
         sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date, max_pages=1)
         snapshots, events = _count(app, Snapshot), _count(app, ChangeEvent)
         with app.uow() as uow:
-            offset = read_cursor(uow)
+            offset = uow.cursors.offset("skrs")
 
         commits = 0
 
@@ -238,7 +239,7 @@ class TestResumingAfterACrash:
         with pytest.raises(Crash):
             sync_incremental(failing_commit, skrs, as_of=feed_day.snapshot_date)
         with app.uow() as uow:
-            assert read_cursor(uow) == offset
+            assert uow.cursors.offset("skrs") == offset
         assert (_count(app, Snapshot), _count(app, ChangeEvent)) == (snapshots, events)
         sync_incremental(app.uow_factory, skrs, as_of=feed_day.snapshot_date)
         assert set(_current(app).iter_capabilities()) == _expected_caps(base_registry)
@@ -300,28 +301,18 @@ class TestDriftReport:
 
 class TestSyncSourceSkrsCommand:
     def test_the_cli_applies_the_feed_on_top_of_the_files_snapshot(
-        self, database_url: str, feed_day: SoapDay, monkeypatch: pytest.MonkeyPatch
+        self, cli: Cli, database_url: str, feed_day: SoapDay, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         import json
 
-        from click.testing import CliRunner
-
-        from soredi_sync.cli import cli
-
-        runner = CliRunner()
         with SoapSandboxServer(data=feed_day) as server:
             monkeypatch.setenv("SOREDI_SOAP__SKRS__ADDRESS", server.url("skrs"))
             monkeypatch.setenv("SOREDI_SOAP__SKRS_MAX_RECORDS", str(PAGE))
-            refused = runner.invoke(
-                cli, ["--database-url", database_url, "sync", "--source", "skrs"]
-            )
-            assert refused.exit_code == 1 and "full sync" in refused.output
+            refused = cli("sync", "--source", "skrs", expect=1)
+            assert "full sync" in refused.output
             with _app_for(database_url) as app:
                 _store_base(app, expected_registry("tiny", 0, 0))
-            result = runner.invoke(
-                cli, ["--database-url", database_url, "sync", "--source", "skrs", "--json"]
-            )
-        assert result.exit_code == 0, result.output
+            result = cli("sync", "--source", "skrs", "--json")
         data = json.loads(result.output)
         assert data["status"] == "succeeded" and data["pages"] >= 1 and data["offset"]
 
@@ -382,7 +373,7 @@ class TestMassRemovalGuard:
         assert outcome.error is not None and "accept-mass-change" in outcome.error
         assert "after offset 1" in outcome.error
         with app.uow() as uow:
-            assert read_cursor(uow) == "1"
+            assert uow.cursors.offset("skrs") == "1"
             run = uow.runs.get(outcome.run_id)
             assert run is not None and run.status is RunStatus.REFUSED
         assert _current(app).capability_count == base_registry.capability_count - small
@@ -547,7 +538,7 @@ class TestKilledProcess:
                 "SOREDI_SOAP__SKRS_MAX_RECORDS": str(PAGE),
             }
             process = subprocess.Popen(
-                [sys.executable, "-m", "soredi_sync.cli", "--database-url", database_url]
+                [sys.executable, "-m", "soredi_sync", "--database-url", database_url]
                 + ["sync", "--source", "skrs"],
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -568,7 +559,7 @@ class TestKilledProcess:
             server.clear_faults()
             with _app_for(database_url) as app:
                 with app.uow() as uow:
-                    assert read_cursor(uow) == feed_day.rows[2 * PAGE - 1].offset
+                    assert uow.cursors.offset("skrs") == feed_day.rows[2 * PAGE - 1].offset
                 client = make_skrs_client(_soap_settings(server), sleep=lambda _s: None)
                 resumed = sync_incremental(app.uow_factory, client)
                 assert resumed.ok, resumed.error

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from soredi_sync.bootstrap import App, bootstrap
-from soredi_sync.cli import cli
 from soredi_sync.domain.plans import ItemState, gln_owners, verify_item
 from soredi_sync.sandbox.generate import expected_registry, generate
 from soredi_sync.sandbox.server import SandboxServer
@@ -26,6 +24,7 @@ from soredi_sync.services.plans import create_plan, submit_plan, verify_open_pla
 from soredi_sync.services.sync import sync_source
 from soredi_sync.soap.skrs import make_skrs_client
 from soredi_sync.soap.sorus import make_sorus_client
+from tests.cli_runner import Cli
 from tests.integration.conftest import current_view, make_settings, plan_uow
 
 SEED = 11
@@ -66,7 +65,7 @@ def _untouched_owner(app: App) -> str:
         with plan_uow(app) as uow:
             plan = create_plan(
                 uow,
-                app.settings.audit_context,
+                app.reference.audit_context,
                 actor="probe",
                 owners=[owner],
                 switch_to="carecommunication",
@@ -90,7 +89,7 @@ class TestPlanThroughSorus:
         with plan_uow(e2e_app) as uow:
             plan = create_plan(
                 uow,
-                e2e_app.settings.audit_context,
+                e2e_app.reference.audit_context,
                 actor="region",
                 owners=[owner],
                 switch_to="carecommunication",
@@ -144,34 +143,28 @@ class TestPlanThroughSorus:
 class TestCommandLine:
     def test_plan_submit_sorus_then_the_next_days_sync_reports_the_plan_confirmed(
         self,
+        cli: Cli,
         database_url: str,
         sandbox: tuple[SandboxServer, SoapSandboxServer],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         files, soap = sandbox
         monkeypatch.setenv("SOREDI_SOAP__SORUS__ADDRESS", soap.url("sorus"))
-        runner = CliRunner()
-
-        def run(*args: str, expect: int = 0) -> Any:
-            result = runner.invoke(cli, ["--database-url", database_url, *args])
-            assert result.exit_code == expect, (result.output, result.exception)
-            return result
-
-        run("sync", "--base-url", files.base_url)
+        cli("sync", "--base-url", files.base_url)
         with bootstrap(make_settings(database_url)) as app:
             owner = _untouched_owner(app)
         created = json.loads(
-            run(
+            cli(
                 "plan", "create", "--owner", owner, "--switch-to", "carecommunication", "--json"
             ).stdout
         )
         plan_id = str(created["id"])
-        submitted = run("plan", "submit", plan_id, "--channel", "sorus")
+        submitted = cli("plan", "submit", plan_id, "--channel", "sorus")
         assert f"{len(created['items'])} items submitted via sorus" in submitted.stdout
         files.set_day(1)
-        synced = run("sync", "--base-url", files.base_url)
+        synced = cli("sync", "--base-url", files.base_url)
         assert f"plan {plan_id} verified" in synced.stdout
-        shown = json.loads(run("plan", "show", plan_id, "--json").stdout)
+        shown = json.loads(cli("plan", "show", plan_id, "--json").stdout)
         assert shown["counts"]["confirmed"] == len(created["items"])
         receipts = {
             e["details"].get("receipt") for e in shown["events"] if e["to_state"] == "submitted"

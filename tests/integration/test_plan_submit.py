@@ -60,7 +60,7 @@ def plan_id(day0: App) -> int:
     with plan_uow(day0) as uow:
         plan = create_plan(
             uow,
-            day0.settings.audit_context,
+            day0.reference.audit_context,
             actor="region",
             owners=owners,
             switch_to="carecommunication",

@@ -13,11 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from soredi_sync.bootstrap import App
-from soredi_sync.cli import cli
 from soredi_sync.domain.audit import OwnerKind
 from soredi_sync.domain.model import Capability, Gln, Registry
 from soredi_sync.domain.plans import (
@@ -99,7 +97,7 @@ class TestCreate:
         with plan_uow(day0) as uow:
             plan = create_plan(
                 uow,
-                day0.settings.audit_context,
+                day0.reference.audit_context,
                 actor="tester",
                 owners=[owner],
                 switch_to="carecommunication",
@@ -133,14 +131,14 @@ class TestCreate:
         with plan_uow(day0) as uow:
             plan = create_plan(
                 uow,
-                day0.settings.audit_context,
+                day0.reference.audit_context,
                 actor="tester",
                 owner_kind="municipality",
                 findings=code,
             )
             everyone = [o.sor_id for o in institution_owners(current_view(day0)).values()]
             plan_all = create_plan(
-                uow, day0.settings.audit_context, actor="t", owners=everyone, findings=code
+                uow, day0.reference.audit_context, actor="t", owners=everyone, findings=code
             )
         assert {i.gln for i in plan_all.items} == set(manifest.day(0).defects[code])
         assert {i.action.value for i in plan_all.items} == {action}
@@ -162,7 +160,7 @@ class TestCreate:
         with plan_uow(day0) as uow:
             plan = create_plan(
                 uow,
-                day0.settings.audit_context,
+                day0.reference.audit_context,
                 actor="medcom",
                 owner_kind="municipality",
                 switch_to="carecommunication",
@@ -171,7 +169,7 @@ class TestCreate:
         assert plan.items and {i.owner_sor_id for i in plan.items} <= municipal
 
     def test_bad_requests_are_refused(self, day0: App) -> None:
-        ctx = day0.settings.audit_context
+        ctx = day0.reference.audit_context
         with plan_uow(day0) as uow:
             with pytest.raises(NotFound):
                 create_plan(uow, ctx, actor="t", owners=["999"], switch_to="carecommunication")
@@ -199,7 +197,7 @@ class TestSubmitAndVerify:
     ) -> None:
         view = current_view(day0)
         owners = sorted({gln_owners(view)[g].sor_id for g in SWITCHED})
-        ctx = day0.settings.audit_context
+        ctx = day0.reference.audit_context
         with plan_uow(day0) as uow:
             plan = create_plan(
                 uow, ctx, actor="region", owners=owners, switch_to="carecommunication"
@@ -252,7 +250,7 @@ class TestSubmitAndVerify:
         with plan_uow(day0) as uow:
             create_plan(
                 uow,
-                day0.settings.audit_context,
+                day0.reference.audit_context,
                 actor="t",
                 owners=[owner],
                 switch_to="carecommunication",
@@ -263,28 +261,16 @@ class TestSubmitAndVerify:
 # -- command line ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def run(database_url: str):
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0):
-        result = runner.invoke(cli, ["--database-url", database_url, *args])
-        assert result.exit_code == expect, (result.output, result.exception)
-        return result
-
-    return invoke
-
-
 class TestCli:
     def test_create_show_export_submit_verify(
         self,
-        run,
+        cli,
         day0: App,
         tmp_path: Path,
     ) -> None:
         owner = gln_owners(current_view(day0))[SWITCHED[0]].sor_id
         created = json.loads(
-            run(
+            cli(
                 "plan",
                 "create",
                 "--owner",
@@ -298,11 +284,11 @@ class TestCli:
         )
         plan_id = str(created["id"])
         assert created["created_by"] == "alice" and created["counts"]["planned"] > 0
-        assert "planned" in run("plan", "show", plan_id).stdout
+        assert "planned" in cli("plan", "show", plan_id).stdout
 
         csv_out, xlsx_out = tmp_path / "w.csv", tmp_path / "w.xlsx"
-        run("plan", "export", plan_id, "--format", "csv", "--out", str(csv_out))
-        run("plan", "export", plan_id, "--format", "xlsx", "--out", str(xlsx_out))
+        cli("plan", "export", plan_id, "--format", "csv", "--out", str(csv_out))
+        cli("plan", "export", plan_id, "--format", "xlsx", "--out", str(xlsx_out))
         rows = list(csv.DictReader(io.StringIO(csv_out.read_text(encoding="utf-8"))))
         expected = [
             {
@@ -325,41 +311,41 @@ class TestCli:
         ] == expected
         assert all(isinstance(row[0], str) for row in values[1:])  # GLNs stay text
 
-        sorus = run("plan", "submit", plan_id, "--channel", "sorus", expect=1)
+        sorus = cli("plan", "submit", plan_id, "--channel", "sorus", expect=1)
         assert "SORUS has no endpoint configured" in sorus.output
         assert "SOREDI_SOAP__SORUS__ADDRESS" in sorus.output
         out = tmp_path / "submitted.csv"
-        run("plan", "submit", plan_id, "--channel", "worklist", "--out", str(out), "--actor", "bob")
+        cli("plan", "submit", plan_id, "--channel", "worklist", "--out", str(out), "--actor", "bob")
         assert out.read_text(encoding="utf-8").startswith("gln,owner,action")
-        verified = json.loads(run("plan", "verify", plan_id, "--json").stdout)
+        verified = json.loads(cli("plan", "verify", plan_id, "--json").stdout)
         assert verified["counts"]["pending"] == len(created["items"])
-        shown = json.loads(run("plan", "show", plan_id, "--json").stdout)
+        shown = json.loads(cli("plan", "show", plan_id, "--json").stdout)
         assert {e["actor"] for e in shown["events"]} >= {"alice", "bob"}
 
     def test_a_sync_that_stores_a_snapshot_verifies_the_open_plans(
-        self, run, day0: App, sandbox_dir: Path
+        self, cli, day0: App, sandbox_dir: Path
     ) -> None:
         owners = sorted({gln_owners(current_view(day0))[g].sor_id for g in SWITCHED})
         args = [a for owner in owners for a in ("--owner", owner)]
         created = json.loads(
-            run("plan", "create", *args, "--switch-to", "carecommunication", "--json").stdout
+            cli("plan", "create", *args, "--switch-to", "carecommunication", "--json").stdout
         )
         plan_id = str(created["id"])
         unsubmitted = json.loads(
-            run("plan", "create", *args, "--switch-to", "carecommunication", "--json").stdout
+            cli("plan", "create", *args, "--switch-to", "carecommunication", "--json").stdout
         )
-        run("plan", "submit", plan_id, "--channel", "worklist")
-        synced = run("sync", "--from-dir", str(sandbox_dir / "day-001"))
+        cli("plan", "submit", plan_id, "--channel", "worklist")
+        synced = cli("sync", "--from-dir", str(sandbox_dir / "day-001"))
         assert f"plan {plan_id} verified on snapshot" in synced.stdout
         assert f"plan {unsubmitted['id']} verified" not in synced.stdout
-        shown = json.loads(run("plan", "show", plan_id, "--json").stdout)
+        shown = json.loads(cli("plan", "show", plan_id, "--json").stdout)
         assert shown["counts"]["confirmed"] > 0 and shown["counts"]["submitted"] == 0
         assert "sync" in {e["actor"] for e in shown["events"]}
-        again = run("sync", "--from-dir", str(sandbox_dir / "day-001"))
+        again = cli("sync", "--from-dir", str(sandbox_dir / "day-001"))
         assert "verified" not in again.stdout  # nothing new stored, nothing judged again
 
-    def test_unknown_plan_and_owner(self, run, day0: App) -> None:
-        run("plan", "show", "999", expect=4)
-        run("plan", "verify", "999", expect=4)
-        run("plan", "create", "--owner", "999", "--switch-to", "carecommunication", expect=4)
-        run("plan", "create", "--switch-to", "carecommunication", expect=2)
+    def test_unknown_plan_and_owner(self, cli, day0: App) -> None:
+        cli("plan", "show", "999", expect=4)
+        cli("plan", "verify", "999", expect=4)
+        cli("plan", "create", "--owner", "999", "--switch-to", "carecommunication", expect=4)
+        cli("plan", "create", "--switch-to", "carecommunication", expect=2)

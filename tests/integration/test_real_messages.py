@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from soredi_sync.config import config_dir, load_routing_policy
+from soredi_sync.config import config_dir
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Gln, Registry
 from soredi_sync.domain.routing import (
@@ -33,6 +33,7 @@ from soredi_sync.domain.routing import (
     WarningCode,
 )
 from soredi_sync.parsing.message import parse_message
+from soredi_sync.reference_data import load_routing_policy
 from tests.factories import registry, unit
 from tests.reference import reference_path
 

@@ -1,17 +1,21 @@
-"""The versioned store on SQLite and PostgreSQL: snapshots, as-of reads, history, the feed."""
+"""The versioned store on SQLite and PostgreSQL: snapshots, as-of reads, history, the feed, the
+run record and the audit summaries; and the in-memory fakes answering as the database does."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from soredi_sync.db.engine import make_engine, make_session_factory
-from soredi_sync.db.models import RunStatus, Snapshot
+from soredi_sync.db.models import Snapshot
 from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
 from soredi_sync.domain.diff import diff
 from soredi_sync.domain.model import Capability, Gln, Registry
+from soredi_sync.ports.fakes import FakeUnitOfWork
+from soredi_sync.ports.records import RunStatus
 from tests.factories import gln, registry, unit
 
 KMD = "41000035001"
@@ -202,3 +206,107 @@ class TestBulkWrites:
             loaded = uow.registry.load_registry(snap.id)
         assert loaded.units["100"] == awkward
         assert loaded.glns[gln(1)].from_date == date(2001, 1, 1)
+
+
+class TestRunsAndSummaries:
+    def test_ended_runs_are_newest_first_and_skip_running_and_other_sources(
+        self, uow_factory
+    ) -> None:
+        with uow_factory() as uow:
+            ok = uow.runs.start("sor-filer", "test", "test")
+            uow.runs.finish(ok, RunStatus.SUCCEEDED, snapshot_id=None)
+            bad = uow.runs.start("sor-filer", "test", "test")
+            uow.runs.finish(bad, RunStatus.FAILED, error="boom")
+            other = uow.runs.start("skrs", "test", "test")
+            uow.runs.finish(other, RunStatus.REFUSED, error="elsewhere")
+            uow.runs.start("sor-filer", "test", "test")
+            uow.commit()
+        with uow_factory() as uow:
+            ended = uow.runs.ended("sor-filer", 10)
+            assert [(e.status, e.error) for e in ended] == [
+                (RunStatus.FAILED, "boom"),
+                (RunStatus.SUCCEEDED, None),
+            ]
+            assert all(e.finished_at is not None and e.finished_at.tzinfo for e in ended)
+            assert uow.runs.ended("sor-filer", 1) == ended[:1]
+            # A run that stored no snapshot confirms nothing.
+            assert uow.runs.last_confirmed_at() is None
+
+    def test_the_last_confirmation_is_the_newest_accepted_run_naming_a_snapshot(
+        self, uow_factory
+    ) -> None:
+        _store(uow_factory, _day0())
+        with uow_factory() as uow:
+            unchanged = uow.runs.start("sor-filer", "test", "test")
+            uow.runs.finish(unchanged, RunStatus.UNCHANGED, snapshot_id=1)
+            failed = uow.runs.start("sor-filer", "test", "test")
+            uow.runs.finish(failed, RunStatus.FAILED, error="later")
+            uow.commit()
+        with uow_factory() as uow:
+            assert uow.runs.last_confirmed_at() == uow.runs.get(unchanged).finished_at
+
+    def test_an_audit_summary_is_stored_replaced_and_read_by_key(self, uow_factory) -> None:
+        at = datetime(2026, 11, 26, tzinfo=UTC)
+        figures = {"all": {"all": {"fhir_only": 1, "legacy_only": 2, "both": 3}}}
+        with uow_factory() as uow:
+            uow.audits.save_summary(1, computed_at=at, findings={"total": 0}, adoption={})
+            uow.audits.save_summary(2, computed_at=at, findings={"total": 0}, adoption=figures)
+            uow.commit()
+        with uow_factory() as uow:
+            uow.audits.save_summary(1, computed_at=at, findings={"total": 1}, adoption=figures)
+            uow.commit()
+        with uow_factory() as uow:
+            assert uow.audits.adoption("all") == {1: figures["all"], 2: figures["all"]}
+            assert uow.audits.adoption("region") == {}
+
+
+def _same_answers(uow) -> dict[str, object]:
+    """What the repositories answer after the three snapshots of :class:`TestFakesAgree`,
+    without the values only a database chooses (times)."""
+    current, cursor = uow.registry.current_snapshot_and_cursor()
+    snapshots = [replace(s, taken_at=None) for s in uow.registry.list_snapshots()]
+    glns, caps = uow.registry.gln_history(gln(1))
+    return {
+        "current": (current.id, cursor),
+        "snapshots": snapshots,
+        "on": uow.registry.snapshot_on(date(2026, 11, 3)).id,
+        "registry": uow.registry.load_registry(2),
+        "unit": uow.registry.get_unit("101", 1),
+        "gln": uow.registry.get_gln(gln(1), 2),
+        "capabilities": uow.registry.capabilities_of(gln(1), 2),
+        "children": uow.registry.children_of("100", 1),
+        "owning": uow.registry.units_owning(gln(2), 3),
+        "history": (glns, caps),
+        "feed": uow.registry.changes_since(0, limit=10_000),
+        "feed_part": uow.registry.changes_since(3, limit=4, up_to_snapshot=2),
+        "runs": [(r.id, r.status, r.snapshot_id) for r in uow.runs.recent()],
+        "last_accepted": uow.runs.last_accepted("sor-filer").id,
+    }
+
+
+class TestFakesAgree:
+    def test_the_fake_repositories_answer_as_the_database_does(self, uow_factory) -> None:
+        fake = FakeUnitOfWork()
+        for factory in (uow_factory, lambda: fake):
+            _store(factory, _day0(), date(2026, 11, 2))
+            _store(factory, _day1(), date(2026, 11, 3))
+            _store(factory, _day0(), date(2026, 11, 4))
+        with uow_factory() as uow:
+            expected = _same_answers(uow)
+        with fake:
+            assert _same_answers(fake) == expected
+
+    def test_the_fake_closes_abandoned_runs_as_the_database_does(self, uow_factory) -> None:
+        now = datetime.now(UTC)
+        fake = FakeUnitOfWork()
+        answers = []
+        for factory in (uow_factory, lambda: fake):
+            with factory() as uow:
+                uow.runs.start("sor-filer", "t", "t", holder="a", lease_until=now)
+                uow.runs.start("sor-filer", "t", "t", holder="b", lease_until=now + timedelta(1))
+                uow.runs.start("sor-filer", "t", "t")
+                closed = uow.runs.close_abandoned("gone", now=now)
+                uow.commit()
+            with factory() as uow:
+                answers.append((closed, [(r.id, r.status, r.error) for r in uow.runs.recent()]))
+        assert answers[0] == answers[1]

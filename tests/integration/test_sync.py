@@ -10,8 +10,9 @@ from pathlib import Path
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.daemon.jobs import Jobs
 from soredi_sync.daemon.leader import Lease
-from soredi_sync.db.models import LeaderLease, RunStatus
-from soredi_sync.db.repository import run_lease_name
+from soredi_sync.db.models import LeaderLease
+from soredi_sync.db.run_repository import run_lease_name
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.sandbox.generate import Manifest
 from soredi_sync.services.liveness import process_name
 from soredi_sync.services.sync import sync_source
@@ -205,9 +206,9 @@ class TestConsistentReads:
         new_registry = load_registry_from_dir(
             _day(sandbox_dir, 1),
             sources=settings.sources,
-            columns=settings.csv_columns,
+            columns=app.reference.csv_columns,
             guards=settings.guards,
-            message_types=settings.message_types,
+            message_types=app.reference.message_types,
         )
         with app.uow() as writer:
             run_id = writer.runs.start("sor-filer", "test", "test")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from soredi_sync.bootstrap import App
 from soredi_sync.clients.sor_files import FetchedFile, Validators, sha256_of
-from soredi_sync.db.models import RunStatus
+from soredi_sync.ports.records import RunStatus
 from soredi_sync.services.sync import sync_source
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
 from soredi_sync.bootstrap import bootstrap
-from soredi_sync.cli import cli
 from soredi_sync.observability.logging import (
     RedactSecrets,
     bind_run,
@@ -21,6 +20,7 @@ from soredi_sync.observability.logging import (
 )
 from soredi_sync.services.incremental import sync_incremental
 from soredi_sync.services.sync import sync_source
+from tests.cli_runner import Cli
 from tests.integration.conftest import make_settings
 
 from .conftest import json_lines
@@ -202,37 +202,31 @@ class TestDuringASync:
         assert errors[0]["source"] == "skrs"
 
 
-def _sync_day0(database_url: str, sandbox_dir: Path, *options: str) -> Any:
+def _sync_day0(cli: Cli, sandbox_dir: Path, *options: str) -> Result:
     """``soredi-sync [OPTIONS] -v sync`` of the sandbox's day 0; it must succeed."""
-    result = CliRunner().invoke(
-        cli,
-        ["--database-url", database_url, *options, "-v", "sync", "--from-dir",
-         str(sandbox_dir / "day-000")],
-        catch_exceptions=False,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return result
+    return cli(*options, "-v", "sync", "--from-dir", str(sandbox_dir / "day-000"))
 
 
+@pytest.mark.usefixtures("database_url")
 class TestCommandLine:
     def test_log_format_json_makes_the_cli_write_json_lines(
-        self, database_url: str, sandbox_dir: Path
+        self, cli: Cli, sandbox_dir: Path
     ) -> None:
-        result = _sync_day0(database_url, sandbox_dir, "--log-format", "json")
+        result = _sync_day0(cli, sandbox_dir, "--log-format", "json")
         lines = json_lines(result.stderr)
         assert lines, "sync logs at INFO with -v"
         started = next(line for line in lines if "started" in line["message"])
         assert started["logger"] == "soredi_sync.services.sync" and started["run_id"] >= 1
 
     def test_the_configured_format_applies_when_the_option_is_not_given(
-        self, database_url: str, sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+        self, cli: Cli, sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("SOREDI_LOGGING__FORMAT", "json")
-        result = _sync_day0(database_url, sandbox_dir)
+        result = _sync_day0(cli, sandbox_dir)
         assert json_lines(result.stderr)
 
-    def test_text_is_the_default_format(self, database_url: str, sandbox_dir: Path) -> None:
-        result = _sync_day0(database_url, sandbox_dir)
+    def test_text_is_the_default_format(self, cli: Cli, sandbox_dir: Path) -> None:
+        result = _sync_day0(cli, sandbox_dir)
         assert " INFO soredi_sync.services.sync [run " in result.stderr
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from soredi_sync.db.models import RunStatus
 from soredi_sync.observability.metrics import Metrics, shared_metrics, start_metrics_server
+from soredi_sync.ports.records import RunStatus
 
 from .conftest import samples, scrape, value
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from soredi_sync.cli import cli
 from soredi_sync.config import Settings, config_dir, default_config_files, packaged_dir
+from soredi_sync.reference_data import ReferenceData
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.name for p in (CHECKOUT / "config").iterdir() if p.suffix in (".toml", ".tsv"))
@@ -63,11 +64,12 @@ class TestConfigInit:
         settings = Settings()
         assert settings.config_dir == target
         # every file loads, from the copy
-        assert settings.csv_columns.delimiter == ";"
-        assert settings.message_types.get("FDIS91") is not None
-        assert settings.routing_policy.conversions
-        assert settings.audit_context.region_names
-        assert settings.category_names and settings.vans_names
+        reference = ReferenceData.load(settings.config_dir)
+        assert reference.csv_columns.delimiter == ";"
+        assert reference.message_types.get("FDIS91") is not None
+        assert reference.routing_policy.conversions
+        assert reference.audit_context.region_names
+        assert reference.category_names and reference.vans_names
 
     def test_an_edited_copy_changes_what_soredi_sync_reads(
         self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -8,15 +8,15 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import soredi_sync
-from soredi_sync import reports
-from soredi_sync.cli import cli, main
+from soredi_sync.cli import main
 from soredi_sync.db.engine import make_engine
-from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.domain.audit import AdoptionCounts
 from soredi_sync.errors import MissingExtra
+from soredi_sync.ports.records import SnapshotInfo
+from soredi_sync.reports.adoption import adoption_plot, adoption_svg
+from tests.cli_runner import Cli
 
 
 def _snapshot(snapshot_id: int, day: int) -> SnapshotInfo:
@@ -53,20 +53,20 @@ class TestPlotExtra:
     @pytest.mark.usefixtures("without_matplotlib")
     def test_a_png_plot_without_matplotlib_names_the_extra_to_install(self, tmp_path: Path) -> None:
         with pytest.raises(MissingExtra, match=r"pip install 'soredi-sync\[plot\]'") as caught:
-            reports.adoption_plot(SERIES, tmp_path / "adoption.png")
+            adoption_plot(SERIES, tmp_path / "adoption.png")
         assert "matplotlib" in str(caught.value)
         assert not (tmp_path / "adoption.png").exists()
 
     @pytest.mark.usefixtures("without_matplotlib")
     def test_the_html_plot_needs_no_plotting_library(self, tmp_path: Path) -> None:
-        reports.adoption_plot(SERIES, tmp_path / "adoption.html")
+        adoption_plot(SERIES, tmp_path / "adoption.html")
         page = (tmp_path / "adoption.html").read_text(encoding="utf-8")
         assert "<svg" in page and "<polyline" in page
         # a tooltip per point: region A's share on snapshot 2 is 3 of 4
         assert "region A, snapshot 2: 75.0 %" in page
 
     def test_a_group_without_glns_on_a_snapshot_leaves_a_gap(self) -> None:
-        svg = reports.adoption_svg(SERIES)
+        svg = adoption_svg(SERIES)
         assert "region B, snapshot 1" not in svg  # no GLN then: no point
         assert "region B, snapshot 2: 50.0 %" in svg
         assert svg.count("<polyline") == 1  # region B has one point only: no line
@@ -101,9 +101,8 @@ class TestPostgresExtra:
 
 
 class TestVersion:
-    def test_version_prints_the_packages_version(self) -> None:
-        result = CliRunner().invoke(cli, ["--version"])
-        assert result.exit_code == 0
+    def test_version_prints_the_packages_version(self, cli: Cli) -> None:
+        result = cli("--version")
         assert result.stdout == f"soredi-sync, version {soredi_sync.__version__}\n"
 
     def test_the_installed_metadata_carries_the_same_version(self) -> None:

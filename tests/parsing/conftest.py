@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings, config_dir
+from soredi_sync.config import GuardSettings, SourceSettings, config_dir
 from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.reference_data import CsvColumns
 from tests.reference import reference_path
 
 

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from soredi_sync.config import config_dir, load_routing_policy
+from soredi_sync.config import config_dir
 from soredi_sync.domain.identifiers import IdentifierSource, ReceiverIdentifier
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Gln
@@ -36,17 +36,15 @@ from soredi_sync.domain.routing import (
     SnapshotRef,
 )
 from soredi_sync.errors import SorediError
-from soredi_sync.parsing.bundle import (
+from soredi_sync.parsing.attachment_bytes import base64_decoded_size, base64_head
+from soredi_sync.parsing.fhir import (
     EVENT_BUSINESS_MESSAGES,
     EVENT_MESSAGE_TYPES,
-    BundleBudget,
     BundleFacts,
-    BundleProblem,
-    InvalidBundle,
-    base64_decoded_size,
-    base64_head,
     parse_bundle,
 )
+from soredi_sync.parsing.refusals import BundleBudget, BundleProblem, InvalidBundle
+from soredi_sync.reference_data import load_routing_policy
 from tests.factories import registry, unit
 from tests.reference import REFERENCE, reference_path
 

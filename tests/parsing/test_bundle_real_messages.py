@@ -31,12 +31,9 @@ from soredi_sync.domain.identifiers import (
 )
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import Attachment, AttachmentContent
-from soredi_sync.parsing.bundle import (
-    BundleProblem,
-    InvalidBundle,
-    base64_head,
-    parse_bundle,
-)
+from soredi_sync.parsing.attachment_bytes import base64_head
+from soredi_sync.parsing.fhir import parse_bundle
+from soredi_sync.parsing.refusals import BundleProblem, InvalidBundle
 from tests.parsing.test_bundle import json_to_xml, xml_to_json
 from tests.reference import reference_path
 

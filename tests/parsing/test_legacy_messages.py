@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soredi_sync.config import config_dir, load_routing_policy
+from soredi_sync.config import config_dir
 from soredi_sync.domain.identifiers import (
     IdentifierKind,
     IdentifierSource,
@@ -37,10 +37,11 @@ from soredi_sync.domain.routing import (
     RoutingIndex,
     SnapshotRef,
 )
-from soredi_sync.parsing.bundle import BundleBudget, BundleProblem, InvalidMessage
 from soredi_sync.parsing.edifact import parse_edifact
 from soredi_sync.parsing.facts import LegacyFacts
 from soredi_sync.parsing.oioxml import parse_oioxml
+from soredi_sync.parsing.refusals import BundleBudget, BundleProblem, InvalidMessage
+from soredi_sync.reference_data import load_routing_policy
 from tests.factories import registry, unit
 from tests.reference import reference_path
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings
+from soredi_sync.config import GuardSettings, SourceSettings
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Capability, Gln, GlnMode, Registry, effective_gln
 from soredi_sync.errors import InvalidSourceData
 from soredi_sync.parsing.load import load_registry, load_registry_from_dir
+from soredi_sync.reference_data import CsvColumns
 
 from .conftest import sample
 from .writer import csv_bytes, csv_members, gln_row, write_zip

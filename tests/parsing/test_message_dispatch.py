@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from soredi_sync.domain.message_types import MessageTypeRegistry
-from soredi_sync.parsing.bundle import BundleFacts, BundleProblem, InvalidMessage
 from soredi_sync.parsing.facts import LegacyFacts
+from soredi_sync.parsing.fhir import BundleFacts
 from soredi_sync.parsing.message import parse_message, sniff_wire_format
+from soredi_sync.parsing.refusals import BundleProblem, InvalidMessage
 from tests.reference import reference_path
 
 # Every real message: file -> (syntax, message type, business message, receiver GLN)

@@ -12,13 +12,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soredi_sync.config import CsvColumns, GuardSettings, SourceSettings, config_dir
+from soredi_sync.config import GuardSettings, SourceSettings, config_dir
 from soredi_sync.domain.model import Capability, Gln, GlnMode, Registry, Unit, UnitKind
 from soredi_sync.errors import InvalidSourceData
 from soredi_sync.parsing.archive import open_member
 from soredi_sync.parsing.load import load_registry
 from soredi_sync.parsing.sor_csv import parse_glns
 from soredi_sync.parsing.sor_xml import parse_sor_xml
+from soredi_sync.reference_data import CsvColumns
 
 from .conftest import sample
 from .writer import csv_members, sor_xml, write_zip

@@ -5,12 +5,13 @@ from datetime import date
 
 import pytest
 
-from soredi_sync.config import CsvColumns
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Capability, Gln
 from soredi_sync.errors import InvalidSourceData
+from soredi_sync.parsing.csv_columns import unguard
 from soredi_sync.parsing.problems import Problems
-from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns, unguard
+from soredi_sync.parsing.sor_csv import parse_edi_types, parse_gln_edi_types, parse_glns
+from soredi_sync.reference_data import CsvColumns
 
 EDI_TYPES = "\ufeffEDITypeId;StandardId;VersionCode;Name\r\n"
 MAP = "LocationCode;EDITypeId;FromDate;ToDate\r\n"

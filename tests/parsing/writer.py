@@ -14,8 +14,8 @@ from datetime import date
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from soredi_sync.config import CsvColumns
 from soredi_sync.domain.model import Capability, Gln, GlnMode, Unit, UnitKind
+from soredi_sync.reference_data import CsvColumns
 
 V1 = "urn:oio:sundhedsstyrelsen:organisation:1.0.0"
 V2 = "urn:oio:sundhedsstyrelsen:organisation:2.0.0"

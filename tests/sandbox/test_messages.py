@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from lxml import etree
 
-from soredi_sync.config import Settings
+from soredi_sync.config import config_dir
 from soredi_sync.domain.identifiers import IdentifierSource
 from soredi_sync.domain.model import Gln
-from soredi_sync.parsing.bundle import BundleFacts
+from soredi_sync.parsing.fhir import BundleFacts
 from soredi_sync.parsing.message import parse_message
+from soredi_sync.reference_data import ReferenceData
 from soredi_sync.sandbox.messages import (
     FHIR,
     Document,
@@ -29,7 +30,7 @@ SENDER = Party("5790000101931", "300401000016008", "Regionshospital Nordjylland"
 
 
 def read(data: bytes) -> BundleFacts:
-    facts = parse_message(data, None, message_types=Settings().message_types)
+    facts = parse_message(data, None, message_types=ReferenceData.load(config_dir()).message_types)
     assert isinstance(facts, BundleFacts)
     return facts
 

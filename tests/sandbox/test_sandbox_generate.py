@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from soredi_sync.config import CsvColumns, config_dir
+from soredi_sync.config import config_dir
 from soredi_sync.domain.gln import has_valid_check_digit
 from soredi_sync.domain.model import Gln, GlnMode, Unit, UnitKind, effective_gln
+from soredi_sync.reference_data import CsvColumns
 from soredi_sync.sandbox.generate import Manifest, expected_snapshot, generate
 from soredi_sync.sandbox.snapshot import DEFECT_CODES
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from soredi_sync.sandbox.generate import Manifest, generate
-from soredi_sync.sandbox.server import STATUS_RESET, SandboxServer, serve_forever
+from soredi_sync.sandbox.http_handler import STATUS_RESET
+from soredi_sync.sandbox.server import SandboxServer, serve_forever
 
 
 @pytest.fixture

@@ -38,7 +38,8 @@ from soredi_sync.sandbox.journal import (
 )
 from soredi_sync.sandbox.server import SandboxServer
 from soredi_sync.sandbox.snapshot import Snapshot
-from soredi_sync.sandbox.soap import SKRS_NS, SORLS_NS, SORUS_NS, SoapSandboxServer
+from soredi_sync.sandbox.soap import SoapSandboxServer
+from soredi_sync.sandbox.soap_services import SKRS_NS, SORLS_NS, SORUS_NS
 from soredi_sync.sandbox.world import World
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
-from soredi_sync.cli import cli
 from soredi_sync.domain.model import GlnMode
 from soredi_sync.sandbox.soap import SoapDay, SoapSandboxServer
+from tests.cli_runner import Cli
 
 
 @pytest.fixture
-def live(soap_server: SoapSandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path):
+def live(
+    cli: Cli, soap_server: SoapSandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """``soredi-sync show unit ARGS...`` with SORLS at the sandbox's address (no database)."""
     monkeypatch.setenv("SOREDI_SOAP__SORLS__ADDRESS", soap_server.url("sorls"))
     monkeypatch.setenv("SOREDI_SOAP__RETRY__INITIAL_WAIT", "0")
     monkeypatch.setenv("SOREDI_SOAP__RETRY__MAX_WAIT", "0")
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0):
-        result = runner.invoke(
-            cli, ["--database-url", f"sqlite:///{tmp_path}/unused.db", "show", "unit", *args]
-        )
-        assert result.exit_code == expect, result.output
-        return result
-
-    return invoke
+    return partial(cli, "show", "unit")
 
 
 class TestShowUnitLive:

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from soredi_sync.config import Settings
+from soredi_sync.config import config_dir
 from soredi_sync.domain.audit import (
     RULES,
     AdoptionCounts,
@@ -19,6 +19,7 @@ from soredi_sync.domain.audit import (
     in_scope,
 )
 from soredi_sync.domain.model import Gln
+from soredi_sync.reference_data import ReferenceData
 from tests.factories import gln, registry, unit
 
 ON = date(2026, 11, 26)
@@ -30,7 +31,7 @@ CERTIFIED = "1571000045009"
 
 @pytest.fixture(scope="module")
 def context() -> AuditContext:
-    shipped = Settings().audit_context
+    shipped = ReferenceData.load(config_dir()).audit_context
     return AuditContext(
         message_types=shipped.message_types,
         owner_kinds=shipped.owner_kinds,

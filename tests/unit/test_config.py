@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from soredi_sync.config import Settings
+from soredi_sync.db.engine import safe_database_url
+from soredi_sync.reference_data import ReferenceData
 
 
 class TestSettings:
@@ -26,10 +28,10 @@ class TestSettings:
 
     def test_the_printable_database_url_hides_the_password(self) -> None:
         settings = Settings(database_url="postgresql://u:secret@db.example/soredi")
-        assert "secret" not in settings.safe_database_url()
+        assert "secret" not in safe_database_url(settings.database_url)
 
     def test_csv_column_names_are_configuration(self) -> None:
-        columns = Settings().csv_columns
+        columns = ReferenceData.load(Settings().config_dir).csv_columns
         assert columns.delimiter == ";"
         assert {"gln", "edi_type_id"} <= set(columns.gln_edi_types)
 

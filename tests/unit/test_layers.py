@@ -34,7 +34,8 @@ class TestLayers:
     def test_domain_modules_import_no_infrastructure(self) -> None:
         domain_dir = Path(soredi_sync.domain.__file__).parent
         offenders = {
-            path.name: sorted(_imports(path) & FORBIDDEN) for path in domain_dir.glob("*.py")
+            str(path.relative_to(domain_dir)): sorted(_imports(path) & FORBIDDEN)
+            for path in domain_dir.rglob("*.py")  # domain/routing/ is a package
         }
         assert {k: v for k, v in offenders.items() if v} == {}
 

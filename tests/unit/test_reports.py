@@ -11,9 +11,11 @@ from pathlib import Path
 from openpyxl import load_workbook
 from rich.console import Console
 
-from soredi_sync import reports
-from soredi_sync.db.repository import SnapshotInfo
 from soredi_sync.domain.audit import RULES, RULES_BY_CODE, AdoptionCounts, Finding, Owner, OwnerKind
+from soredi_sync.ports.records import SnapshotInfo
+from soredi_sync.reports.adoption import adoption_csv, adoption_json, adoption_plot
+from soredi_sync.reports.audit import render_table, to_csv, to_json, to_xlsx
+from soredi_sync.reports.audit_page import audit_html, bar_chart_svg
 from soredi_sync.services.audit import AuditReport, AuditScope
 
 
@@ -75,18 +77,18 @@ def _report(*, comparing: bool = False) -> AuditReport:
 
 class TestAuditRenderers:
     def test_csv_has_a_row_per_finding_with_the_vans_name(self) -> None:
-        rows = list(csv.DictReader(io.StringIO(reports.to_csv(_report()))))
+        rows = list(csv.DictReader(io.StringIO(to_csv(_report()))))
         assert [r["gln"] for r in rows] == ["5790000000001", "5790000000002", "5790000000003"]
         assert rows[0]["vans_name"] == "VANS One"
         assert rows[0]["owner_kind"] == "municipality"
         assert "change" not in rows[0]
 
     def test_csv_when_comparing_marks_new_existing_and_resolved(self) -> None:
-        rows = list(csv.DictReader(io.StringIO(reports.to_csv(_report(comparing=True)))))
+        rows = list(csv.DictReader(io.StringIO(to_csv(_report(comparing=True)))))
         assert [r["change"] for r in rows] == ["existing", "existing", "new", "resolved"]
 
     def test_json_carries_counts_scope_and_changes(self) -> None:
-        data = reports.to_json(_report(comparing=True))
+        data = to_json(_report(comparing=True))
         assert data["counts"]["GLN_WITHOUT_VANS"] == 2 and data["total"] == 3
         assert data["scope"]["region"] == "1084"
         assert data["since"]["id"] == 1
@@ -95,14 +97,14 @@ class TestAuditRenderers:
 
     def test_table_prints_counts_per_rule_and_the_findings(self) -> None:
         console = Console(record=True, width=200)
-        reports.render_table(console, _report(comparing=True))
+        render_table(console, _report(comparing=True))
         text = console.export_text()
         assert "Findings per rule" in text and "5790000000002" in text
         assert "Resolved" in text and "region 1084" in text
 
     def test_xlsx_has_summary_rule_sheets_and_change_sheets(self, tmp_path: Path) -> None:
         path = tmp_path / "a.xlsx"
-        reports.to_xlsx(_report(comparing=True), path)
+        to_xlsx(_report(comparing=True), path)
         book = load_workbook(path)
         assert book.sheetnames == ["Summary", *(r.code for r in RULES), "New", "Resolved"]
         assert book["GLN_WITHOUT_VANS"].max_row == 3
@@ -130,7 +132,7 @@ class _Collect(HTMLParser):
 
 class TestHtml:
     def test_all_text_is_escaped(self) -> None:
-        page = reports.audit_html(_report())
+        page = audit_html(_report())
         assert "<script>alert" not in page and "<b>digit</b>" not in page
         parser = _Collect()
         parser.feed(page)
@@ -139,12 +141,12 @@ class TestHtml:
 
     def test_the_page_is_self_contained(self) -> None:
         parser = _Collect()
-        parser.feed(reports.audit_html(_report(comparing=True)))
+        parser.feed(audit_html(_report(comparing=True)))
         assert all(ref.startswith("#") for ref in parser.refs)
         assert "svg" in parser.tags and "link" not in parser.tags and "img" not in parser.tags
 
     def test_the_bar_chart_has_a_bar_per_rule_scaled_to_the_largest(self) -> None:
-        svg = reports.bar_chart_svg([("A", 4, "#f00"), ("B", 2, "#0f0"), ("C", 0, "#00f")])
+        svg = bar_chart_svg([("A", 4, "#f00"), ("B", 2, "#0f0"), ("C", 0, "#00f")])
         assert svg.count("<rect") == 3
         widths = [int(part.split('"')[0]) for part in svg.split('width="')[2:]]
         assert widths[0] == 2 * widths[1] and widths[2] == 0
@@ -158,7 +160,7 @@ SERIES = [
 
 class TestAdoptionRenderers:
     def test_csv_has_a_row_per_snapshot_and_group_with_the_share(self) -> None:
-        rows = list(csv.DictReader(io.StringIO(reports.adoption_csv(SERIES))))
+        rows = list(csv.DictReader(io.StringIO(adoption_csv(SERIES))))
         assert [(r["snapshot_id"], r["accepts_fdis91"], r["total"]) for r in rows] == [
             ("1", "1", "4"),
             ("2", "3", "4"),
@@ -166,14 +168,14 @@ class TestAdoptionRenderers:
         assert rows[1]["fdis91_share"] == "0.75"
 
     def test_json_nests_groups_under_each_snapshot(self) -> None:
-        data = reports.adoption_json(SERIES)
+        data = adoption_json(SERIES)
         assert data["snapshots"][1]["groups"]["all"]["both"] == 1
         assert data["snapshots"][0]["snapshot"]["effective_date"] == "2026-11-02"
 
     def test_plot_writes_png_or_an_html_page_with_inline_svg(self, tmp_path: Path) -> None:
         png, page = tmp_path / "a.png", tmp_path / "a.html"
-        reports.adoption_plot(SERIES, png)
-        reports.adoption_plot(SERIES, page)
+        adoption_plot(SERIES, png)
+        adoption_plot(SERIES, page)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         text = page.read_text(encoding="utf-8")
         assert "<svg" in text and "<?xml" not in text
@@ -182,4 +184,4 @@ class TestAdoptionRenderers:
         import pytest
 
         with pytest.raises(ValueError, match="png"):
-            reports.adoption_plot(SERIES, tmp_path / "a.pdf")
+            adoption_plot(SERIES, tmp_path / "a.pdf")

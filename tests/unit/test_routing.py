@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from soredi_sync.config import config_dir, load_routing_policy
+from soredi_sync.config import config_dir
 from soredi_sync.domain.identifiers import IdentifierKind, IdentifierSource, ReceiverIdentifier
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Gln
@@ -29,6 +29,7 @@ from soredi_sync.domain.routing import (
     SnapshotRef,
     WarningCode,
 )
+from soredi_sync.reference_data import load_routing_policy
 from tests.factories import gln, registry, unit
 
 KMD = "41000035001"

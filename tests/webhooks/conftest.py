@@ -20,13 +20,18 @@ import pytest
 
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.config import WebhookConfig, WebhookSettings
-from soredi_sync.db.repository import ChangeRecord
-from soredi_sync.db.unit_of_work import UnitOfWork
+from soredi_sync.ports.records import ChangeRecord
+from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.ports.webhooks import WebhookSender
+from soredi_sync.services import webhooks
 from soredi_sync.services.webhooks import (
     CreatedSubscription,
+    DeliverReport,
+    DispatchReport,
     WebhookFilter,
     address_policy,
     create_subscription,
+    deliver_due,
 )
 from tests.api.conftest import (  # noqa: F401 (API fixtures)
     client,
@@ -162,6 +167,20 @@ def subscribe(app: App, name: str, url: str, **filters: list[str]) -> CreatedSub
             actor="test",
             policy=address_policy(app.settings.webhooks),
         )
+
+
+def dispatch(
+    app: App, now: datetime | None = None, sender: WebhookSender | None = None
+) -> DispatchReport:
+    """One webhook pass wired from ``app``, as ``soredi-sync webhook dispatch`` runs it."""
+    return webhooks.dispatch(
+        app.uow_factory, app.settings.webhooks, sender or app.webhook_sender(), now=now
+    )
+
+
+def deliver(app: App) -> DeliverReport:
+    """Send what is due with the app's sender (the daemon's retry pass without enqueueing)."""
+    return deliver_due(app.uow_factory, app.settings.webhooks, app.webhook_sender())
 
 
 def all_changes(app: App) -> list[ChangeRecord]:

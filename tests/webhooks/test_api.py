@@ -13,10 +13,10 @@ from pydantic import SecretStr
 from soredi_sync.bootstrap import App
 from soredi_sync.config import WebhookConfig
 from soredi_sync.services.tokens import Scope
-from soredi_sync.services.webhooks import dispatch, sync_configured
+from soredi_sync.services.webhooks import sync_configured
 from tests.api.conftest import ALL_SCOPES, TestClient, World, assert_problem, bearer
 
-from .conftest import LOOPBACK, Receiver, sync_day, uow, webhook_settings
+from .conftest import LOOPBACK, Receiver, dispatch, sync_day, uow, webhook_settings
 
 Issue = Callable[..., str]
 

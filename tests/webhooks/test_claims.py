@@ -13,22 +13,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from soredi_sync.bootstrap import App
-from soredi_sync.daemon.health import webhook_health
 from soredi_sync.daemon.runner import build_daemon
-from soredi_sync.db.webhook_repository import ABANDONED
 from soredi_sync.observability.metrics import Metrics
+from soredi_sync.ports.webhooks import ABANDONED
 from soredi_sync.sandbox.server import SandboxServer
-from soredi_sync.services import webhooks
-from soredi_sync.services.webhooks import (
-    DeliverReport,
-    deactivate_subscription,
-    deliver,
-    dispatch,
-    enqueue,
-)
+from soredi_sync.services.health import webhook_health
+from soredi_sync.services.webhooks import DeliverReport, deactivate_subscription, enqueue
+from soredi_sync.services.webhooks import delivery as delivery_module
 from tests.api.conftest import make_client
 
-from .conftest import make_app, subscribe, sync_day, t0, uow, webhook_settings
+from .conftest import deliver, dispatch, make_app, subscribe, sync_day, t0, uow, webhook_settings
 from .receivers import OK, TRICKLE, MisbehavingReceiver, misbehaving
 from .test_dispatch import deliveries_of, delivery_rows
 
@@ -80,7 +74,7 @@ class TestClaims:
         self, database_url: str, sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # A short claim margin, so that a POST outliving its claim would show within seconds.
-        monkeypatch.setattr(webhooks, "CLAIM_MARGIN_SECONDS", 0.5)
+        monkeypatch.setattr(delivery_module, "CLAIM_MARGIN_SECONDS", 0.5)
         settings = webhook_settings(timeout=1.0)
         with (
             misbehaving(TRICKLE, interval=0.1, limit=40) as receiver,  # 4 s to answer

@@ -6,41 +6,32 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from soredi_sync.bootstrap import App
-from soredi_sync.cli import cli
 from soredi_sync.services.webhooks import verify
 
 from .conftest import LOOPBACK, Receiver, sync_day
 
 
 @pytest.fixture
-def run(database_url: str, day0: App, monkeypatch: pytest.MonkeyPatch):
-    # The receivers listen on loopback, which only an operator's allow-list admits.
+def loopback_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers listen on loopback, which only an operator's allow-list admits."""
     monkeypatch.setenv("SOREDI_WEBHOOKS__ALLOW_NETWORKS", json.dumps(LOOPBACK))
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0) -> Result:
-        result = runner.invoke(cli, ["--database-url", database_url, *args], catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result
-
-    return invoke
 
 
+@pytest.mark.usefixtures("day0", "loopback_receivers")
 class TestWebhookCommands:
     def test_add_prints_the_secret_once_and_list_never_shows_it(
-        self, run, receiver: Receiver
+        self, cli, receiver: Receiver
     ) -> None:
-        result = run(
+        result = cli(
             "webhook", "add", "north", receiver.url, "--owner", "123,456",
             "--message-type", "fdis91", "--kind", "added", "--kind", "removed",
         )  # fmt: skip
         secret = result.stdout.strip()
         assert secret.startswith("whsec_") and secret not in result.stderr
         assert "not shown again" in result.stderr
-        listed = run("webhook", "list", "--json").stdout
+        listed = cli("webhook", "list", "--json").stdout
         assert secret not in listed
         (sub,) = json.loads(listed)
         assert sub["name"] == "north" and sub["origin"] == "api" and sub["active"] is True
@@ -48,16 +39,16 @@ class TestWebhookCommands:
         assert sub["filters"]["message_types"] == ["FDIS91"]
         assert sub["filters"]["kinds"] == ["added", "removed"]
         assert sub["deliveries"] == {"pending": 0, "delivered": 0, "failed": 0}
-        table = run("webhook", "list").stdout
+        table = cli("webhook", "list").stdout
         assert "north" in table and secret not in table
 
     def test_dispatch_delivers_and_deliveries_shows_the_state(
-        self, run, day0: App, sandbox_dir: Path, receiver: Receiver
+        self, cli, day0: App, sandbox_dir: Path, receiver: Receiver
     ) -> None:
-        secret = run("webhook", "add", "all", receiver.url).stdout.strip()
+        secret = cli("webhook", "add", "all", receiver.url).stdout.strip()
         sync_day(day0, sandbox_dir, 1)
 
-        summary = run("webhook", "dispatch").stdout
+        summary = cli("webhook", "dispatch").stdout
 
         assert "enqueued 1 deliveries" in summary and "delivered 1" in summary
         (request,) = receiver.requests
@@ -67,41 +58,41 @@ class TestWebhookCommands:
             request.body,
             request.headers["X-Soredi-Signature"],
         )
-        (delivery,) = json.loads(run("webhook", "deliveries", "all", "--json").stdout)
+        (delivery,) = json.loads(cli("webhook", "deliveries", "all", "--json").stdout)
         assert delivery["status"] == "delivered" and delivery["last_status_code"] == 204
         assert delivery["change_count"] == len(request.payload["changes"])
-        assert "delivered" in run("webhook", "deliveries", "all").stdout
+        assert "delivered" in cli("webhook", "deliveries", "all").stdout
 
     def test_remove_stops_the_subscription_and_keeps_it_listed(
-        self, run, receiver: Receiver
+        self, cli, receiver: Receiver
     ) -> None:
-        run("webhook", "add", "gone", receiver.url)
-        assert "removed webhook" in run("webhook", "remove", "gone").stdout
-        (sub,) = json.loads(run("webhook", "list", "--json").stdout)
+        cli("webhook", "add", "gone", receiver.url)
+        assert "removed webhook" in cli("webhook", "remove", "gone").stdout
+        (sub,) = json.loads(cli("webhook", "list", "--json").stdout)
         assert sub["active"] is False
 
-    def test_unknown_names_and_bad_input_fail_with_a_message(self, run, receiver: Receiver) -> None:
+    def test_unknown_names_and_bad_input_fail_with_a_message(self, cli, receiver: Receiver) -> None:
         assert (
             "no webhook subscription 'nope'"
-            in run("webhook", "deliveries", "nope", expect=4).stderr
+            in cli("webhook", "deliveries", "nope", expect=4).stderr
         )
-        run("webhook", "remove", "nope", expect=4)
-        run("webhook", "add", "bad", "ftp://127.0.0.1/x", expect=2)
-        run("webhook", "add", "bad", receiver.url, "--gln", "123", expect=2)
-        run("webhook", "add", "twice", receiver.url)
-        assert "exists" in run("webhook", "add", "twice", receiver.url, expect=1).stderr
+        cli("webhook", "remove", "nope", expect=4)
+        cli("webhook", "add", "bad", "ftp://127.0.0.1/x", expect=2)
+        cli("webhook", "add", "bad", receiver.url, "--gln", "123", expect=2)
+        cli("webhook", "add", "twice", receiver.url)
+        assert "exists" in cli("webhook", "add", "twice", receiver.url, expect=1).stderr
 
-    def test_the_token_command_accepts_the_webhook_admin_scope(self, run) -> None:
-        token = run("token", "create", "--scope", "webhook:admin").stdout.strip()
+    def test_the_token_command_accepts_the_webhook_admin_scope(self, cli) -> None:
+        token = cli("token", "create", "--scope", "webhook:admin").stdout.strip()
         assert token.startswith("sst_")
 
     def test_add_refuses_a_private_receiver_and_keeps_url_credentials_out_of_the_list(
-        self, run, receiver: Receiver
+        self, cli, receiver: Receiver
     ) -> None:
-        refused = run("webhook", "add", "internal", "http://10.0.0.1/hook", expect=2)
+        refused = cli("webhook", "add", "internal", "http://10.0.0.1/hook", expect=2)
         assert "refused by the address policy" in refused.stderr
-        run("webhook", "add", "basic", receiver.url.replace("http://", "http://ops:hunter2@"))
-        listed = run("webhook", "list", "--json").stdout
+        cli("webhook", "add", "basic", receiver.url.replace("http://", "http://ops:hunter2@"))
+        listed = cli("webhook", "list", "--json").stdout
         (sub,) = json.loads(listed)
         assert sub["url"] == receiver.url and sub["has_credentials"] is True
-        assert "hunter2" not in listed and "hunter2" not in run("webhook", "list").stdout
+        assert "hunter2" not in listed and "hunter2" not in cli("webhook", "list").stdout

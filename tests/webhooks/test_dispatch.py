@@ -14,12 +14,11 @@ from sqlalchemy import func, select
 from soredi_sync.bootstrap import App
 from soredi_sync.config import WebhookConfig
 from soredi_sync.db.models import WebhookDelivery
-from soredi_sync.db.repository import ChangeRecord
 from soredi_sync.db.webhook_repository import SqlAlchemyWebhookRepository
 from soredi_sync.domain.model import GlnMode
+from soredi_sync.ports.records import ChangeRecord
 from soredi_sync.services.webhooks import (
     DispatchReport,
-    dispatch,
     enqueue,
     find_subscription,
     recent_deliveries,
@@ -32,6 +31,7 @@ from .conftest import (
     HANG,
     Receiver,
     all_changes,
+    dispatch,
     make_app,
     subscribe,
     sync_day,

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from soredi_sync.db.repository import ChangeRecord
-from soredi_sync.db.webhook_repository import OwnerMap
+from soredi_sync.ports.records import ChangeRecord, OwnerMap
 from soredi_sync.services.webhooks import InvalidWebhook, OwnerResolver, WebhookFilter
 
 GLN = "5790000000005"

@@ -1,7 +1,7 @@
 """One webhook POST: the address policy, the total deadline and the cap on what is read.
 
-No database: :class:`WebhookSender` against misbehaving receivers on 127.0.0.1, and the policy
-against addresses given literally or by an injected resolver.
+No database: :class:`HttpcoreWebhookSender` against misbehaving receivers on 127.0.0.1, and the
+policy against addresses given literally or by an injected resolver.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from soredi_sync.clients.webhook_http import (
+from soredi_sync.clients.webhook_address import (
     AddressPolicy,
     AddressRefused,
-    Target,
     UnresolvableHost,
-    WebhookSender,
     denied_reason,
-    split_credentials,
 )
+from soredi_sync.clients.webhook_http import HttpcoreWebhookSender
+from soredi_sync.ports.webhooks import Target
 from soredi_sync.services.webhooks import InvalidWebhook, check_url
+from soredi_sync.services.webhooks.subscriptions import split_credentials
 
 from .receivers import HUGE, OK, TRICKLE, TRICKLE_HEADERS, misbehaving
 
@@ -29,9 +29,9 @@ LOOPBACK_ALLOWED = AddressPolicy.of([ipaddress.ip_network("127.0.0.0/8")])
 HEADERS = [("Content-Type", "application/json")]
 
 
-def sender(policy: AddressPolicy = LOOPBACK_ALLOWED, **options: float) -> WebhookSender:
+def sender(policy: AddressPolicy = LOOPBACK_ALLOWED, **options: float) -> HttpcoreWebhookSender:
     values = {"timeout": 1.0, "max_answer_bytes": 4096, **options}
-    return WebhookSender(
+    return HttpcoreWebhookSender(
         policy,
         timeout=float(values["timeout"]),
         max_answer_bytes=int(values["max_answer_bytes"]),

@@ -1,0 +1,267 @@
+"""Audit, adoption and cut-over reads (scope ``audit:read``), limited to the token's owners.
+
+An owner-restricted token sees only findings and receivers whose institution owner (SOR-ID) is
+one of its owners; findings with no known owner are hidden from it. An unrestricted token sees
+everything and may narrow with ``?owner=``; a restricted one may narrow to one of its own owners
+and gets 403 for any other. Adoption for a restricted token counts only its owners' GLNs.
+
+Every endpoint loads at least one whole snapshot and is plain ``def``: it runs in the thread
+pool and never holds up the event loop that serves routing decisions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+
+from soredi_sync.api.common import MAX_ROW_ID, SOR_ID_PATTERN, OutModel, SnapshotOut
+from soredi_sync.api.deps import AuditReader, context
+from soredi_sync.api.problems import Forbidden, problem_responses
+from soredi_sync.domain.audit import AdoptionDimension, Finding
+from soredi_sync.ports.records import TokenRecord
+from soredi_sync.services import queries
+from soredi_sync.services.tokens import may_read_owner
+
+CSV_MEDIA_TYPE = "text/csv"
+CSV_COLUMNS = (
+    "code",
+    "severity",
+    "gln",
+    "sor_id",
+    "owner_sor_id",
+    "owner_name",
+    "owner_kind",
+    "vans",
+    "system_supplier",
+    "system_type",
+    "region_code",
+    "text",
+)
+
+OwnerFilter = Annotated[
+    str | None,
+    Query(pattern=SOR_ID_PATTERN, description="only this institution owner (SOR-ID)"),
+]
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+class OwnerOut(OutModel):
+    sor_id: str
+    name: str
+    kind: str
+    region_code: str | None
+
+
+class FindingOut(OutModel):
+    code: str
+    severity: str
+    gln: str | None
+    sor_id: str | None
+    owner: OwnerOut | None
+    vans: str | None
+    system_supplier: str | None
+    system_type: str | None
+    region_code: str | None
+    text: str
+
+
+class AuditOut(OutModel):
+    snapshot: SnapshotOut
+    on: date
+    total: int
+    counts: dict[str, int]  # findings per code
+    findings: list[FindingOut]
+    since: SnapshotOut | None = None
+    new: list[FindingOut] | None = None
+    resolved: list[FindingOut] | None = None
+
+
+class CountsOut(OutModel):
+    fhir_only: int
+    legacy_only: int
+    both: int
+    accepts_fdis91: int
+    total: int
+
+
+class AdoptionEntryOut(OutModel):
+    snapshot_id: int
+    effective_date: date
+    counts: dict[str, CountsOut]  # group ("all" without ?by=) -> counts
+
+
+class AdoptionOut(BaseModel):
+    by: str | None
+    snapshots: list[AdoptionEntryOut]
+
+
+class LostReceiverOut(OutModel):
+    gln: str
+    owner: OwnerOut | None
+    vans: str | None
+    message_types: list[str]
+    reached_today_by: list[str]
+
+
+class SenderCutoverOut(OutModel):
+    sender_syntax: str
+    count: int
+    lost: list[LostReceiverOut]
+
+
+class CutoverOut(BaseModel):
+    snapshot: SnapshotOut
+    today: date
+    date: date
+    receivers: int
+    counts: dict[str, int]
+    senders: list[SenderCutoverOut]
+
+
+def owner_scope(caller: TokenRecord, owner: str | None) -> set[str] | None:
+    """The owners a request may see: ``None`` for all.
+
+    :raises Forbidden: a restricted token asks for an owner outside its own
+    """
+    if owner is not None:
+        if not may_read_owner(caller, owner):
+            raise Forbidden("the owner is outside the owners this token is restricted to")
+        return {owner}
+    return set(caller.owners) if caller.owners else None
+
+
+def _csv(findings: Iterable[Finding]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for f in findings:
+        owner = f.owner
+        writer.writerow(
+            (
+                f.code,
+                f.severity.value,
+                f.gln or "",
+                f.sor_id or "",
+                owner.sor_id if owner else "",
+                owner.name if owner else "",
+                owner.kind.value if owner else "",
+                f.vans or "",
+                f.system_supplier or "",
+                f.system_type or "",
+                f.region_code or "",
+                f.text,
+            )
+        )
+    return out.getvalue()
+
+
+@router.get(
+    "/audit",
+    response_model=AuditOut,
+    responses={
+        **problem_responses(401, 403, 404, 422, 503),
+        200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "findings as JSON or CSV"},
+    },
+    summary="Audit findings on the current snapshot",
+    operation_id="getAudit",
+)
+def audit_findings(
+    request: Request,
+    caller: AuditReader,
+    owner: OwnerFilter = None,
+    region: Annotated[str | None, Query(max_length=10, description="region code")] = None,
+    vans: Annotated[str | None, Query(max_length=20, description="VANS code")] = None,
+    since: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ROW_ID, description="also new/resolved since this snapshot id"),
+    ] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response:
+    """Findings (what is wrong or out of date in SOR-EDI) on the current snapshot, as JSON or
+    CSV (`format=csv`). Needs `audit:read`; an owner-restricted token sees only findings of
+    its owners. With `since`, JSON also lists the findings new and resolved since then."""
+    ctx = context(request)
+    scope = owner_scope(caller, owner)
+    with ctx.app.uow() as uow:
+        found = queries.scoped_audit(
+            uow,
+            ctx.app.reference.audit_context,
+            owners=scope,
+            region=region,
+            vans=vans,
+            since=since,
+            compare_since=format == "json",
+        )
+    if format == "csv":
+        return Response(_csv(found.findings), media_type=CSV_MEDIA_TYPE)
+    body = AuditOut.model_validate(found, context={"now": ctx.app.routing().now()})
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+@router.get(
+    "/adoption",
+    responses=problem_responses(401, 403, 422),
+    summary="CareCommunication (FDIS91) adoption per snapshot",
+    operation_id="getAdoption",
+)
+def adoption_series(
+    request: Request,
+    caller: AuditReader,
+    by: Annotated[AdoptionDimension | None, Query()] = None,
+    owner: OwnerFilter = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="the latest snapshots")] = 100,
+) -> AdoptionOut:
+    """Active GLNs taking the correspondence message as FHIR only, legacy only or both, per
+    snapshot (oldest first), in all or per region, owner type or VANS. Needs `audit:read`; an
+    owner-restricted token gets only its owners' GLNs counted."""
+    ctx = context(request)
+    scope = owner_scope(caller, owner)
+    with ctx.app.uow() as uow:
+        entries = queries.adoption_by_snapshot(
+            uow, ctx.app.reference.audit_context, owners=scope, by=by, limit=limit
+        )
+    return AdoptionOut(
+        by=by.value if by else None,
+        snapshots=[AdoptionEntryOut.model_validate(e) for e in entries],
+    )
+
+
+@router.get(
+    "/cutover",
+    responses=problem_responses(401, 403, 422, 503),
+    summary="Receivers each sender syntax would lose if the conversions ended on a date",
+    operation_id="getCutover",
+)
+def cutover_report(
+    request: Request,
+    caller: AuditReader,
+    date: Annotated[date, Query(description="the day the conversion paths would be gone")],
+    owner: OwnerFilter = None,
+) -> CutoverOut:
+    """For each sender syntax, the active correspondence receivers it reaches on the
+    snapshot's date but that are rejected with `MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE` on
+    `date`, decided by the routing policy in force. Needs `audit:read`; an owner-restricted
+    token sees only its owners' receivers."""
+    ctx = context(request)
+    scope = owner_scope(caller, owner)
+    service = ctx.app.routing()
+    resolver = service.resolver()
+    with ctx.app.uow() as uow:
+        info, report = queries.cutover_on(
+            uow, resolver, date, owners=scope, context=ctx.app.reference.audit_context
+        )
+    return CutoverOut(
+        snapshot=SnapshotOut.model_validate(info, context={"now": service.now()}),
+        today=report.today,
+        date=report.on,
+        receivers=report.receivers,
+        counts=report.counts,
+        senders=[SenderCutoverOut.model_validate(s) for s in report.senders],
+    )

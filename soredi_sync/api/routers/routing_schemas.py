@@ -1,0 +1,168 @@
+"""The routing endpoints' bodies: a routing question in, a decision out (the published contract).
+
+``RouteOut.model_validate(decision, context={"now": now})`` reads a
+:class:`~soredi_sync.domain.routing.RouteDecision`; the snapshot's age is as of ``now``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from soredi_sync.api.common import GLN_PATTERN, SOR_ID_PATTERN, OutModel, attributes, now_of
+from soredi_sync.domain.routing import Attachment, AttachmentContent, RouteRequest, SnapshotRef
+
+
+class ReceiverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gln: str | None = Field(default=None, pattern=GLN_PATTERN, examples=["5790000121786"])
+    sor_id: str | None = Field(default=None, pattern=SOR_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if self.gln is None and self.sor_id is None:
+            raise ValueError("give the receiver's gln, sor_id or both")
+        return self
+
+
+AttachmentContentName = Literal["data", "separate", "link", "none"]
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mime_type: str = Field(
+        max_length=255, examples=["application/pdf"], description='the declared type; "" if none'
+    )
+    size: int = Field(ge=0, description="bytes")
+    title: str | None = Field(default=None, max_length=1000)
+    content: AttachmentContentName = Field(
+        default="data",
+        description='how its bytes travel: "data" in the message, "separate" in a binary message '
+        'of its own (XBIN01/BIN01), "link" a url only, "none" neither data nor url',
+    )
+
+
+class RouteIn(BaseModel):
+    """A routing question (DOMAIN.md §3.1). Unknown fields are refused, so that a misspelt
+    field (which could change the decision) is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    receiver: ReceiverIn
+    business_message: str = Field(max_length=40, examples=["correspondence"])
+    sender_syntax: str = Field(max_length=20, examples=["fhir"])
+    message_id: str | None = Field(default=None, max_length=200)
+    text_length: int | None = Field(default=None, ge=0, description="characters")
+    subject: str | None = Field(
+        default=None, max_length=10_000, description="the legacy subject, if known"
+    )
+    category: str | None = Field(default=None, max_length=200)
+    topic: str | None = Field(default=None, max_length=10_000)
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10_000)
+    total_size: int | None = Field(default=None, ge=0, description="bytes")
+    at: date | None = Field(default=None, description="decision date (default: today, Danish)")
+    category_coded: bool | None = Field(
+        default=None,
+        description="false: the category has no code (or the message has none where one is "
+        "required); omitted: not known",
+    )
+
+    def to_request(self) -> RouteRequest:
+        return RouteRequest(
+            business_message=self.business_message,
+            sender_syntax=self.sender_syntax,
+            receiver_gln=self.receiver.gln,
+            receiver_sor_id=self.receiver.sor_id,
+            text_length=self.text_length,
+            subject=self.subject,
+            category=self.category,
+            topic=self.topic,
+            attachments=tuple(
+                Attachment(a.mime_type, a.size, a.title, AttachmentContent(a.content))
+                for a in self.attachments
+            ),
+            total_size=self.total_size,
+            at=self.at,
+            message_id=self.message_id,
+            category_coded=self.category_coded,
+        )
+
+
+class ConversionOut(OutModel):
+    step: str = Field(examples=["fhir->oioxml"])
+    by: str | None = Field(description="VANS code of the receiver, who converts")
+
+
+class AttachmentPlanOut(OutModel):
+    index: int = Field(description="1-based, in the message's order")
+    title: str | None
+    mime_type: str = Field(description="the type it travels as")
+    declared_type: str | None = Field(description="the type the message declares, if any")
+    sniffed_type: str | None = Field(description="the type its first bytes show, if known")
+    size: int = Field(description="bytes")
+    content: str = Field(description='"data", "separate", "link" or "none"')
+    carried_as: str = Field(description='"inline" or a binary message type such as XBIN01')
+
+
+class RouteWarningOut(OutModel):
+    code: str = Field(examples=["LEGACY_GLN_SYSTEM"], description="stable, for programs")
+    message: str = Field(description="for people")
+
+
+class MessageReadOut(OutModel):
+    """What was read from a message sent as it is (``POST /v1/route/message``)."""
+
+    syntax: str = Field(examples=["oioxml"], description="the sender syntax, as read")
+    message_type: str = Field(examples=["XDIS91"], description="the type on the wire")
+    business_message: str = Field(examples=["correspondence"])
+
+
+class AddressOut(OutModel):
+    sor_id: str | None
+    gln: str | None
+    inherited_from: str | None
+
+
+class SnapshotRefOut(OutModel):
+    id: int
+    taken_at: datetime
+    age_seconds: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aged(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, SnapshotRef):
+            age = round((now_of(info) - data.taken_at).total_seconds(), 3)
+            return attributes(data, cls, age_seconds=age)
+        return data
+
+
+class TraceOut(OutModel):
+    rule: str
+    outcome: str
+    detail: str
+
+
+class RouteOut(OutModel):
+    """How to deliver the message, or why not, and on which snapshot that was decided."""
+
+    decision: Literal["deliver", "reject"]
+    reason: str | None
+    message_type: str | None
+    message_types: list[str]
+    syntax: str | None
+    conversion: list[ConversionOut]
+    attachments: list[AttachmentPlanOut]
+    address: AddressOut
+    warnings: list[RouteWarningOut]
+    snapshot: SnapshotRefOut
+    decided_on: date
+    trace: list[TraceOut]
+    message_id: str | None = None
+    message: MessageReadOut | None = Field(
+        default=None, description="what was read from the message; none for POST /v1/route"
+    )

@@ -1,0 +1,410 @@
+"""In-memory twins of the storage ports, for fast service tests without a database.
+
+:class:`FakeUnitOfWork` holds one fake of every repository. Like the real one it keeps only what
+was committed: leaving the ``with`` block (or :meth:`~FakeUnitOfWork.rollback`) restores the
+state of the last :meth:`~FakeUnitOfWork.commit`. It serves one transaction at a time, so a
+service that takes a unit-of-work factory can be given ``lambda: uow``. Every fake keeps its
+state in containers of immutable records, which is what makes the rollback a shallow copy.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from soredi_sync.domain.plans import ItemDraft, ItemState
+from soredi_sync.ports.fake_registry import Clock, FakeRegistryRepository, utc_now
+from soredi_sync.ports.fake_webhooks import FakeWebhookRepository
+from soredi_sync.ports.records import (
+    DecisionEntry,
+    Plan,
+    PlanEvent,
+    PlanItem,
+    RunEnd,
+    RunStatus,
+    StateChange,
+    SyncRunInfo,
+    TokenRecord,
+)
+
+ACCEPTED = (RunStatus.SUCCEEDED, RunStatus.UNCHANGED)
+
+
+def _copy(value: Any) -> Any:
+    """A copy of the containers in ``value``; the records in them are immutable and shared."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    if isinstance(value, set):
+        return set(value)
+    return value
+
+
+class FakeSyncRunRepository:
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self.runs: dict[int, SyncRunInfo] = {}
+        self.leases: dict[int, tuple[str, datetime]] = {}  # run id → (holder, expires at)
+
+    def start(
+        self,
+        source: str,
+        location: str,
+        trigger: str,
+        *,
+        holder: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> int:
+        run_id = max(self.runs, default=0) + 1
+        now = self._clock()
+        self.runs[run_id] = SyncRunInfo(
+            id=run_id,
+            source=source,
+            location=location,
+            trigger=trigger,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            finished_at=None,
+            duration_seconds=None,
+            etags={},
+            last_modified={},
+            content_hashes={},
+            counts={},
+            accepted_mass_change=False,
+            snapshot_id=None,
+            error=None,
+        )
+        if holder is not None:
+            self.leases[run_id] = (holder, lease_until or now)
+        return run_id
+
+    def renew_lease(self, run_id: int, holder: str, until: datetime) -> None:
+        if self.leases.get(run_id, ("",))[0] == holder:
+            self.leases[run_id] = (holder, until)
+
+    def release_lease(self, run_id: int, holder: str) -> None:
+        if self.leases.get(run_id, ("",))[0] == holder:
+            del self.leases[run_id]
+
+    def close_abandoned(self, error: str, now: datetime | None = None) -> list[int]:
+        moment = now or self._clock()
+        alive = {run_id for run_id, (_, until) in self.leases.items() if until > moment}
+        abandoned = [
+            r.id for r in self.runs.values() if r.status is RunStatus.RUNNING and r.id not in alive
+        ]
+        for run_id in abandoned:
+            self.runs[run_id] = replace(
+                self.runs[run_id], status=RunStatus.FAILED, finished_at=moment, error=error
+            )
+        self.leases = {k: v for k, v in self.leases.items() if k in alive}
+        return abandoned
+
+    def finish(self, run_id: int, status: RunStatus, **values: Any) -> None:
+        run = self.runs[run_id]
+        at = self._clock()
+        self.runs[run_id] = replace(
+            run,
+            status=status,
+            finished_at=at,
+            duration_seconds=(at - run.started_at).total_seconds(),
+            **values,
+        )
+
+    def get(self, run_id: int) -> SyncRunInfo | None:
+        return self.runs.get(run_id)
+
+    def last_accepted(self, source: str) -> SyncRunInfo | None:
+        accepted = [r for r in self.runs.values() if r.source == source and r.status in ACCEPTED]
+        return max(accepted, key=lambda r: r.id, default=None)
+
+    def recent(self, limit: int = 10) -> list[SyncRunInfo]:
+        return [self.runs[i] for i in sorted(self.runs, reverse=True)[:limit]]
+
+    def ended(self, source: str, limit: int) -> list[RunEnd]:
+        runs = (self.runs[i] for i in sorted(self.runs, reverse=True))
+        ended = (r for r in runs if r.source == source and r.status is not RunStatus.RUNNING)
+        return [RunEnd(r.status, r.finished_at, r.error) for r in itertools.islice(ended, limit)]
+
+    def last_confirmed_at(self) -> datetime | None:
+        confirmed = [
+            r for r in self.runs.values() if r.status in ACCEPTED and r.snapshot_id is not None
+        ]
+        return max(confirmed, key=lambda r: r.id).finished_at if confirmed else None
+
+
+class FakeAuditRepository:
+    def __init__(self) -> None:
+        self.summaries: dict[int, dict[str, Any]] = {}  # snapshot id → findings, adoption, at
+
+    def adoption(self, key: str) -> dict[int, dict[str, dict[str, int]]]:
+        return {
+            sid: dict(s["adoption"][key])
+            for sid, s in self.summaries.items()
+            if key in s["adoption"]
+        }
+
+    def save_summary(
+        self,
+        snapshot_id: int,
+        *,
+        computed_at: datetime,
+        findings: dict[str, Any],
+        adoption: dict[str, dict[str, dict[str, int]]],
+    ) -> None:
+        self.summaries[snapshot_id] = copy.deepcopy(
+            {"computed_at": computed_at, "findings": findings, "adoption": adoption}
+        )
+
+
+class FakeTokenRepository:
+    def __init__(self) -> None:
+        self.tokens: dict[int, TokenRecord] = {}
+        self.hashes: dict[str, int] = {}
+
+    def add(
+        self,
+        token_hash: str,
+        name: str,
+        scopes: Sequence[str],
+        owners: Sequence[str],
+        created_at: datetime,
+    ) -> TokenRecord:
+        token_id = max(self.tokens, default=0) + 1
+        record = TokenRecord(
+            token_id, name, frozenset(scopes), frozenset(owners), created_at, None, None
+        )
+        self.tokens[token_id] = record
+        self.hashes[token_hash] = token_id
+        return record
+
+    def get_by_hash(self, token_hash: str) -> TokenRecord | None:
+        token_id = self.hashes.get(token_hash)
+        return self.tokens[token_id] if token_id is not None else None
+
+    def get(self, token_id: int) -> TokenRecord | None:
+        return self.tokens.get(token_id)
+
+    def revoke(self, token_id: int, at: datetime) -> TokenRecord | None:
+        record = self.tokens.get(token_id)
+        if record is not None and record.revoked_at is None:
+            record = self.tokens[token_id] = replace(record, revoked_at=at)
+        return record
+
+    def mark_used(self, last_used: dict[int, datetime]) -> None:
+        for token_id, at in last_used.items():
+            if token_id in self.tokens:
+                self.tokens[token_id] = replace(self.tokens[token_id], last_used_at=at)
+
+    def list(self) -> builtins.list[TokenRecord]:
+        return [self.tokens[i] for i in sorted(self.tokens)]
+
+
+class FakeDecisionRepository:
+    def __init__(self) -> None:
+        self.entries: list[DecisionEntry] = []
+
+    def add_many(self, entries: Sequence[DecisionEntry]) -> None:
+        self.entries.extend(entries)
+
+    def since(self, since: datetime, limit: int = 1000) -> list[DecisionEntry]:
+        found = sorted((e for e in self.entries if e.decided_at >= since), key=_decided_at)
+        return found[:limit]
+
+    def purge(self, older_than: datetime) -> int:
+        kept = [e for e in self.entries if e.decided_at >= older_than]
+        purged, self.entries = len(self.entries) - len(kept), kept
+        return purged
+
+
+def _decided_at(entry: DecisionEntry) -> datetime:
+    return entry.decided_at
+
+
+class FakePlanRepository:
+    def __init__(self) -> None:
+        self.plans: dict[int, Plan] = {}
+        self.event_log: dict[int, list[PlanEvent]] = {}
+        self.next_item = 1
+
+    def add(
+        self,
+        *,
+        created_at: datetime,
+        created_by: str,
+        goal: str,
+        owners: Sequence[str],
+        owner_kind: str | None,
+        snapshot_id: int,
+        items: Sequence[ItemDraft],
+    ) -> int:
+        plan_id = max(self.plans, default=0) + 1
+        rows = tuple(
+            PlanItem(
+                self.next_item + n,
+                d.gln,
+                d.owner_sor_id,
+                d.action,
+                d.message_type,
+                d.version_code,
+                d.reason,
+                ItemState.PLANNED,
+                created_at,
+                None,
+            )
+            for n, d in enumerate(items)
+        )
+        self.next_item += len(rows)
+        self.plans[plan_id] = Plan(
+            plan_id,
+            created_at,
+            created_by,
+            goal,
+            tuple(sorted(owners)),
+            owner_kind,
+            snapshot_id,
+            rows,
+        )
+        details = {"goal": goal, "items": len(rows), "snapshot_id": snapshot_id}
+        self.event_log[plan_id] = [
+            PlanEvent(created_at, created_by, "created", None, None, None, details),
+            *(
+                PlanEvent(
+                    created_at, created_by, "created", i.id, None, ItemState.PLANNED.value, {}
+                )
+                for i in rows
+            ),
+        ]
+        return plan_id
+
+    def get(self, plan_id: int) -> Plan | None:
+        return self.plans.get(plan_id)
+
+    def events(self, plan_id: int) -> list[PlanEvent]:
+        return list(self.event_log.get(plan_id, []))
+
+    def open_plan_ids(self) -> list[int]:
+        open_states = (ItemState.SUBMITTED, ItemState.PENDING)
+        return [
+            plan_id
+            for plan_id in sorted(self.plans)
+            if any(i.state in open_states for i in self.plans[plan_id].items)
+        ]
+
+    def change_states(
+        self,
+        plan_id: int,
+        changes: Iterable[StateChange],
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        by_id = {c.item_id: c for c in changes}
+        plan = self.plans[plan_id]
+        log = self.event_log[plan_id]
+        items = []
+        for item in plan.items:
+            change = by_id.get(item.id)
+            if change is not None and change.snapshot_id is not None:
+                item = replace(item, verified_snapshot_id=change.snapshot_id)
+            if change is not None and item.state != change.to_state:
+                log.append(
+                    PlanEvent(
+                        at,
+                        actor,
+                        action,
+                        item.id,
+                        item.state.value,
+                        change.to_state.value,
+                        change.details or {},
+                    )
+                )
+                item = replace(item, state=change.to_state, updated_at=at)
+            items.append(item)
+        changed = sum(a.state != b.state for a, b in zip(plan.items, items, strict=True))
+        self.plans[plan_id] = replace(plan, items=tuple(items))
+        log.append(
+            PlanEvent(at, actor, action, None, None, None, {**(details or {}), "changed": changed})
+        )
+        return changed
+
+
+class FakeCursorRepository:
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self.offsets: dict[str, tuple[str, datetime, int | None]] = {}  # source → offset, at, sid
+
+    def offset(self, source: str) -> str | None:
+        found = self.offsets.get(source)
+        return found[0] if found is not None else None
+
+    def advance(self, source: str, offset: str, snapshot_id: int | None) -> None:
+        self.offsets[source] = (offset, self._clock(), snapshot_id)
+
+
+class FakeUnitOfWork:
+    """Every repository in memory; keeps what was committed, forgets the rest on leaving.
+
+    ``commits`` counts the commits; ``committed`` says whether the last transaction committed.
+    The repositories read the time from ``clock`` (by default the real one).
+    """
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self.registry = FakeRegistryRepository(clock)
+        self.runs = FakeSyncRunRepository(clock)
+        self.audits = FakeAuditRepository()
+        self.tokens = FakeTokenRepository()
+        self.decisions = FakeDecisionRepository()
+        self.plans = FakePlanRepository()
+        self.webhooks = FakeWebhookRepository(self.registry)
+        self.cursors = FakeCursorRepository(clock)
+        self.commits = 0
+        self.committed = False
+        self._saved = self._state()
+
+    def _repositories(self) -> tuple[object, ...]:
+        return (
+            self.registry,
+            self.runs,
+            self.audits,
+            self.tokens,
+            self.decisions,
+            self.plans,
+            self.webhooks,
+            self.cursors,
+        )
+
+    def _state(self) -> list[dict[str, Any]]:
+        return [
+            {k: _copy(v) for k, v in vars(repo).items() if not k.startswith("_")}
+            for repo in self._repositories()
+        ]
+
+    def __enter__(self) -> Self:
+        self.committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+    def commit(self) -> None:
+        self._saved = self._state()
+        self.commits += 1
+        self.committed = True
+
+    def rollback(self) -> None:
+        for repo, state in zip(self._repositories(), self._saved, strict=True):
+            vars(repo).update(_copy(state))

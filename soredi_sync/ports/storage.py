@@ -1,0 +1,370 @@
+"""Storage ports: the repositories and the unit of work the services depend on.
+
+``typing.Protocol`` classes: the SQLAlchemy adapters in :mod:`soredi_sync.db` and the in-memory
+fakes in :mod:`soredi_sync.ports.fakes` both satisfy them without naming them. Repositories never
+commit; the use case does, through its :class:`UnitOfWork`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from soredi_sync.domain.diff import ChangeSet
+from soredi_sync.domain.model import Capability, Gln, Registry, Unit
+from soredi_sync.domain.plans import ItemDraft
+from soredi_sync.ports.records import (
+    ChangeRecord,
+    DecisionEntry,
+    Delivery,
+    DueDelivery,
+    OwnerMap,
+    Plan,
+    PlanEvent,
+    RunEnd,
+    RunStatus,
+    SnapshotInfo,
+    StateChange,
+    StuckDeliveries,
+    Subscription,
+    SyncRunInfo,
+    TokenRecord,
+    VersionSpan,
+)
+
+
+class RegistryRepository(Protocol):
+    """Snapshots, the registry as of each of them, and the change feed."""
+
+    def lock_snapshots(self) -> None:
+        """Hold, until the transaction ends, the one lock every writer of snapshots takes."""
+        ...
+
+    def current_snapshot(self) -> SnapshotInfo | None: ...
+
+    def current_snapshot_and_cursor(self) -> tuple[SnapshotInfo | None, int]: ...
+
+    def get_snapshot(self, snapshot_id: int) -> SnapshotInfo | None: ...
+
+    def snapshot_on(self, day: date) -> SnapshotInfo | None: ...
+
+    def list_snapshots(self, limit: int = 20) -> list[SnapshotInfo]:
+        """Newest first."""
+        ...
+
+    def load_registry(self, snapshot_id: int) -> Registry: ...
+
+    def get_unit(self, sor_id: str, snapshot_id: int) -> Unit | None: ...
+
+    def get_gln(self, gln: str, snapshot_id: int) -> Gln | None: ...
+
+    def capabilities_of(self, gln: str, snapshot_id: int) -> list[Capability]: ...
+
+    def children_of(self, sor_id: str, snapshot_id: int) -> list[Unit]: ...
+
+    def units_owning(self, gln: str, snapshot_id: int) -> list[Unit]: ...
+
+    def gln_history(self, gln: str) -> tuple[list[VersionSpan], list[VersionSpan]]: ...
+
+    def changes_since(
+        self, cursor: int, limit: int = 1000, up_to_snapshot: int | None = None
+    ) -> list[ChangeRecord]: ...
+
+    def last_cursor(self) -> int: ...
+
+    def add_snapshot(
+        self,
+        registry: Registry,
+        changes: ChangeSet,
+        *,
+        run_id: int,
+        source: str,
+        content_hash: str,
+        baseline: bool,
+        taken_at: datetime | None = None,
+    ) -> SnapshotInfo: ...
+
+
+class SyncRunRepository(Protocol):
+    """The record of every sync attempt, and the liveness lease of the running ones."""
+
+    def start(
+        self,
+        source: str,
+        location: str,
+        trigger: str,
+        *,
+        holder: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> int: ...
+
+    def renew_lease(self, run_id: int, holder: str, until: datetime) -> None: ...
+
+    def release_lease(self, run_id: int, holder: str) -> None: ...
+
+    def close_abandoned(self, error: str, now: datetime | None = None) -> list[int]: ...
+
+    def finish(self, run_id: int, status: RunStatus, **values: Any) -> None: ...
+
+    def get(self, run_id: int) -> SyncRunInfo | None: ...
+
+    def last_accepted(self, source: str) -> SyncRunInfo | None: ...
+
+    def recent(self, limit: int = 10) -> list[SyncRunInfo]: ...
+
+    def ended(self, source: str, limit: int) -> list[RunEnd]:
+        """How the last ``limit`` finished runs of ``source`` ended, newest first."""
+        ...
+
+    def last_confirmed_at(self) -> datetime | None:
+        """When the newest accepted run that names a snapshot finished (any source)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    """The stored audit and adoption figures of each snapshot."""
+
+    def adoption(self, key: str) -> dict[int, dict[str, dict[str, int]]]:
+        """Snapshot id → group → adoption figures under ``key`` ("all" or a dimension), for
+        every snapshot with a stored summary holding that key."""
+        ...
+
+    def save_summary(
+        self,
+        snapshot_id: int,
+        *,
+        computed_at: datetime,
+        findings: dict[str, Any],
+        adoption: dict[str, dict[str, dict[str, int]]],
+    ) -> None:
+        """Store the summary of ``snapshot_id``, replacing any earlier one."""
+        ...
+
+
+class TokenRepository(Protocol):
+    """API tokens, looked up by the SHA-256 of the presented token."""
+
+    def add(
+        self,
+        token_hash: str,
+        name: str,
+        scopes: Sequence[str],
+        owners: Sequence[str],
+        created_at: datetime,
+    ) -> TokenRecord: ...
+
+    def get_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+    def get(self, token_id: int) -> TokenRecord | None: ...
+
+    def revoke(self, token_id: int, at: datetime) -> TokenRecord | None: ...
+
+    def mark_used(self, last_used: dict[int, datetime]) -> None: ...
+
+    def list(self) -> builtins.list[TokenRecord]: ...
+
+
+class DecisionRepository(Protocol):
+    """The decision log."""
+
+    def add_many(self, entries: Sequence[DecisionEntry]) -> None: ...
+
+    def since(self, since: datetime, limit: int = 1000) -> list[DecisionEntry]: ...
+
+    def purge(self, older_than: datetime) -> int: ...
+
+
+class PlanRepository(Protocol):
+    """Change plans, their items and the record of every state change."""
+
+    def add(
+        self,
+        *,
+        created_at: datetime,
+        created_by: str,
+        goal: str,
+        owners: Sequence[str],
+        owner_kind: str | None,
+        snapshot_id: int,
+        items: Sequence[ItemDraft],
+    ) -> int: ...
+
+    def get(self, plan_id: int) -> Plan | None: ...
+
+    def events(self, plan_id: int) -> list[PlanEvent]: ...
+
+    def open_plan_ids(self) -> list[int]: ...
+
+    def change_states(
+        self,
+        plan_id: int,
+        changes: Iterable[StateChange],
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        details: dict[str, Any] | None = None,
+    ) -> int: ...
+
+
+class WebhookRepository(Protocol):
+    """Change subscriptions (webhooks) and their deliveries."""
+
+    def add(
+        self,
+        *,
+        name: str,
+        url: str,
+        filters: Mapping[str, Sequence[str]],
+        origin: str,
+        secret: str | None,
+        created_at: datetime,
+        created_by: str,
+        cursor: int,
+        credentials: str | None = None,
+    ) -> Subscription: ...
+
+    def get(self, subscription_id: int) -> Subscription | None: ...
+
+    def get_by_name(self, name: str) -> Subscription | None: ...
+
+    def all(self) -> list[Subscription]: ...
+
+    def secret_of(self, subscription_id: int) -> str | None: ...
+
+    def retarget(
+        self,
+        subscription_id: int,
+        *,
+        url: str,
+        filters: Mapping[str, Sequence[str]],
+        credentials: str | None = None,
+    ) -> bool: ...
+
+    def restart(
+        self,
+        subscription_id: int,
+        *,
+        url: str,
+        filters: Mapping[str, Sequence[str]],
+        secret: str | None,
+        created_at: datetime,
+        created_by: str,
+        cursor: int,
+        credentials: str | None = None,
+    ) -> Subscription: ...
+
+    def deactivate(self, subscription_id: int, at: datetime, reason: str) -> int: ...
+
+    def lock_active(self) -> list[Subscription]: ...
+
+    def advance(self, subscription_id: int, cursor: int) -> None: ...
+
+    def add_delivery(
+        self,
+        *,
+        subscription_id: int,
+        created_at: datetime,
+        first_change_id: int,
+        last_change_id: int,
+        change_count: int,
+        payload: dict[str, Any],
+    ) -> int: ...
+
+    def last_sequence(self, subscription_id: int) -> int: ...
+
+    def claim_due(
+        self,
+        now: datetime,
+        until: datetime,
+        holder: str = "dispatcher",
+        *,
+        limit: int | None = None,
+        max_attempts: int | None = None,
+    ) -> list[DueDelivery]: ...
+
+    def record_delivered(
+        self, delivery_id: int, at: datetime, status_code: int, holder: str = "dispatcher"
+    ) -> bool: ...
+
+    def record_failed_attempt(
+        self,
+        delivery_id: int,
+        at: datetime,
+        *,
+        status_code: int | None,
+        error: str,
+        retry_at: datetime | None,
+        holder: str = "dispatcher",
+    ) -> bool: ...
+
+    def stuck(self, now: datetime, due_before: datetime) -> StuckDeliveries: ...
+
+    def deliveries(
+        self, subscription_id: int, limit: int = 50, status: str | None = None
+    ) -> list[Delivery]: ...
+
+    def payload_of(self, delivery_id: int) -> dict[str, Any] | None: ...
+
+    def delivery_counts(self) -> dict[int, dict[str, int]]: ...
+
+    def owner_map(self, snapshot_id: int) -> OwnerMap: ...
+
+
+class CursorRepository(Protocol):
+    """Where each incremental source stopped reading its feed."""
+
+    def offset(self, source: str) -> str | None:
+        """The stored offset of ``source``; None when nothing was stored yet."""
+        ...
+
+    def advance(self, source: str, offset: str, snapshot_id: int | None) -> None:
+        """Store ``offset`` as where ``source`` stopped, in the transaction of its snapshot."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """What a use case needs from storage: every repository, over one transaction.
+
+    Leaving the ``with`` block without :meth:`commit` rolls everything back.
+    """
+
+    @property
+    def registry(self) -> RegistryRepository: ...
+
+    @property
+    def runs(self) -> SyncRunRepository: ...
+
+    @property
+    def audits(self) -> AuditRepository: ...
+
+    @property
+    def tokens(self) -> TokenRepository: ...
+
+    @property
+    def decisions(self) -> DecisionRepository: ...
+
+    @property
+    def plans(self) -> PlanRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+
+    @property
+    def cursors(self) -> CursorRepository: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
