@@ -68,3 +68,8 @@ class MissingExtra(SorediError):
         )
         self.module = module
         self.extra = extra
+
+
+class ReferenceDataError(SorediError, ValueError):
+    """A reference file (config folder) is missing, unreadable or wrong; the message starts
+    with its path."""

@@ -26,11 +26,7 @@ from pydantic import (
 from soredi_sync.domain.audit import AuditContext, OwnerKind
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import ConversionStep, Limits, RoutingPolicy
-from soredi_sync.errors import SorediError
-
-
-class ReferenceDataError(SorediError, ValueError):
-    """A reference file is missing, unreadable or wrong; the message starts with its path."""
+from soredi_sync.errors import ReferenceDataError
 
 
 @dataclass(frozen=True)

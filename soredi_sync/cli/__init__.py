@@ -1,8 +1,8 @@
 """The ``soredi-sync`` command line: one click group, settings loaded lazily.
 
-Exit codes: 0 success, 1 a sync failed, 2 usage error, 3 a sync was refused as implausible,
-4 not found, 5 the database schema needs ``soredi-sync db upgrade``, 6 a routing decision was
-"reject".
+Exit codes: 0 success, 1 a sync failed, 2 usage error or a broken file in the config folder,
+3 a sync was refused as implausible, 4 not found, 5 the database schema needs
+``soredi-sync db upgrade``, 6 a routing decision was "reject".
 
 One module per group of commands, registered below; what they share (lazy settings, exit codes,
 options, output) is in :mod:`soredi_sync.cli.common`. A command imports what it needs when it
@@ -108,10 +108,13 @@ for _command in (
 
 def main() -> None:
     """The ``soredi-sync`` script."""
-    from soredi_sync.errors import MissingExtra
+    from soredi_sync.errors import MissingExtra, ReferenceDataError
 
     try:
         cli(prog_name="soredi-sync")
     except MissingExtra as exc:  # e.g. a PostgreSQL URL without the [postgres] extra
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except ReferenceDataError as exc:  # a broken file in the config folder, named in exc
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -77,13 +77,13 @@ def open_app(
     """
     from soredi_sync.bootstrap import bootstrap
     from soredi_sync.db.engine import safe_database_url
-    from soredi_sync.services.schema import SchemaState, prepare
+    from soredi_sync.db.schema import SchemaState, prepare
 
     settings = settings_of(ctx)
     app = bootstrap(settings, reference)
     try:
         # Several processes may start on an empty database at once: one migrates, the
-        # others wait for it (services/schema.py).
+        # others wait for it (db/schema.py).
         state = prepare(app.engine, settings.database_url, migrate_empty=migrate_empty)
         if state is not SchemaState.CURRENT:
             click.echo(
@@ -101,7 +101,8 @@ def open_app(
 def database_errors(ctx: click.Context, doing: str) -> Iterator[None]:
     """A database that fails under a command (a full disk, a lost connection) is one line for
     the operator and exit code 1, not a traceback."""
-    from soredi_sync.db.engine import DatabaseFailure, is_database_failure, safe_database_url
+    from soredi_sync.db.engine import safe_database_url
+    from soredi_sync.ports.failures import DatabaseFailure, is_database_failure
 
     try:
         yield

@@ -18,7 +18,7 @@ def db_group() -> None:
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the database up to REVISION (default: head)."""
     from soredi_sync.db.engine import safe_database_url
-    from soredi_sync.services.schema import upgrade
+    from soredi_sync.db.schema import upgrade
 
     settings = settings_of(ctx)
     upgrade(settings.database_url, revision)
@@ -30,7 +30,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the database down to REVISION (e.g. base)."""
-    from soredi_sync.services.schema import downgrade
+    from soredi_sync.db.schema import downgrade
 
     downgrade(settings_of(ctx).database_url, revision)
     click.echo(f"downgraded to {revision}")
@@ -41,7 +41,7 @@ def db_downgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_current(ctx: click.Context, as_json: bool) -> None:
     """Show the database's schema revision and the code's head revision."""
-    from soredi_sync.services.schema import revisions
+    from soredi_sync.db.schema import revisions
 
     current, head = revisions(settings_of(ctx).database_url)
     if as_json:
@@ -54,7 +54,7 @@ def db_current(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def db_check(ctx: click.Context) -> None:
     """Fail if the models and the migrations disagree (alembic check)."""
-    from soredi_sync.services.schema import check
+    from soredi_sync.db.schema import check
 
     problem = check(settings_of(ctx).database_url)
     if problem:

@@ -274,7 +274,8 @@ def _exit_for(
 
 
 def _failure_line(ctx: click.Context, failure: StepFailure, run_id: int) -> str:
-    from soredi_sync.db.engine import DatabaseFailure, is_database_failure, safe_database_url
+    from soredi_sync.db.engine import safe_database_url
+    from soredi_sync.ports.failures import DatabaseFailure, is_database_failure
 
     error = failure.error
     if is_database_failure(error) and not isinstance(error, DatabaseFailure):

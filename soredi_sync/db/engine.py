@@ -2,85 +2,28 @@
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from soredi_sync.errors import MissingExtra, SorediError
+from soredi_sync.errors import MissingExtra
+from soredi_sync.ports.failures import register_storage_errors
+
+# SQLAlchemy's errors, as the storage ports know them: OperationalError is the database itself
+# failing (disk, connection, lock); any other SQLAlchemyError is a failed statement.
+register_storage_errors(failures=(OperationalError,), errors=(SQLAlchemyError,))
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Execution option of a connection whose next transaction must start with ``BEGIN IMMEDIATE``
 # on SQLite (see :func:`_sqlite_begin`); other engines ignore it.
 SQLITE_BEGIN_IMMEDIATE = "soredi_sqlite_begin_immediate"
-
-# What a full or failing disk looks like to SQLite and PostgreSQL ("could not extend file",
-# SQLSTATE class 53 / 58): the operator's hint differs from a lost connection or a lock.
-_DISK_SYMPTOMS = (
-    "disk i/o error",
-    "database or disk is full",
-    "no space left on device",
-    "could not extend file",
-    "could not write",
-    "disk full",
-)
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
-
-
-class DatabaseFailure(SorediError):
-    """The database refused a read or a write for a reason outside the data: a full or failing
-    disk, a lost connection, a lock held too long. The message is one line, for an operator:
-    the driver's own words, never the SQL or its parameters."""
-
-    def __init__(self, doing: str, cause: BaseException) -> None:
-        self.cause = describe_database_error(cause)
-        self.disk = is_disk_failure(cause)
-        hint = " (is the disk full?)" if self.disk else ""
-        super().__init__(f"the database failed while {doing}: {self.cause}{hint}")
-
-
-def describe_database_error(exc: BaseException) -> str:
-    """The first line of the driver's message (``disk I/O error``), without SQLAlchemy's
-    statement, parameters and background link."""
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def is_disk_failure(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-        return True
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate[:2] in ("53", "58"):
-        return True
-    return any(symptom in describe_database_error(exc).lower() for symptom in _DISK_SYMPTOMS)
-
-
-def is_database_failure(exc: BaseException) -> bool:
-    """True for errors of the database itself (:class:`OperationalError`: disk, connection,
-    lock), as opposed to errors of the statement or the data, which are bugs."""
-    return isinstance(exc, OperationalError)
-
-
-@contextmanager
-def database_failures_as(doing: str) -> Iterator[None]:
-    """Turns a failure of the database itself inside the block into :class:`DatabaseFailure`
-    saying what was being done; any other error passes unchanged."""
-    try:
-        yield
-    except Exception as exc:
-        if is_database_failure(exc):
-            raise DatabaseFailure(doing, exc) from exc
-        raise
 
 
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:

@@ -32,6 +32,7 @@ from rich.markup import escape
 
 from soredi_sync.bootstrap import bootstrap
 from soredi_sync.config import Settings
+from soredi_sync.db.schema import upgrade
 from soredi_sync.demo.gateway import route_bundles
 from soredi_sync.demo.medcom import plan_switch
 from soredi_sync.demo.region import read_audit
@@ -39,7 +40,6 @@ from soredi_sync.demo.story import DAYS, Story, current_snapshot
 from soredi_sync.demo.syncing import sync_and_show
 from soredi_sync.errors import SorediError
 from soredi_sync.reference_data import ReferenceData
-from soredi_sync.services.schema import upgrade
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,14 @@ from signxml.exceptions import InvalidInput, InvalidSignature
 from soredi_sync.sandbox.loopback import BackgroundServer, QuietHandler
 from soredi_sync.sandbox.server import is_loopback_host
 from soredi_sync.soap.dgws import (
+    Credentials,
+    build_id_card,
+    card_attribute,
+    certificate_in_signature,
+    sign_enveloped,
+    verify_enveloped,
+)
+from soredi_sync.soap.dgws.names import (
     ATTR_AUTH_LEVEL,
     ATTR_CARE_PROVIDER,
     ATTR_CVR,
@@ -36,13 +44,7 @@ from soredi_sync.soap.dgws import (
     SOAP_ENV,
     WST,
     Clock,
-    Credentials,
-    build_id_card,
-    card_attribute,
-    certificate_in_signature,
-    sign_enveloped,
     utc_now,
-    verify_enveloped,
 )
 
 logger = logging.getLogger(__name__)

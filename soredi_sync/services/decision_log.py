@@ -19,9 +19,8 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from soredi_sync.domain.routing import RouteDecision, RouteRequest
+from soredi_sync.ports.failures import is_storage_error
 from soredi_sync.ports.records import DecisionEntry
 from soredi_sync.ports.storage import UnitOfWork
 
@@ -133,7 +132,9 @@ class DecisionLog:
                 with self._uow_factory() as uow:
                     uow.decisions.add_many(batch)
                     uow.commit()
-            except SQLAlchemyError:
+            except Exception as exc:
+                if not is_storage_error(exc):
+                    raise
                 logger.warning(
                     "Writing %d decisions to the log failed; keeping them for the next flush",
                     len(batch),

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
-from soredi_sync.db.engine import DatabaseFailure, is_database_failure
 from soredi_sync.domain.days import today_in_denmark
 from soredi_sync.domain.diff import ChangeSet, diff
 from soredi_sync.domain.model import Capability, Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
+from soredi_sync.ports.failures import DatabaseFailure, is_database_failure
 from soredi_sync.ports.records import RunStatus, SnapshotInfo
 from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.liveness import RUN_LEASE_SECONDS

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from soredi_sync.db.engine import describe_database_error, is_database_failure
+from soredi_sync.ports.failures import describe_database_error, is_database_failure
 from soredi_sync.ports.records import RunStatus, SnapshotInfo
 from soredi_sync.ports.storage import UnitOfWork
 

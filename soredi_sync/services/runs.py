@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from soredi_sync.db.engine import database_failures_as
 from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.observability.logging import bind_run
+from soredi_sync.ports.failures import database_failures_as
 from soredi_sync.ports.records import RunStatus, SnapshotInfo
 from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.liveness import (

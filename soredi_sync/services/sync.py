@@ -16,12 +16,12 @@ from typing import Any
 
 from soredi_sync.clients.sor_files import FetchedFile, ProgressCallback, SorFilesClient, Validators
 from soredi_sync.config import GuardSettings, SourceSettings
-from soredi_sync.db.engine import DISK_ERRNOS, DatabaseFailure, is_database_failure
 from soredi_sync.domain.diff import ChangeSet, diff, implausible_removals
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Registry
 from soredi_sync.errors import MassChangeRefused, SorediError
 from soredi_sync.parsing.load import load_registry
+from soredi_sync.ports.failures import DISK_ERRNOS, DatabaseFailure, is_database_failure
 from soredi_sync.ports.records import RunStatus, SnapshotInfo, SyncRunInfo
 from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.reference_data import CsvColumns
