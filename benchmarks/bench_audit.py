@@ -35,7 +35,7 @@ from soredi_sync.domain.routing import Resolver, RoutingIndex, SnapshotRef
 from soredi_sync.sandbox.generate import generate
 from soredi_sync.services.audit import record_summary
 from soredi_sync.services.cutover import cutover
-from soredi_sync.services.schema import upgrade
+from soredi_sync.db.schema import upgrade
 from soredi_sync.services.sync import sync_source
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -123,7 +123,7 @@ def _fresh_database(url: str | None, workdir: Path) -> str:
     from sqlalchemy import create_engine, text
 
     from soredi_sync.db.models import Base
-    from soredi_sync.services.schema import upgrade
+    from soredi_sync.db.schema import upgrade
 
     if url is None:
         url = f"sqlite:///{workdir / 'bench.db'}"
