@@ -7,7 +7,7 @@ read, so the document is the same wherever it is made. Regenerate the committed 
     soredi-sync openapi > docs/openapi.json
     python -m soredi_sync.api.openapi > docs/openapi.json   # the same, without the CLI
 
-``tests/api/test_openapi_document.py`` fails when the served document drifts from it.
+``tests/integration/api/test_openapi_document.py`` fails when the served document drifts from it.
 """
 
 from __future__ import annotations

@@ -56,10 +56,6 @@ class DataHealth:
     def fresh(self) -> bool:
         return self.data_age_seconds is not None and self.data_age_seconds <= self.max_age_seconds
 
-    @property
-    def degraded_sources(self) -> list[str]:
-        return [s.source for s in self.sources if s.degraded]
-
 
 def source_health(uow: UnitOfWork, source: str, degraded_after: int) -> SourceHealth:
     """Failed or refused runs of ``source`` since its last accepted one (running ones skipped)."""

@@ -9,8 +9,8 @@ from soredi_sync.domain.model import Gln
 from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.ports.fakes import FakeUnitOfWork
 from soredi_sync.services.audit import adoption_series, record_summary
-from tests.factories import gln, registry, unit
-from tests.unit.services.conftest import store
+from tests.support.factories import gln, registry, unit
+from tests.support.fakes import store
 
 MUNICIPALITY_TYPE = "550921000005109"
 

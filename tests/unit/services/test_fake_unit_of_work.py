@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from soredi_sync.ports.fakes import FakeUnitOfWork
-from tests.factories import registry, unit
-from tests.unit.services.conftest import START, store
+from tests.support.factories import registry, unit
+from tests.support.fakes import START, store
 
 
 def test_uncommitted_work_is_rolled_back_on_leaving() -> None:

@@ -11,8 +11,8 @@ from soredi_sync.ports.fakes import FakeUnitOfWork
 from soredi_sync.ports.records import DecisionEntry, RunStatus
 from soredi_sync.services.decision_log import DecisionLog, decisions_since, purge_decisions
 from soredi_sync.services.liveness import kept_alive, lease_until, record_run_failure
-from tests.factories import registry, unit
-from tests.unit.services.conftest import START, Clock, store
+from tests.support.factories import registry, unit
+from tests.support.fakes import START, Clock, store
 
 
 def _start(uow: FakeUnitOfWork, clock: Clock) -> int:

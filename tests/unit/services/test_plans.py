@@ -25,8 +25,8 @@ from soredi_sync.services.plans import (
     verify_plan,
 )
 from soredi_sync.soap.records import ChangeResult, EdiTypeChange, SubmissionReceipt
-from tests.factories import gln, registry, unit
-from tests.unit.services.conftest import store
+from tests.support.factories import gln, registry, unit
+from tests.support.fakes import store
 
 MUNICIPALITY_TYPE = "550921000005109"
 OWNER, OTHER = "1", "2"

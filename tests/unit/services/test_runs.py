@@ -10,8 +10,8 @@ from soredi_sync.errors import InvalidSourceData, MassChangeRefused, SorediError
 from soredi_sync.ports.fakes import FakeUnitOfWork
 from soredi_sync.ports.records import RunStatus, SnapshotInfo
 from soredi_sync.services.runs import RunSpec, recorded_run
-from tests.factories import registry, unit
-from tests.unit.services.conftest import store
+from tests.support.factories import registry, unit
+from tests.support.fakes import store
 
 SPEC = RunSpec("sor-filer", "sandbox", "test")
 log = logging.getLogger("soredi_sync.tests.runs")

@@ -15,8 +15,8 @@ from soredi_sync.services.tokens import (
     owners_not_in_snapshot,
     revoke_token,
 )
-from tests.factories import registry, unit
-from tests.unit.services.conftest import Clock, store
+from tests.support.factories import registry, unit
+from tests.support.fakes import Clock, store
 
 
 class Ticks:
