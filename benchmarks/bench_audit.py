@@ -30,12 +30,12 @@ from typing import TypeVar
 
 from soredi_sync.bootstrap import bootstrap
 from soredi_sync.config import Settings
+from soredi_sync.db.schema import upgrade
 from soredi_sync.domain.audit import adoption, audit, compare
 from soredi_sync.domain.routing import Resolver, RoutingIndex, SnapshotRef
 from soredi_sync.sandbox.generate import generate
 from soredi_sync.services.audit import record_summary
 from soredi_sync.services.cutover import cutover
-from soredi_sync.db.schema import upgrade
 from soredi_sync.services.sync import sync_source
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -245,8 +245,8 @@ def main() -> None:
 
     from soredi_sync.bootstrap import bootstrap
     from soredi_sync.config import Settings
-    from soredi_sync.sandbox.generate import generate
     from soredi_sync.db.schema import upgrade
+    from soredi_sync.sandbox.generate import generate
     from soredi_sync.services.sync import sync_source
 
     sandbox = DATA / f"{args.profile}-seed{args.seed}"

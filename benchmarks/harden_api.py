@@ -372,8 +372,8 @@ def prepare(tmp: Path) -> tuple[str, str, str]:
     a receiver GLN)."""
     from soredi_sync.bootstrap import bootstrap
     from soredi_sync.config import Settings
-    from soredi_sync.sandbox.generate import generate
     from soredi_sync.db.schema import upgrade
+    from soredi_sync.sandbox.generate import generate
     from soredi_sync.services.sync import sync_source
     from soredi_sync.services.tokens import create_token
 

@@ -136,8 +136,8 @@ def child(experiment: str, url: str, timeout: float, window: float) -> dict[str,
         WebhookSettings,
     )
     from soredi_sync.db.models import SyncRun
-    from soredi_sync.sandbox.generate import generate
     from soredi_sync.db.schema import upgrade
+    from soredi_sync.sandbox.generate import generate
     from soredi_sync.services.sync import sync_source
 
     work = Path(tempfile.mkdtemp(prefix="harden-webhooks-"))

@@ -2,8 +2,8 @@
 request's head.
 
 What uvicorn (0.54) does on its own, read from ``uvicorn/protocols/http/{h11,httptools}_impl.py``
-and checked by ``tests/system/faults/test_api_limits.py``: ``timeout_keep_alive`` is armed only once a
-response is complete, and any byte received cancels it. So a connection that never sends a
+and checked by ``tests/system/faults/test_api_limits.py``: ``timeout_keep_alive`` is armed only
+once a response is complete, and any byte received cancels it. So a connection that never sends a
 byte is never closed, and one that sends its headers a byte at a time is never cut off either;
 ``h11_max_incomplete_event_size`` caps the head under h11 only, and httptools (what "auto"
 picks when it is installed) has no cap at all. Nothing in ASGI can help: the application is

@@ -170,6 +170,30 @@ class TestUnmigratedDatabase:
         assert "db upgrade" in result.output
 
 
+class TestBrokenConfigFolder:
+    def test_a_broken_reference_file_ends_a_command_with_one_line_naming_it(
+        self, cli: Cli, tmp_path: Path
+    ) -> None:
+        import subprocess
+        import sys
+
+        folder = tmp_path / "config"
+        cli("config", "init", str(folder))
+        with (folder / "routing.toml").open("a") as routing:
+            routing.write("unfinished = [\n")
+        database = f"sqlite:///{tmp_path}/soredi.db"
+        done = subprocess.run(
+            [sys.executable, "-m", "soredi_sync", "--database-url", database, "status"],
+            env={**os.environ, "SOREDI_CONFIG_DIR": str(folder)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error: {folder / 'routing.toml'}: ")
+        assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
 class TestSandboxCommands:
     def test_generate_writes_the_days_and_a_manifest(self, cli: Cli, tmp_path: Path) -> None:
         result = cli(
