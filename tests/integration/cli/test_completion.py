@@ -61,3 +61,23 @@ class TestShellCompletion:
         assert "-F _soredi_sync_completion soredi-sync" in result.stdout
         offered = result.stdout.split("offered: ", 1)[1].split()
         assert {"create", "show", "submit", "verify"} <= set(offered)
+
+
+# What a command imports when it runs, not before: help and completion answer without them.
+HEAVY = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "httpx", "zeep", "lxml", "apscheduler")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sync", "--help"], ["webhook", "add", "--help"]])
+def test_help_loads_no_database_web_or_soap_library(args: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from soredi_sync.cli import cli\n"
+        f"result = CliRunner().invoke(cli, {args!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == []
