@@ -368,3 +368,16 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+class CurrentSnapshot(Protocol):
+    """Which snapshot is current, cheaply enough for the routing service to ask before every
+    decision (implemented in ``db/current_snapshot.py`` on a per-thread raw connection)."""
+
+    def current_snapshot_id(self) -> int | None:
+        """The newest snapshot's id; ``None`` before the first sync."""
+        ...
+
+    def close(self) -> None:
+        """Give back what the look-ups hold (at shutdown, when no decision is running)."""
+        ...

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Protocol
 
 from soredi_sync.domain.days import danish_day
 from soredi_sync.domain.message_types import MessageTypeRegistry
@@ -30,26 +29,13 @@ from soredi_sync.domain.routing import (
 )
 from soredi_sync.errors import NoSnapshot
 from soredi_sync.ports.records import TokenRecord
-from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.ports.storage import CurrentSnapshot, UnitOfWork
 from soredi_sync.services.tokens import OutsideOwners, may_route_to
 
 logger = logging.getLogger(__name__)
 
 # Decision dates are Danish calendar days: a message sent at 00:30 local time on 1 January
 # is decided on 1 January, although it is still 31 December in UTC.
-
-
-class CurrentSnapshot(Protocol):
-    """Which snapshot is current, cheaply enough to ask before every decision
-    (:class:`~soredi_sync.db.current_snapshot.SqlAlchemyCurrentSnapshot`)."""
-
-    def current_snapshot_id(self) -> int | None:
-        """The newest snapshot's id; ``None`` before the first sync."""
-        ...
-
-    def close(self) -> None:
-        """Give back what the look-ups hold (at shutdown, when no decision is running)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

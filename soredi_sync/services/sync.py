@@ -37,8 +37,8 @@ class ConcurrentSync(SorediError):
     """Another writer stored a snapshot after this sync read the one it diffed against.
 
     The text is the same on every engine: writers of snapshots take one lock and re-check the
-    current snapshot under it (:meth:`SqlAlchemyRegistryRepository.lock_snapshots`), so the
-    loser of a race always ends here, never in a unique-index violation.
+    current snapshot under it (``uow.registry.lock_snapshots()``), so the loser of a race
+    always ends here, never in a unique-index violation.
     """
 
     def __init__(self, expected: int | None, found: int | None) -> None:
