@@ -241,6 +241,17 @@ class DaemonSettings(BaseModel):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
 
+class UiSettings(BaseModel):
+    """The web console (``/ui``)."""
+
+    # Signs the console's session cookies. Give it through the environment
+    # (SOREDI_UI__SECRET_KEY), the same on every replica; unset: a random key per process, so
+    # sessions end when the process restarts and differ between replicas.
+    secret_key: SecretStr | None = None
+    # A console session ends this many hours after sign-in.
+    session_hours: float = Field(default=8, gt=0, le=24 * 30)
+
+
 class LoggingSettings(BaseModel):
     # "text" for people, "json" (one object per line) for log shippers.
     format: Literal["text", "json"] = "text"
@@ -319,6 +330,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
     soap: SoapSettings = Field(default_factory=SoapSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)

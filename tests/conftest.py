@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.app",
     "tests.fixtures.api",
+    "tests.fixtures.ui",
 ]

@@ -126,6 +126,12 @@ def create_app(
     install_problem_handlers(api)
     for resource in (routing, registry, health, audit, plans, webhooks):
         api.include_router(resource.router)
+    # The web console (/ui, not in the OpenAPI document). Imported here: ui sits above api.
+    from soredi_sync.ui import served_pages, ui_body_limits, ui_router
+
+    console = ui_router()
+    api.include_router(console)
+    api.state.ui_served_paths = served_pages(console)  # what the console's menu may offer
     _complete_document(api)
     # Outermost of the application's own layers: tokens and body sizes are judged before
     # FastAPI reads a body (api/limits.py).
@@ -133,7 +139,10 @@ def create_app(
         RequestLimits,
         verifier=verifier,
         max_body_bytes=settings.max_body_bytes,
-        body_limits=dict.fromkeys(routing.MESSAGE_PATHS, settings.max_bundle_bytes),
+        body_limits={
+            **dict.fromkeys(routing.MESSAGE_PATHS, settings.max_bundle_bytes),
+            **ui_body_limits(settings.max_bundle_bytes),
+        },
         body_timeout=settings.body_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
     )

@@ -28,6 +28,12 @@ class SqlAlchemyAuditRepository:
             if key in row.adoption
         }
 
+    def findings(self, snapshot_id: int) -> dict[str, Any] | None:
+        """The stored finding counts of ``snapshot_id`` (``by_code``, ``by_severity``,
+        ``total``); None when it has no summary."""
+        row = self.session.get(AuditSummary, snapshot_id)
+        return dict(row.findings) if row is not None else None
+
     def save_summary(
         self,
         snapshot_id: int,

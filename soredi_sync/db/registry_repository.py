@@ -6,11 +6,11 @@ It speaks the domain's language and never commits: the use case owns the transac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.engine import SQLITE_BEGIN_IMMEDIATE
@@ -187,6 +187,40 @@ class SqlAlchemyRegistryRepository:
         )
         return [unit_from_row(r) for r in rows]
 
+    def search_units(
+        self,
+        fragment: str,
+        snapshot_id: int,
+        *,
+        owners: Collection[str] | None = None,
+        limit: int = 50,
+    ) -> list[Unit]:
+        """Units whose name contains ``fragment`` (any case), by name; with ``owners``, only
+        units of those institution owners; at most ``limit``.
+
+        No index serves a fragment: it scans the snapshot's units, about 20 ms on the national
+        profile (73,000 units).
+        """
+        spellings = {fragment}
+        if not fragment.isascii() and self.session.get_bind().dialect.name == "sqlite":
+            # SQLite folds the case of ASCII letters only: try the usual spellings of the rest.
+            spellings |= {
+                fragment.lower(),
+                fragment.upper(),
+                fragment.capitalize(),
+                fragment.title(),
+            }
+        query = select(UnitVersion).where(
+            as_of(UnitVersion, snapshot_id),
+            or_(*(UnitVersion.name.icontains(s, autoescape=True) for s in sorted(spellings))),
+        )
+        if owners is not None:
+            query = query.where(UnitVersion.owner_sor_id.in_(sorted(owners)))
+        rows = self.session.scalars(
+            query.order_by(UnitVersion.name, UnitVersion.sor_id).limit(limit)
+        )
+        return [unit_from_row(r) for r in rows]
+
     # -- history ----------------------------------------------------------------------------
 
     def gln_history(self, gln: str) -> tuple[list[VersionSpan], list[VersionSpan]]:
@@ -203,6 +237,13 @@ class SqlAlchemyRegistryRepository:
             [VersionSpan(gln_from_row(r), r.valid_from, r.valid_to) for r in gln_rows],
             [VersionSpan(cap_from_row(r), r.valid_from, r.valid_to) for r in cap_rows],
         )
+
+    def unit_history(self, sor_id: str) -> list[VersionSpan]:
+        """Every stored version of a unit, oldest first."""
+        rows = self.session.scalars(
+            select(UnitVersion).where(UnitVersion.sor_id == sor_id).order_by(UnitVersion.valid_from)
+        )
+        return [VersionSpan(unit_from_row(r), r.valid_from, r.valid_to) for r in rows]
 
     def changes_since(
         self, cursor: int, limit: int = 1000, up_to_snapshot: int | None = None

@@ -7,7 +7,7 @@ Part of the fakes of :mod:`soredi_sync.ports.fakes` (whose unit of work holds it
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -76,6 +76,22 @@ class FakeRegistryRepository:
         units = self.load_registry(snapshot_id).units.values()
         return sorted((u for u in units if u.gln == gln), key=lambda u: u.sor_id)
 
+    def search_units(
+        self,
+        fragment: str,
+        snapshot_id: int,
+        *,
+        owners: Collection[str] | None = None,
+        limit: int = 50,
+    ) -> list[Unit]:
+        wanted = fragment.casefold()
+        found = (
+            u
+            for u in self.load_registry(snapshot_id).units.values()
+            if wanted in u.name.casefold() and (owners is None or u.owner_sor_id in owners)
+        )
+        return sorted(found, key=lambda u: (u.name, u.sor_id))[:limit]
+
     def gln_history(self, gln: str) -> tuple[list[VersionSpan], list[VersionSpan]]:
         def spans(versions: Callable[[Registry], Iterable[Unit | Gln | Capability]]) -> list[Any]:
             open_: dict[object, VersionSpan] = {}
@@ -94,6 +110,17 @@ class FakeRegistryRepository:
             spans(lambda r: [r.glns[gln]] if gln in r.glns else []),
             spans(lambda r: r.capabilities.get(gln, {}).values()),
         )
+
+    def unit_history(self, sor_id: str) -> list[VersionSpan]:
+        spans: list[VersionSpan] = []
+        for sid in sorted(self.registries):
+            unit = self.registries[sid].units.get(sor_id)
+            last = spans[-1] if spans else None
+            if last is not None and last.valid_to is None and last.record != unit:
+                spans[-1] = replace(last, valid_to=sid)
+            if unit is not None and (not spans or spans[-1].valid_to is not None):
+                spans.append(VersionSpan(unit, sid, None))
+        return spans
 
     def changes_since(
         self, cursor: int, limit: int = 1000, up_to_snapshot: int | None = None

@@ -150,6 +150,10 @@ class FakeAuditRepository:
             if key in s["adoption"]
         }
 
+    def findings(self, snapshot_id: int) -> dict[str, Any] | None:
+        summary = self.summaries.get(snapshot_id)
+        return copy.deepcopy(summary["findings"]) if summary is not None else None
+
     def save_summary(
         self,
         snapshot_id: int,

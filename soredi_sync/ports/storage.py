@@ -8,7 +8,7 @@ commit; the use case does, through its :class:`UnitOfWork`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -67,7 +67,23 @@ class RegistryRepository(Protocol):
 
     def units_owning(self, gln: str, snapshot_id: int) -> list[Unit]: ...
 
+    def search_units(
+        self,
+        fragment: str,
+        snapshot_id: int,
+        *,
+        owners: Collection[str] | None = None,
+        limit: int = 50,
+    ) -> list[Unit]:
+        """Units whose name contains ``fragment`` (any case), by name; with ``owners``, only
+        units of those institution owners; at most ``limit``."""
+        ...
+
     def gln_history(self, gln: str) -> tuple[list[VersionSpan], list[VersionSpan]]: ...
+
+    def unit_history(self, sor_id: str) -> list[VersionSpan]:
+        """Every stored version of a unit, oldest first."""
+        ...
 
     def changes_since(
         self, cursor: int, limit: int = 1000, up_to_snapshot: int | None = None
@@ -130,6 +146,11 @@ class AuditRepository(Protocol):
     def adoption(self, key: str) -> dict[int, dict[str, dict[str, int]]]:
         """Snapshot id → group → adoption figures under ``key`` ("all" or a dimension), for
         every snapshot with a stored summary holding that key."""
+        ...
+
+    def findings(self, snapshot_id: int) -> dict[str, Any] | None:
+        """The stored finding counts of ``snapshot_id`` (``by_code``, ``by_severity``,
+        ``total``); None when it has no summary."""
         ...
 
     def save_summary(

@@ -11,6 +11,7 @@ from typing import Any
 from soredi_sync.errors import MissingExtra
 from soredi_sync.reports.audit import snapshot_json
 from soredi_sync.reports.html import escape, page
+from soredi_sync.reports.svg import line_chart_svg
 from soredi_sync.services.audit import AdoptionSeries
 
 ADOPTION_COLUMNS = (
@@ -78,21 +79,9 @@ def adoption_json(series: AdoptionSeries) -> dict[str, Any]:
 
 _TITLE = "CareCommunication (FDIS91) adoption"
 _Y_LABEL = "% of correspondence GLNs accepting FDIS91"
-# One colour per group, distinguishable in print and for the common colour-vision deficiencies
-# (Okabe-Ito); a ninth group starts over.
-_LINE_COLOURS = (
-    "#0072b2",
-    "#e69f00",
-    "#009e73",
-    "#cc79a7",
-    "#56b4e9",
-    "#d55e00",
-    "#f0e442",
-    "#000000",
-)
 
 
-def _shares(series: AdoptionSeries) -> dict[str, list[float | None]]:
+def fdis91_shares(series: AdoptionSeries) -> dict[str, list[float | None]]:
     """Per group, the FDIS91 share (0-100) on each snapshot; None where the group had no GLN."""
     groups = sorted({group for _, counts in series for group in counts})
     shares: dict[str, list[float | None]] = {}
@@ -118,7 +107,7 @@ def _adoption_png(series: AdoptionSeries, path: Path) -> None:
     axes = figure.add_subplot()
     labels = [f"{s.id}\n{s.effective_date.isoformat()}" for s, _ in series]
     positions = list(range(len(series)))
-    shares = _shares(series)
+    shares = fdis91_shares(series)
     for group, row in shares.items():
         values = [float("nan") if v is None else v for v in row]
         axes.plot(positions, values, marker="o", label=group)
@@ -136,67 +125,14 @@ def _adoption_png(series: AdoptionSeries, path: Path) -> None:
 def adoption_svg(series: AdoptionSeries, width: int = 900) -> str:
     """The adoption lines as inline SVG (no plotting library): the FDIS91 share of each group
     on each snapshot, 0-100 %, a gap where a group had no GLN, a tooltip on every point."""
-    left, right, top, bottom = 64, 200, 36, 56
-    height = 380
-    plot_w, plot_h = width - left - right, height - top - bottom
-    count = len(series)
-
-    def x(index: int) -> float:
-        return left + (plot_w * (index + 0.5) / count if count else 0)
-
-    def y(share: float) -> float:
-        return top + plot_h * (1 - share / 100)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(_TITLE)}" '
-        'font-family="sans-serif" font-size="12">',
-        f'<text x="{left + plot_w / 2:.1f}" y="20" text-anchor="middle" font-size="15">'
-        f"{escape(_TITLE)}</text>",
-    ]
-    for tick in (0, 25, 50, 75, 100):
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-            f'stroke="#ddd"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">'
-            f"{tick}</text>"
-        )
-    parts.append(
-        f'<text transform="translate(16 {top + plot_h / 2:.1f}) rotate(-90)" '
-        f'text-anchor="middle">{escape(_Y_LABEL)}</text>'
+    return line_chart_svg(
+        [(str(s.id), s.effective_date.isoformat()) for s, _ in series],
+        fdis91_shares(series),
+        title=_TITLE,
+        y_label=_Y_LABEL,
+        point_title=lambda group, i, share: f"{group}, snapshot {series[i][0].id}: {share:.1f} %",
+        width=width,
     )
-    for index, (snapshot, _) in enumerate(series):
-        parts.append(
-            f'<text x="{x(index):.1f}" y="{top + plot_h + 18}" text-anchor="middle">'
-            f"{snapshot.id}</text>"
-            f'<text x="{x(index):.1f}" y="{top + plot_h + 34}" text-anchor="middle">'
-            f"{snapshot.effective_date.isoformat()}</text>"
-        )
-    for number, (group, row) in enumerate(_shares(series).items()):
-        colour = _LINE_COLOURS[number % len(_LINE_COLOURS)]
-        run: list[str] = []
-        for index, share in enumerate([*row, None]):  # None at the end closes the last run
-            if share is None:
-                if len(run) > 1:
-                    parts.append(
-                        f'<polyline points="{" ".join(run)}" fill="none" '
-                        f'stroke="{colour}" stroke-width="2"/>'
-                    )
-                run = []
-                continue
-            run.append(f"{x(index):.1f},{y(share):.1f}")
-            snapshot = series[index][0]
-            parts.append(
-                f'<circle cx="{x(index):.1f}" cy="{y(share):.1f}" r="4" fill="{colour}">'
-                f"<title>{escape(group)}, snapshot {snapshot.id}: {share:.1f} %</title></circle>"
-            )
-        legend_y = top + 8 + number * 18
-        parts.append(
-            f'<rect x="{left + plot_w + 16}" y="{legend_y - 9}" width="12" height="12" '
-            f'fill="{colour}"/><text x="{left + plot_w + 34}" y="{legend_y + 2}">'
-            f"{escape(group)}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def adoption_plot(series: AdoptionSeries, path: Path) -> None:

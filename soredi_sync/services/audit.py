@@ -7,7 +7,8 @@ dates are judged as they stood that day.
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -95,6 +96,61 @@ class AuditReport:
         new = Counter(f.code for f in self.new)
         resolved = Counter(f.code for f in self.resolved)
         return {rule.code: (new[rule.code], resolved[rule.code]) for rule in RULES}
+
+
+class AuditCache:
+    """The findings (every owner, every rule) of the last few snapshots audited, by snapshot.
+
+    A stored snapshot never changes, so its findings are computed once per process rather than
+    on every read (loading and auditing a national snapshot takes seconds). One per
+    :class:`~soredi_sync.bootstrap.App`, hence per database; the context is the App's, fixed.
+    Callers get a shared list: they narrow it into new lists and never change it.
+
+    :param size: snapshots kept (the current one and one ``since`` compared with it)
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self._size = size
+        self._findings: OrderedDict[tuple[int, datetime], list[Finding]] = OrderedDict()
+        self._computing: dict[tuple[int, datetime], threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the two dicts, never held while auditing
+
+    def findings(
+        self, uow: UnitOfWork, context: AuditContext, snapshot: SnapshotInfo
+    ) -> list[Finding]:
+        """Every finding of ``snapshot``, audited on its effective date. A snapshot is audited
+        by one caller at a time (others asking for it wait and share the answer); reads of
+        other snapshots are not held up meanwhile."""
+        # With the time it was taken: an id alone could name another snapshot if a database
+        # were emptied and filled again under a running process (as tests do).
+        key = (snapshot.id, snapshot.taken_at)
+        with self._lock:
+            found = self._hit(key)
+            if found is not None:
+                return found
+            computing = self._computing.setdefault(key, threading.Lock())
+        try:
+            with computing:
+                with self._lock:
+                    found = self._hit(key)
+                if found is None:
+                    registry = uow.registry.load_registry(snapshot.id)
+                    found = audit(registry, context, snapshot.effective_date)
+                    with self._lock:
+                        self._findings[key] = found
+                        while len(self._findings) > self._size:
+                            self._findings.popitem(last=False)
+        finally:
+            with self._lock:
+                if self._computing.get(key) is computing:
+                    del self._computing[key]
+        return found
+
+    def _hit(self, key: tuple[int, datetime]) -> list[Finding] | None:
+        found = self._findings.get(key)
+        if found is not None:
+            self._findings.move_to_end(key)
+        return found
 
 
 def _snapshot(uow: UnitOfWork, snapshot_id: int | None, at: date | None) -> SnapshotInfo:

@@ -39,6 +39,7 @@ from soredi_sync.domain.routing import Resolver
 from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.ports.records import ChangeRecord, SnapshotInfo, SyncRunInfo, VersionSpan
 from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.services.audit import AuditCache
 from soredi_sync.services.cutover import CutoverReport, cutover
 
 
@@ -78,7 +79,12 @@ class GlnHistory:
     snapshots: dict[int, SnapshotInfo]
 
 
-def _snapshot_for(uow: UnitOfWork, at: date | None) -> SnapshotInfo:
+def snapshot_for(uow: UnitOfWork, at: date | None) -> SnapshotInfo:
+    """The current snapshot, or with ``at`` the last one describing that day or earlier.
+
+    :raises NoSnapshot: nothing synced yet
+    :raises NotFound: no snapshot on or before ``at``
+    """
     if at is None:
         snapshot = uow.registry.current_snapshot()
         if snapshot is None:
@@ -101,7 +107,7 @@ def status(uow: UnitOfWork, runs: int = 10) -> Status:
 
 
 def show_unit(uow: UnitOfWork, sor_id: str, at: date | None = None) -> UnitView:
-    snapshot = _snapshot_for(uow, at)
+    snapshot = snapshot_for(uow, at)
     unit = uow.registry.get_unit(sor_id, snapshot.id)
     if unit is None:
         raise NotFound("unit", sor_id)
@@ -131,7 +137,7 @@ def show_unit(uow: UnitOfWork, sor_id: str, at: date | None = None) -> UnitView:
 
 
 def show_gln(uow: UnitOfWork, gln: str, at: date | None = None) -> GlnView:
-    snapshot = _snapshot_for(uow, at)
+    snapshot = snapshot_for(uow, at)
     record = uow.registry.get_gln(gln, snapshot.id)
     if record is None:
         raise NotFound("GLN", gln)
@@ -175,6 +181,37 @@ def gln_history(uow: UnitOfWork, gln: str) -> GlnHistory:
     }
     snapshots = {i: s for i in ids if (s := uow.registry.get_snapshot(i)) is not None}
     return GlnHistory(gln, versions, capabilities, snapshots)
+
+
+@dataclass(frozen=True)
+class UnitHistory:
+    sor_id: str
+    versions: list[VersionSpan]
+    snapshots: dict[int, SnapshotInfo]
+
+
+def unit_history(uow: UnitOfWork, sor_id: str) -> UnitHistory:
+    versions = uow.registry.unit_history(sor_id)
+    if not versions:
+        raise NotFound("unit", sor_id)
+    ids = {v.valid_from for v in versions} | {v.valid_to for v in versions if v.valid_to}
+    snapshots = {i: s for i in ids if (s := uow.registry.get_snapshot(i)) is not None}
+    return UnitHistory(sor_id, versions, snapshots)
+
+
+def search_units(
+    uow: UnitOfWork,
+    fragment: str,
+    at: date | None = None,
+    *,
+    owners: set[str] | None = None,
+    limit: int = 50,
+) -> tuple[SnapshotInfo, list[Unit]]:
+    """Units whose name contains ``fragment`` on the snapshot of ``at`` (default: now), of
+    ``owners`` only (None: every owner), by name, at most ``limit``."""
+    snapshot = snapshot_for(uow, at)
+    found = uow.registry.search_units(fragment, snapshot.id, owners=owners, limit=limit)
+    return snapshot, found
 
 
 def changes_since(uow: UnitOfWork, cursor: int, limit: int = 1000) -> list[ChangeRecord]:
@@ -222,11 +259,13 @@ def scoped_audit(
     vans: str | None = None,
     since: int | None = None,
     compare_since: bool = True,
+    cache: AuditCache | None = None,
 ) -> ScopedAudit:
     """Audit the current snapshot; findings of ``owners``, ``region`` and ``vans`` only.
 
     :param since: also audit this snapshot, and list what is new and resolved since
     :param compare_since: ``False``: only check that ``since`` exists (the CSV has no changes)
+    :param cache: the process's findings per snapshot (``App.audit_cache``); None: audit anew
     :raises NoSnapshot: nothing synced yet
     :raises NotFound: no snapshot ``since``
     """
@@ -240,7 +279,10 @@ def scoped_audit(
             raise NotFound("snapshot", str(since))
 
     def findings_of(snapshot: SnapshotInfo) -> list[Finding]:
-        found = audit(uow.registry.load_registry(snapshot.id), context, snapshot.effective_date)
+        if cache is not None:
+            found = cache.findings(uow, context, snapshot)
+        else:
+            found = audit(uow.registry.load_registry(snapshot.id), context, snapshot.effective_date)
         return in_scope(found, owners=owners, region_code=region, vans=vans)
 
     findings = findings_of(current)
@@ -267,14 +309,26 @@ def adoption_by_snapshot(
 ) -> list[AdoptionEntry]:
     """CareCommunication adoption on the latest ``limit`` snapshots, oldest first, counting
     only the GLNs of ``owners``."""
-    entries = []
-    for info in sorted(uow.registry.list_snapshots(limit), key=lambda s: s.id):
-        registry = uow.registry.load_registry(info.id)
-        on = info.effective_date
-        if owners is not None:
-            registry = _glns_of_owners(registry, context, on, owners)
-        entries.append(AdoptionEntry(info.id, on, adoption(registry, context, on, by)))
-    return entries
+    return [
+        AdoptionEntry(info.id, info.effective_date, adoption_on(uow, context, info, owners, by))
+        for info in sorted(uow.registry.list_snapshots(limit), key=lambda s: s.id)
+    ]
+
+
+def adoption_on(
+    uow: UnitOfWork,
+    context: AuditContext,
+    snapshot: SnapshotInfo,
+    owners: set[str] | None,
+    by: AdoptionDimension | None = None,
+) -> dict[str, AdoptionCounts]:
+    """CareCommunication adoption on ``snapshot``, counting only the GLNs of ``owners``
+    (None: every GLN)."""
+    registry = uow.registry.load_registry(snapshot.id)
+    on = snapshot.effective_date
+    if owners is not None:
+        registry = _glns_of_owners(registry, context, on, owners)
+    return adoption(registry, context, on, by)
 
 
 def _glns_of_owners(

@@ -227,7 +227,11 @@ class TokenVerifier:
         """The live (not revoked) record of ``token``, or None when it is unknown or revoked."""
         if not token.startswith(TOKEN_PREFIX):
             return None
-        digest = hash_token(token)
+        return self.verify_hash(hash_token(token))
+
+    def verify_hash(self, digest: str) -> TokenRecord | None:
+        """:meth:`verify` by the token's hash (the web console's session holds the hash, never
+        the token)."""
         now = self._monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:

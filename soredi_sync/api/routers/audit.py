@@ -6,7 +6,8 @@ everything and may narrow with ``?owner=``; a restricted one may narrow to one o
 and gets 403 for any other. Adoption for a restricted token counts only its owners' GLNs.
 
 Every endpoint loads at least one whole snapshot and is plain ``def``: it runs in the thread
-pool and never holds up the event loop that serves routing decisions.
+pool and never holds up the event loop that serves routing decisions. The findings of a
+snapshot are computed once per process (``App.audit_cache``), not per request.
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ def audit_findings(
             vans=vans,
             since=since,
             compare_since=format == "json",
+            cache=ctx.app.audit_cache,
         )
     if format == "csv":
         return Response(_csv(found.findings), media_type=CSV_MEDIA_TYPE)

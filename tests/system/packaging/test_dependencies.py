@@ -14,8 +14,9 @@ CHECKOUT = REPO_ROOT
 PROJECT = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
 
 # Used without an import statement of ours: uvicorn picks httptools and uvloop ("auto"),
-# SQLAlchemy loads psycopg for postgresql+psycopg:// URLs.
-USED_WITHOUT_IMPORT = {"httptools", "uvloop", "psycopg"}
+# SQLAlchemy loads psycopg for postgresql+psycopg:// URLs, Starlette parses the console's
+# forms with python-multipart.
+USED_WITHOUT_IMPORT = {"httptools", "uvloop", "psycopg", "python-multipart"}
 
 
 def _name(requirement: str) -> str:

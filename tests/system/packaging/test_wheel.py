@@ -72,6 +72,7 @@ class TestContents:
         # pyproject.toml lists the packages one by one: a new one must be added there.
         package = CHECKOUT / "soredi_sync"
         shipped = _files(package, "**/*.py", "**/*.wsdl", "**/*.xsd", "py.typed")
+        shipped |= _files(package, "ui/templates/*.html", "ui/static/*", "ui/locale/*/*/*.po")
         missing = {f"soredi_sync/{name}" for name in shipped} - names
         assert not missing
 
