@@ -416,3 +416,26 @@ class AuditSummary(Base):
     computed_at: Mapped[utc_datetime]
     findings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     adoption: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # How many ``audit_owner_summaries`` rows were stored with it; None: none were computed
+    # (a summary from before they existed), so an owner's figures must be counted anew.
+    owner_rows: Mapped[int | None]
+
+
+class AuditOwnerSummary(Base):
+    """The audit and adoption figures of one institution owner on one snapshot, stored with
+    the snapshot's :class:`AuditSummary`, so an owner-restricted caller's figures are sums of
+    rows rather than a snapshot loaded and audited.
+
+    ``findings``: counts ``by_code`` and ``by_severity`` and the ``total`` of the owner's
+    findings; ``adoption``: ``"all"`` and each dimension → group → counts of the owner's GLNs.
+    An owner with neither findings nor correspondence GLNs has no row.
+    """
+
+    __tablename__ = "audit_owner_summaries"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("audit_summaries.snapshot_id", ondelete="CASCADE"), primary_key=True
+    )
+    owner_sor_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    findings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    adoption: Mapped[dict[str, Any]] = mapped_column(default=dict)

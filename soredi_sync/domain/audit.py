@@ -477,24 +477,71 @@ def adoption(
     """CareCommunication adoption among active GLNs, in all (key ``"all"``) or per group."""
     view = AuditView(registry, context, on)
     result: dict[str, AdoptionCounts] = {}
-    for gln, record in registry.glns.items():
+    for gln, record, kind in _adopting(view):
+        group = _adoption_group(view, gln, record, by)
+        result[group] = result.get(group, AdoptionCounts()).plus(kind)
+    return dict(sorted(result.items()))
+
+
+def adoption_key(by: AdoptionDimension | None) -> str:
+    """How a summary names the figures of ``by``: ``"all"`` or the dimension's value."""
+    return by.value if by is not None else "all"
+
+
+# owner SOR-ID -> adoption_key -> group -> counts
+OwnerAdoption = dict[str, dict[str, dict[str, AdoptionCounts]]]
+
+
+def adoption_by_owner(registry: Registry, context: AuditContext, on: date) -> OwnerAdoption:
+    """:func:`adoption` of each institution owner's GLNs, in all and per dimension.
+
+    A GLN counts for the owner :func:`gln_owner` names (none: it is left out), so the figures of
+    a set of owners are the sums of theirs, equal to :func:`adoption` of a registry holding only
+    those owners' GLNs.
+    """
+    view = AuditView(registry, context, on)
+    result: OwnerAdoption = {}
+    for gln, record, kind in _adopting(view):
+        owner = gln_owner(view, gln, record)
+        if owner is None:
+            continue
+        figures = result.setdefault(owner.sor_id, {})
+        for by in (None, *AdoptionDimension):
+            groups = figures.setdefault(adoption_key(by), {})
+            group = _adoption_group(view, gln, record, by)
+            groups[group] = groups.get(group, AdoptionCounts()).plus(kind)
+    return result
+
+
+def gln_owner(view: AuditView, gln: str, record: Gln) -> Owner | None:
+    """The institution owner a GLN belongs to for an owner-restricted caller: that of its first
+    carrier, else that of the unit its location record names (as the owner's findings are)."""
+    carrier = view.carrier_by_gln.get(gln)
+    if carrier is None and record.owner_sor_id:
+        carrier = view.registry.units.get(record.owner_sor_id)
+    return view.owner_of_unit(carrier)
+
+
+def _adopting(view: AuditView) -> Iterator[tuple[str, Gln, str]]:
+    """Each active GLN taking the correspondence message, with ``fhir_only``, ``legacy_only``
+    or ``both``."""
+    for gln, record in view.registry.glns.items():
         if not record.active:
             continue
         types = view.types_of(gln)
         fhir = bool(types & view.fhir_correspondence)
         legacy = bool(types & view.legacy_correspondence)
-        if not (fhir or legacy):
-            continue
-        kind = "both" if fhir and legacy else "fhir_only" if fhir else "legacy_only"
-        if by is None:
-            group = "all"
-        elif by is AdoptionDimension.VANS:
-            group = record.vans or "(none)"
-        elif by is AdoptionDimension.REGION:
-            code = record.region_code or ""
-            group = context.region_names.get(code, code or "(none)")
-        else:
-            owner = view.owner_of_unit(view.carrier_by_gln.get(gln))
-            group = owner.kind.value if owner else "(unknown)"
-        result[group] = result.get(group, AdoptionCounts()).plus(kind)
-    return dict(sorted(result.items()))
+        if fhir or legacy:
+            yield gln, record, "both" if fhir and legacy else "fhir_only" if fhir else "legacy_only"
+
+
+def _adoption_group(view: AuditView, gln: str, record: Gln, by: AdoptionDimension | None) -> str:
+    if by is None:
+        return "all"
+    if by is AdoptionDimension.VANS:
+        return record.vans or "(none)"
+    if by is AdoptionDimension.REGION:
+        code = record.region_code or ""
+        return view.context.region_names.get(code, code or "(none)")
+    owner = view.owner_of_unit(view.carrier_by_gln.get(gln))
+    return owner.kind.value if owner else "(unknown)"

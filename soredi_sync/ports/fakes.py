@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import copy
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -154,6 +154,21 @@ class FakeAuditRepository:
         summary = self.summaries.get(snapshot_id)
         return copy.deepcopy(summary["findings"]) if summary is not None else None
 
+    def owner_figures(
+        self, snapshot_ids: Collection[int], owners: Collection[str]
+    ) -> dict[int, dict[str, dict[str, Any]]]:
+        if not owners:
+            return {}
+        return {
+            sid: {
+                owner: copy.deepcopy(figures)
+                for owner, figures in summary["owners"].items()
+                if owner in owners
+            }
+            for sid, summary in self.summaries.items()
+            if sid in snapshot_ids and summary["owners"] is not None
+        }
+
     def save_summary(
         self,
         snapshot_id: int,
@@ -161,9 +176,15 @@ class FakeAuditRepository:
         computed_at: datetime,
         findings: dict[str, Any],
         adoption: dict[str, dict[str, dict[str, int]]],
+        owners: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.summaries[snapshot_id] = copy.deepcopy(
-            {"computed_at": computed_at, "findings": findings, "adoption": adoption}
+            {
+                "computed_at": computed_at,
+                "findings": findings,
+                "adoption": adoption,
+                "owners": None if owners is None else {o: dict(f) for o, f in owners.items()},
+            }
         )
 
 

@@ -153,6 +153,15 @@ class AuditRepository(Protocol):
         ``total``); None when it has no summary."""
         ...
 
+    def owner_figures(
+        self, snapshot_ids: Collection[int], owners: Collection[str]
+    ) -> dict[int, dict[str, dict[str, Any]]]:
+        """Snapshot id → owner → its stored ``findings`` and ``adoption``, for those of
+        ``snapshot_ids`` whose summary was stored with per-owner figures (an owner missing
+        there has no findings and no correspondence GLN); a snapshot missing from the answer
+        has no per-owner figures."""
+        ...
+
     def save_summary(
         self,
         snapshot_id: int,
@@ -160,8 +169,10 @@ class AuditRepository(Protocol):
         computed_at: datetime,
         findings: dict[str, Any],
         adoption: dict[str, dict[str, dict[str, int]]],
+        owners: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        """Store the summary of ``snapshot_id``, replacing any earlier one."""
+        """Store the summary of ``snapshot_id``, replacing any earlier one; ``owners``: each
+        institution owner's ``findings`` and ``adoption`` (None: no per-owner figures)."""
         ...
 
 

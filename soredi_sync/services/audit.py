@@ -20,6 +20,8 @@ from soredi_sync.domain.audit import (
     AuditContext,
     Finding,
     adoption,
+    adoption_by_owner,
+    adoption_key,
     audit,
     compare,
     in_scope,
@@ -266,13 +268,52 @@ class SummaryOutcome:
     snapshot_id: int
     findings: dict[str, int]
     adoption: dict[str, int]
+    owners: int = 0
+
+
+SEVERITIES = ("error", "warning", "info")
+
+
+def _counts_json(counts: Mapping[str, AdoptionCounts]) -> dict[str, dict[str, int]]:
+    return {
+        group: {"fhir_only": c.fhir_only, "legacy_only": c.legacy_only, "both": c.both}
+        for group, c in counts.items()
+    }
+
+
+def _finding_counts(findings: Iterable[Finding]) -> dict[str, object]:
+    listed = list(findings)
+    severities = Counter(f.severity.value for f in listed)
+    return {
+        "by_code": dict(sorted(Counter(f.code for f in listed).items())),
+        "by_severity": {s: severities[s] for s in SEVERITIES},
+        "total": len(listed),
+    }
+
+
+def owner_summaries(
+    findings: Iterable[Finding], by_owner: Mapping[str, Mapping[str, Mapping[str, AdoptionCounts]]]
+) -> dict[str, dict[str, object]]:
+    """Each institution owner's finding counts and adoption figures, as stored per owner: an
+    owner with findings or correspondence GLNs gets one entry."""
+    found: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.owner is not None:
+            found.setdefault(finding.owner.sor_id, []).append(finding)
+    return {
+        owner: {
+            "findings": _finding_counts(found.get(owner, ())),
+            "adoption": {key: _counts_json(c) for key, c in by_owner.get(owner, {}).items()},
+        }
+        for owner in sorted(found.keys() | by_owner.keys())
+    }
 
 
 def record_summary(
     uow: UnitOfWork, context: AuditContext, snapshot_id: int | None = None
 ) -> SummaryOutcome:
     """Compute and store the audit and adoption figures of a snapshot (default: the current
-    one), replacing any earlier summary of it; commits.
+    one), in all and per institution owner, replacing any earlier summary of it; commits.
 
     :raises NoSnapshot: nothing synced yet
     :raises NotFound: no such snapshot
@@ -283,24 +324,69 @@ def record_summary(
     findings = audit(registry, context, on)
     codes = Counter(f.code for f in findings)
     severities = Counter(f.severity.value for f in findings)
-    figures: dict[str, dict[str, dict[str, int]]] = {}
-    for dimension in (None, *AdoptionDimension):
-        counts = adoption(registry, context, on, by=dimension)
-        figures[dimension.value if dimension else "all"] = {
-            group: {"fhir_only": c.fhir_only, "legacy_only": c.legacy_only, "both": c.both}
-            for group, c in counts.items()
-        }
+    figures = {
+        adoption_key(dimension): _counts_json(adoption(registry, context, on, by=dimension))
+        for dimension in (None, *AdoptionDimension)
+    }
+    owners = owner_summaries(findings, adoption_by_owner(registry, context, on))
     by_code = {rule.code: codes[rule.code] for rule in RULES}
     uow.audits.save_summary(
         snapshot.id,
         computed_at=datetime.now(UTC),
         findings={
             "by_code": by_code,
-            "by_severity": {s: severities[s] for s in ("error", "warning", "info")},
+            "by_severity": {s: severities[s] for s in SEVERITIES},
             "total": len(findings),
         },
         adoption=figures,
+        owners=owners,
     )
     uow.commit()
     overall = figures["all"].get("all", {})
-    return SummaryOutcome(snapshot.id, dict(by_code), dict(overall))
+    return SummaryOutcome(snapshot.id, dict(by_code), dict(overall), len(owners))
+
+
+def _summed(
+    figures: Iterable[Mapping[str, Mapping[str, int]]],
+) -> dict[str, AdoptionCounts]:
+    totals: dict[str, AdoptionCounts] = {}
+    for groups in figures:
+        for group, values in groups.items():
+            found = totals.get(group, AdoptionCounts())
+            totals[group] = AdoptionCounts(
+                found.fhir_only + values.get("fhir_only", 0),
+                found.legacy_only + values.get("legacy_only", 0),
+                found.both + values.get("both", 0),
+            )
+    return dict(sorted(totals.items()))
+
+
+def stored_owner_adoption(
+    uow: UnitOfWork,
+    snapshot_ids: Iterable[int],
+    owners: Iterable[str],
+    by: AdoptionDimension | None = None,
+) -> dict[int, dict[str, AdoptionCounts]]:
+    """Adoption among the GLNs of ``owners`` on each of ``snapshot_ids`` whose summary holds
+    per-owner figures (the others are missing from the answer): the sums of the owners' rows,
+    equal to counting the snapshot for those owners."""
+    key = adoption_key(by)
+    stored = uow.audits.owner_figures(list(snapshot_ids), set(owners))
+    return {
+        sid: _summed(f["adoption"].get(key, {}) for f in by_owner.values())
+        for sid, by_owner in stored.items()
+    }
+
+
+def stored_owner_severities(
+    uow: UnitOfWork, snapshot_id: int, owners: Iterable[str]
+) -> dict[str, int] | None:
+    """The findings of ``owners`` on ``snapshot_id`` by severity, from its per-owner summary;
+    None when it has none."""
+    stored = uow.audits.owner_figures([snapshot_id], set(owners)).get(snapshot_id)
+    if stored is None:
+        return None
+    totals = Counter[str]()
+    for figures in stored.values():
+        totals.update(figures["findings"].get("by_severity", {}))
+    return {s: totals[s] for s in SEVERITIES}

@@ -21,8 +21,10 @@ from soredi_sync.domain.audit import (
     AuditView,
     Finding,
     adoption,
+    adoption_key,
     audit,
     compare,
+    gln_owner,
     in_scope,
 )
 from soredi_sync.domain.model import (
@@ -39,7 +41,7 @@ from soredi_sync.domain.routing import Resolver
 from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.ports.records import ChangeRecord, SnapshotInfo, SyncRunInfo, VersionSpan
 from soredi_sync.ports.storage import UnitOfWork
-from soredi_sync.services.audit import AuditCache
+from soredi_sync.services.audit import AuditCache, stored_owner_adoption
 from soredi_sync.services.cutover import CutoverReport, cutover
 
 
@@ -308,10 +310,27 @@ def adoption_by_snapshot(
     limit: int = 100,
 ) -> list[AdoptionEntry]:
     """CareCommunication adoption on the latest ``limit`` snapshots, oldest first, counting
-    only the GLNs of ``owners``."""
+    only the GLNs of ``owners`` (None: every GLN).
+
+    Read from the summaries stored after each sync (per owner for ``owners``); a snapshot
+    without one is loaded and counted.
+    """
+    snapshots = sorted(uow.registry.list_snapshots(limit), key=lambda s: s.id)
+    if owners is None:
+        key = adoption_key(by)
+        stored = {
+            sid: {group: AdoptionCounts(**values) for group, values in groups.items()}
+            for sid, groups in uow.audits.adoption(key).items()
+        }
+    else:
+        stored = stored_owner_adoption(uow, [s.id for s in snapshots], owners, by)
     return [
-        AdoptionEntry(info.id, info.effective_date, adoption_on(uow, context, info, owners, by))
-        for info in sorted(uow.registry.list_snapshots(limit), key=lambda s: s.id)
+        AdoptionEntry(
+            info.id,
+            info.effective_date,
+            stored[info.id] if info.id in stored else adoption_on(uow, context, info, owners, by),
+        )
+        for info in snapshots
     ]
 
 
@@ -334,16 +353,13 @@ def adoption_on(
 def _glns_of_owners(
     registry: Registry, context: AuditContext, on: date, owners: Iterable[str]
 ) -> Registry:
-    # By the audit's own attribution of a GLN to an owner (its first carrier, else the unit
-    # its location record names), so the counts agree with the owner's findings.
+    # By the audit's own attribution of a GLN to an owner, so the counts agree with the
+    # owner's findings and with the stored per-owner summaries.
     wanted = set(owners)
     view = AuditView(registry, context, on)
     kept = {}
     for gln, record in registry.glns.items():
-        carrier = view.carrier_by_gln.get(gln)
-        if carrier is None and record.owner_sor_id:
-            carrier = registry.units.get(record.owner_sor_id)
-        owner = view.owner_of_unit(carrier)
+        owner = gln_owner(view, gln, record)
         if owner is not None and owner.sor_id in wanted:
             kept[gln] = record
     return replace(registry, glns=kept)

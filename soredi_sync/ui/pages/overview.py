@@ -5,9 +5,10 @@ severity and the FDIS91 adoption trend.
 What shows follows the token: ``registry:read`` the state of the data, ``audit:read`` the
 findings and adoption. An unrestricted token gets the whole registry's figures, read from the
 audit summaries stored after each sync; an owner-restricted one gets its owners' figures only,
-counted as the API's ``/v1/audit`` and ``/v1/adoption`` count them for that token (the summaries
-hold no figures per owner): the findings from ``App.audit_cache``, the adoption on each snapshot
-counted once per process (:class:`OwnerAdoptionCache`).
+as the API's ``/v1/audit`` and ``/v1/adoption`` count them for that token: the sums of the
+owners' rows of those summaries. A snapshot summarised before per-owner rows were stored is
+counted instead: its findings from ``App.audit_cache``, its adoption once per process
+(:class:`OwnerAdoptionCache`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from soredi_sync.ports.records import SnapshotInfo, SyncRunInfo, TokenRecord
 from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.reports.svg import line_chart_svg
 from soredi_sync.services import queries
-from soredi_sync.services.audit import adoption_series
+from soredi_sync.services.audit import (
+    adoption_series,
+    stored_owner_adoption,
+    stored_owner_severities,
+)
 from soredi_sync.services.health import DataHealth, data_health, monitored_sources
 from soredi_sync.services.tokens import Scope
 from soredi_sync.ui.i18n import formatters
@@ -40,8 +45,8 @@ PREFIX = "/ui"  # ui_router's: the route below is relative to it
 PATH = "/ui/"
 AUDIT_PATH = "/ui/audit"
 RUNS_SHOWN = 10
-# The adoption trend shows the latest snapshots: their stored summaries for the whole registry;
-# for an owner-restricted token each is loaded and counted once per process, so fewer.
+# The adoption trend shows the latest snapshots' stored summaries; a snapshot without per-owner
+# figures is loaded and counted (once per process) for an owner-restricted token, so fewer.
 TREND_SNAPSHOTS = 30
 OWNER_TREND_SNAPSHOTS = 10
 SEVERITIES = tuple(s.value for s in Severity)
@@ -162,12 +167,28 @@ def audit_figures(
             for s, counts in series
         ]
     else:
-        found = queries.scoped_audit(uow, context_, owners=owners, cache=app.audit_cache)
-        severities = _by_severity(found.findings)
-        latest = sorted(uow.registry.list_snapshots(OWNER_TREND_SNAPSHOTS), key=lambda s: s.id)
+        stored_severities = stored_owner_severities(uow, current.id, owners)
+        if stored_severities is not None:
+            severities = stored_severities
+        else:  # a snapshot summarised before per-owner figures were stored
+            found = queries.scoped_audit(uow, context_, owners=owners, cache=app.audit_cache)
+            severities = _by_severity(found.findings)
+        latest = sorted(uow.registry.list_snapshots(TREND_SNAPSHOTS), key=lambda s: s.id)
+        stored = stored_owner_adoption(uow, [s.id for s in latest], owners)
+        # Snapshots without per-owner figures are counted, at most OWNER_TREND_SNAPSHOTS of
+        # them (the latest), once per process each.
+        counted = {s.id for s in latest if s.id not in stored}
+        counted = set(sorted(counted)[-OWNER_TREND_SNAPSHOTS:])
         trend = [
-            TrendPoint(s.id, s.effective_date, cache.counts(uow, app, s, frozenset(owners)))
+            TrendPoint(
+                s.id,
+                s.effective_date,
+                stored[s.id].get("all", AdoptionCounts())
+                if s.id in stored
+                else cache.counts(uow, app, s, frozenset(owners)),
+            )
             for s in latest
+            if s.id in stored or s.id in counted
         ]
     return AuditFigures(current, severities, trend)
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from soredi_sync.bootstrap import App
-from soredi_sync.db.models import AuditSummary
+from soredi_sync.db.models import AuditOwnerSummary, AuditSummary
+from soredi_sync.domain.audit import AdoptionDimension, Severity
 from soredi_sync.errors import NoSnapshot
-from soredi_sync.services.audit import adoption_series, record_summary, run_audit
+from soredi_sync.services import queries
+from soredi_sync.services.audit import (
+    adoption_series,
+    record_summary,
+    run_audit,
+    stored_owner_severities,
+)
 from tests.support.app import sync_day
 from tests.support.cli_runner import Cli
 
@@ -58,9 +66,98 @@ class TestRecordSummary:
             rows = uow.session.query(AuditSummary).all()
         assert first == again and len(rows) == 1
 
+    def test_recording_twice_replaces_the_owner_rows_too(self, app: App, sandbox_dir: Path) -> None:
+        sync_day(app, sandbox_dir, 0)
+        with app.uow() as uow:
+            first = record_summary(uow, app.reference.audit_context)
+            record_summary(uow, app.reference.audit_context)
+            rows = uow.session.query(AuditOwnerSummary).count()
+            counted = uow.session.scalar(select(AuditSummary.owner_rows))
+        assert first.owners > 0
+        assert rows == first.owners and counted == rows
+
     def test_without_a_snapshot_there_is_nothing_to_summarise(self, app: App) -> None:
         with app.uow() as uow, pytest.raises(NoSnapshot):
             record_summary(uow, app.reference.audit_context)
+
+
+def _owners_with_figures(app: App) -> list[str]:
+    with app.uow() as uow:
+        current = uow.registry.current_snapshot()
+        assert current is not None
+        findings = app.audit_cache.findings(uow, app.reference.audit_context, current)
+    return sorted({f.owner.sor_id for f in findings if f.owner is not None})
+
+
+class TestPerOwnerFigures:
+    """A restricted token's figures are sums of the owners' stored rows: they must be what
+    counting the snapshot for those owners gives, on every dimension."""
+
+    def test_each_owners_stored_adoption_equals_counting_the_snapshot_for_it(
+        self, app: App, sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        context = app.reference.audit_context
+        sync_day(app, sandbox_dir, 0)
+        sync_day(app, sandbox_dir, 1)
+        owners = _owners_with_figures(app)
+        scopes = [{o} for o in owners] + [set(owners[:3]), set(owners)]
+        dimensions = (None, *AdoptionDimension)
+        with app.uow() as uow:
+            counted = {
+                (i, by): queries.adoption_by_snapshot(uow, context, owners=scope, by=by)
+                for i, scope in enumerate(scopes)
+                for by in dimensions
+            }
+            for snapshot in uow.registry.list_snapshots():
+                record_summary(uow, context, snapshot.id)
+
+        def refuse(_snapshot_id: int) -> None:
+            raise AssertionError("loaded a registry")
+
+        with app.uow() as uow:
+            monkeypatch.setattr(uow.registry, "load_registry", refuse)
+            stored = {
+                (i, by): queries.adoption_by_snapshot(uow, context, owners=scope, by=by)
+                for i, scope in enumerate(scopes)
+                for by in dimensions
+            }
+        assert len(owners) >= 3
+        assert stored == counted
+        assert any(e.counts for entries in stored.values() for e in entries)
+
+    def test_an_owners_stored_findings_by_severity_equal_its_audit(
+        self, app: App, sandbox_dir: Path
+    ) -> None:
+        context = app.reference.audit_context
+        sync_day(app, sandbox_dir, 0)
+        owners = _owners_with_figures(app)
+        with app.uow() as uow:
+            summary = record_summary(uow, context)
+            for scope in [{o} for o in owners] + [set(owners[1:4])]:
+                found = queries.scoped_audit(uow, context, owners=scope, cache=app.audit_cache)
+                expected = {s.value: 0 for s in Severity}
+                for finding in found.findings:
+                    expected[finding.severity.value] += 1
+                stored = stored_owner_severities(uow, summary.snapshot_id, scope)
+                assert stored == expected, scope
+
+    def test_a_summary_without_owner_rows_is_counted_instead(
+        self, app: App, sandbox_dir: Path
+    ) -> None:
+        context = app.reference.audit_context
+        sync_day(app, sandbox_dir, 0)
+        owner = _owners_with_figures(app)[0]
+        with app.uow() as uow:
+            counted = queries.adoption_by_snapshot(uow, context, owners={owner})
+            snapshot = uow.registry.current_snapshot()
+            assert snapshot is not None
+            # As a summary stored before the per-owner rows existed.
+            uow.audits.save_summary(
+                snapshot.id, computed_at=snapshot.taken_at, findings={}, adoption={}
+            )
+            uow.commit()
+            assert stored_owner_severities(uow, snapshot.id, {owner}) is None
+            assert queries.adoption_by_snapshot(uow, context, owners={owner}) == counted
 
 
 class TestAfterTheSyncCommand:

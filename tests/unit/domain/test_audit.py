@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import pytest
@@ -14,6 +15,7 @@ from soredi_sync.domain.audit import (
     AuditContext,
     OwnerKind,
     adoption,
+    adoption_by_owner,
     audit,
     compare,
     in_scope,
@@ -203,3 +205,57 @@ class TestAdoption:
         by_region = adoption(reg, context, ON, AdoptionDimension.REGION)
         assert by_region == {"Region Nordjylland": AdoptionCounts(1, 1, 1)}
         assert by_region["Region Nordjylland"].accepts_fdis91 == 2
+
+
+class TestAdoptionByOwner:
+    def test_each_owner_gets_its_glns_and_the_sums_equal_counting_a_set_of_owners(
+        self, context
+    ) -> None:
+        reg = registry(
+            [
+                unit("1", type_code=REGION_TYPE),
+                unit("11", "1", own_gln=gln(1)),
+                unit("2", type_code=MUNICIPALITY_TYPE),
+                unit("21", "2", own_gln=gln(2)),
+                unit("22", "2"),
+            ],
+            [
+                _gln(1),
+                _gln(2, vans=None),
+                Gln(gln(3), vans=KMD, region_code="1081", owner_sor_id="22"),  # no carrier
+                _gln(4),  # nobody's: left out
+            ],
+            {
+                gln(1): ["FDIS91", "DIS91"],
+                gln(2): ["XDIS91"],
+                gln(3): ["FDIS91"],
+                gln(4): ["FDIS91"],
+            },
+        )
+        by_owner = adoption_by_owner(reg, context, ON)
+        assert set(by_owner) == {"1", "2"}
+        assert by_owner["1"]["all"] == {"all": AdoptionCounts(0, 0, 1)}
+        assert by_owner["2"]["all"] == {"all": AdoptionCounts(1, 1, 0)}
+        assert by_owner["2"]["vans"] == {
+            "(none)": AdoptionCounts(0, 1, 0),
+            KMD: AdoptionCounts(1, 0, 0),
+        }
+        for by in (None, *AdoptionDimension):
+            key = by.value if by else "all"
+            for owners in ({"1"}, {"2"}, {"1", "2"}):
+                kept = {
+                    g: r
+                    for g, r in reg.glns.items()
+                    if g != gln(4) and (owners == {"1", "2"} or (g == gln(1)) == (owners == {"1"}))
+                }
+                expected = adoption(dataclasses.replace(reg, glns=kept), context, ON, by)
+                summed: dict[str, AdoptionCounts] = {}
+                for owner in owners:
+                    for group, c in by_owner[owner][key].items():
+                        was = summed.get(group, AdoptionCounts())
+                        summed[group] = AdoptionCounts(
+                            was.fhir_only + c.fhir_only,
+                            was.legacy_only + c.legacy_only,
+                            was.both + c.both,
+                        )
+                assert dict(sorted(summed.items())) == expected, (by, owners)

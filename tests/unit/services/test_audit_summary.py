@@ -8,7 +8,12 @@ from soredi_sync.domain.audit import AdoptionCounts, AuditContext
 from soredi_sync.domain.model import Gln
 from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.ports.fakes import FakeUnitOfWork
-from soredi_sync.services.audit import adoption_series, record_summary
+from soredi_sync.services.audit import (
+    adoption_series,
+    record_summary,
+    stored_owner_adoption,
+    stored_owner_severities,
+)
 from tests.support.factories import gln, registry, unit
 from tests.support.fakes import store
 
@@ -71,3 +76,31 @@ def test_recording_twice_replaces_and_nothing_is_recorded_without_a_snapshot(
     assert list(uow.audits.summaries) == [snapshot.id]
     with uow, pytest.raises(NotFound):
         record_summary(uow, context, 99)
+
+
+def test_a_summary_stores_each_owners_figures_and_a_set_of_owners_reads_their_sums(
+    uow: FakeUnitOfWork, context: AuditContext
+) -> None:
+    snapshot = store(
+        uow,
+        registry(
+            [
+                unit("1", own_gln=gln(1), type_code=MUNICIPALITY_TYPE),
+                unit("2", own_gln=gln(2), type_code=MUNICIPALITY_TYPE),
+            ],
+            [Gln(gln(1), region_code="1081"), Gln(gln(2), region_code="1081")],
+            {gln(1): ["FDIS91", "DIS91"], gln(2): ["XDIS91"]},
+        ),
+    )
+    with uow:
+        outcome = record_summary(uow, context)
+    assert outcome.owners == 2
+    with uow:
+        one = stored_owner_adoption(uow, [snapshot.id], {"1"})
+        both = stored_owner_adoption(uow, [snapshot.id], {"1", "2"})
+        severities = stored_owner_severities(uow, snapshot.id, {"1"})
+        unknown = stored_owner_adoption(uow, [snapshot.id], {"9"})
+    assert one == {snapshot.id: {"all": AdoptionCounts(0, 0, 1)}}
+    assert both == {snapshot.id: {"all": AdoptionCounts(0, 1, 1)}}
+    assert unknown == {snapshot.id: {}}  # summarised per owner, none of it theirs
+    assert severities is not None and sum(severities.values()) >= 1
