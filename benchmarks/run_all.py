@@ -4,7 +4,8 @@
 
 Runs, one after the other and each in fresh child processes (so every peak RSS is its own):
 the sync benchmark on SQLite (and on PostgreSQL with ``--postgres``), the routing benchmark
-(in-process resolver and HTTP through ``wrk``), and the audit benchmark, all on the national
+(in-process resolver and HTTP through ``wrk``), the audit benchmark and the web console's page
+times (SQLite, and PostgreSQL with ``--postgres``), all on the national
 sandbox profile (generated once into ``benchmarks/.data``). Prints the machine, the command, each
 benchmark's table and a summary of every target with its measured ratio. Exits 1 when a target
 is missed, so a regression is visible; the tables are printed either way.
@@ -80,6 +81,18 @@ def _audit_targets(text: str) -> list[Target]:
     return [Target("full audit (<= 10 s)", f"{full:.2f} s", full <= 10)]
 
 
+def _console_targets(label: str, text: str) -> list[Target]:
+    slowest = _number(r"slowest page median: ([\d.]+) ms", text)
+    over = _number(r"pages over target: (\d+)", text)
+    return [
+        Target(
+            f"console: every page's median server time, {label} (<= 300 ms)",
+            f"slowest {slowest:.0f} ms",
+            over == 0 and slowest <= 300,
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", help="also run the sync benchmark on this database URL")
@@ -104,6 +117,13 @@ def main() -> None:
     audit = _run("benchmarks.bench_audit")
     sections.append(("Audit", audit))
     targets += _audit_targets(audit)
+    console = _run("benchmarks.bench_console")
+    sections.append(("Web console, SQLite", console))
+    targets += _console_targets("SQLite", console)
+    if args.postgres:
+        console_pg = _run("benchmarks.bench_console", "--database-url", args.postgres)
+        sections.append(("Web console, PostgreSQL", console_pg))
+        targets += _console_targets("PostgreSQL", console_pg)
 
     command = "python -m benchmarks.run_all " + " ".join(sys.argv[1:])
     out = [

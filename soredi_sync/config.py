@@ -117,6 +117,10 @@ class ApiSettings(BaseModel):
     limit_concurrency: int = Field(default=500, ge=1)
     backlog: int = Field(default=2048, ge=1)
     http_protocol: Literal["auto", "h11", "httptools"] = "auto"
+    # Look this often (seconds) for a new current snapshot and prepare the routing index, its
+    # audit findings and the console's cut-over report before a request needs them; 0: on
+    # first use (soredi_sync/api/warmup.py). The shipped soredi-sync.toml turns it on.
+    warm_seconds: float = Field(default=0.0, ge=0)
 
 
 class DecisionLogSettings(BaseModel):

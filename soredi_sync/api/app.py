@@ -14,6 +14,7 @@ from soredi_sync.api.limits import RequestLimits
 from soredi_sync.api.problems import install_problem_handlers, problem_responses, problem_schemas
 from soredi_sync.api.routers import audit, health, plans, registry, routing, webhooks
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
+from soredi_sync.api.warmup import DEFAULT_JOBS, CacheWarmer
 from soredi_sync.bootstrap import App
 from soredi_sync.observability.metrics import Metrics, shared_metrics
 from soredi_sync.ports.storage import UnitOfWork
@@ -107,10 +108,19 @@ def create_app(
         )
         decision_log.on_backlog = flusher.wake
         flusher.start()
+        warmer = None
+        if settings.warm_seconds > 0:
+            from soredi_sync.ui import warm_jobs
+
+            warmer = CacheWarmer(app, settings.warm_seconds, (*DEFAULT_JOBS, *warm_jobs()))
+            warmer.start()
+        api.state.warmer = warmer
         try:
             yield
         finally:
             decision_log.on_backlog = None
+            if warmer is not None:
+                warmer.stop()
             flusher.stop()
 
     api = FastAPI(

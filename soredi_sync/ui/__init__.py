@@ -5,7 +5,7 @@ imports this package."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
@@ -14,6 +14,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse, Response
 
+from soredi_sync.bootstrap import App
+from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.ui.cookies import warn_without_key
 from soredi_sync.ui.i18n import N_
 from soredi_sync.ui.route import UiRoute
@@ -54,6 +56,12 @@ def ui_router() -> APIRouter:
         raise UiNotFound(NO_PAGE)
 
     return router
+
+
+def warm_jobs() -> tuple[Callable[[App, SnapshotInfo], object], ...]:
+    """What the console has prepared for each new snapshot by ``api/warmup.py``'s warmer,
+    besides the routing index and the audit findings every process gets."""
+    return ()
 
 
 def served_pages(router: APIRouter) -> frozenset[str]:

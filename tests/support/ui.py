@@ -66,6 +66,7 @@ def assert_console_headers(response: httpx.Response) -> None:
     assert headers["x-frame-options"] == "DENY"
     assert headers["referrer-policy"] in ("same-origin", "no-referrer", "strict-origin")
     assert headers["x-content-type-options"] == "nosniff"
+    assert re.fullmatch(r"app;dur=\d+\.\d", headers["server-timing"]), headers["server-timing"]
 
 
 def set_cookie(response: httpx.Response, name: str) -> str:
