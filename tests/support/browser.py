@@ -27,6 +27,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from soredi_sync.bootstrap import App
+from soredi_sync.domain.model import GlnMode
 from tests.support.api import World
 from tests.support.paths import REPO_ROOT
 from tests.support.waiting import wait_until
@@ -378,6 +380,22 @@ def _stale(element: WebElement) -> bool:
     except WebDriverException:  # StaleElementReferenceException included
         return True
     return False
+
+
+def two_regions(app: App) -> World:
+    """Two regions of the synced sandbox, each with a unit carrying an active GLN of its own
+    (as ``tests/fixtures/api.py``'s ``world`` picks them)."""
+    index = app.routing().resolver().index
+    units = index.registry.units
+    carried = [
+        (units[carriers[0]].owner_sor_id, carriers[0], gln)
+        for gln, carriers in sorted(index.owners_by_gln.items())
+        if units[carriers[0]].gln_mode is GlnMode.OWN and index.registry.glns[gln].active
+    ]
+    regions = [c for c in carried if units[c[0]].name.startswith("Region ")]
+    first = regions[0]
+    other = next(c for c in regions if c[0] != first[0])
+    return World(*first, *other)
 
 
 def console_pages(console: Console) -> dict[str, str]:

@@ -220,7 +220,21 @@ def select(request: Request, caller: TokenRecord, filters: Filters) -> Selection
         if filters.change != "all":
             rows = [r for r in rows if r.change == filters.change]
     sort = filters.sort if filters.sort != "change" or found.since else "code"
-    rows.sort(key=SORT_KEYS[sort], reverse=filters.order == "desc")
+    reference = app.reference
+    shown_as = {
+        # The region and VANS columns show names (the code below): sorted as shown.
+        "region": (reference.audit_context.region_names, "region_code"),
+        "vans": (reference.vans_names, "vans"),
+    }
+    key: Callable[[Row], Any] = SORT_KEYS[sort]
+    if sort in shown_as:
+        labels, attribute = shown_as[sort]
+
+        def key(row: Row) -> str:
+            code = _text(row, attribute)
+            return (labels.get(code) or code).casefold()
+
+    rows.sort(key=key, reverse=filters.order == "desc")
     return Selection(found.snapshot, found.since, rows, counts, owner_names)
 
 

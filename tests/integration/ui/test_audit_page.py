@@ -298,3 +298,20 @@ def test_the_snapshot_is_audited_once_not_per_request(
 def test_it_is_in_danish_by_default(ui_client: UiClient) -> None:
     html = page(ui_client("audit:read"))
     assert "Fund" in html and "Alvorlighed" in html
+
+
+def test_a_danish_page_names_each_rule_in_danish_and_marks_the_english_detail(
+    ui_client: UiClient,
+) -> None:
+    html = page(ui_client("audit:read"), rule="BAD_CHECK_DIGIT", size=100)
+    english = page(ui_client("audit:read", lang="en"), rule="BAD_CHECK_DIGIT", size=100)
+    assert rows_of(html), "the sandbox has BAD_CHECK_DIGIT findings"
+    title = re.search(r"<strong>([^<]+)</strong><br><span class=\"hint\" lang=\"en\">", html)
+    assert title is not None and "kontrolciffer" in title.group(1).lower()
+    assert 'lang="en"' not in english.split("<main", 1)[1]
+
+
+def test_the_region_column_shows_the_regions_name_and_code(ui_client: UiClient) -> None:
+    rows = rows_of(page(ui_client("audit:read", lang="en"), sort="region", size=100))
+    regions = {r["region"] for r in rows if r["region"]}
+    assert regions and all(re.fullmatch(r"Region \S+ 108[1-5]", r) for r in regions), regions

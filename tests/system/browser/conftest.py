@@ -23,13 +23,12 @@ from sqlalchemy import create_engine, text
 
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings
-from soredi_sync.bootstrap import App, bootstrap
+from soredi_sync.bootstrap import bootstrap
 from soredi_sync.db.models import Base
-from soredi_sync.domain.model import GlnMode
 from soredi_sync.observability.metrics import Metrics
 from soredi_sync.services.tokens import Scope, create_token
 from tests.fixtures.app import restore_synced
-from tests.support.api import QUIET_LOG, World, api_uow
+from tests.support.api import QUIET_LOG, api_uow
 from tests.support.app import make_settings
 from tests.support.browser import (
     NARROW,
@@ -39,27 +38,12 @@ from tests.support.browser import (
     Console,
     axe_source,
     start_chromium,
+    two_regions,
 )
 from tests.support.live_server import uvicorn_in_thread
 
 _SHOTS = pytest.StashKey[Path]()
 AUDITOR_SCOPES = (Scope.REGISTRY_READ, Scope.AUDIT_READ, Scope.ROUTE_READ)
-
-
-def _regions(app: App) -> World:
-    """Two regions of the synced sandbox, each with a unit carrying an active GLN of its own
-    (as ``tests/fixtures/api.py``'s ``world`` picks them)."""
-    index = app.routing().resolver().index
-    units = index.registry.units
-    carried = [
-        (units[carriers[0]].owner_sor_id, carriers[0], gln)
-        for gln, carriers in sorted(index.owners_by_gln.items())
-        if units[carriers[0]].gln_mode is GlnMode.OWN and index.registry.glns[gln].active
-    ]
-    regions = [c for c in carried if units[c[0]].name.startswith("Region ")]
-    first = regions[0]
-    other = next(c for c in regions if c[0] != first[0])
-    return World(*first, *other)
 
 
 def _database(engine: str, request: pytest.FixtureRequest, folder: Path) -> str:
@@ -89,7 +73,7 @@ def console(
     url = _database(engine, request, tmp_path_factory.mktemp("console"))
     with bootstrap(make_settings(url)) as app:
         operator = create_token(api_uow(app), list(Scope), (), "browser operator").token
-        world = _regions(app)
+        world = two_regions(app)
         auditor = create_token(
             api_uow(app), AUDITOR_SCOPES, (world.owner_in,), "browser regional auditor"
         ).token
