@@ -172,14 +172,6 @@ class TestAdoptionRenderers:
         assert data["snapshots"][1]["groups"]["all"]["both"] == 1
         assert data["snapshots"][0]["snapshot"]["effective_date"] == "2026-11-02"
 
-    def test_plot_writes_png_or_an_html_page_with_inline_svg(self, tmp_path: Path) -> None:
-        png, page = tmp_path / "a.png", tmp_path / "a.html"
-        adoption_plot(SERIES, png)
-        adoption_plot(SERIES, page)
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        text = page.read_text(encoding="utf-8")
-        assert "<svg" in text and "<?xml" not in text
-
     def test_plot_refuses_other_file_types(self, tmp_path: Path) -> None:
         import pytest
 
