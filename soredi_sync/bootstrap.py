@@ -25,6 +25,7 @@ from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
 from soredi_sync.ports.webhooks import WebhookSender
 from soredi_sync.reference_data import ReferenceData
 from soredi_sync.services.audit import AuditCache
+from soredi_sync.services.cutover import CutoverCache
 from soredi_sync.services.routing import RoutingService
 from soredi_sync.services.sync import SyncConfig
 
@@ -42,6 +43,8 @@ class App:
     reference: ReferenceData  # the config folder's tables and routing policy, read once
     # Findings per snapshot, so audit reads do not load and audit a snapshot per request.
     audit_cache: AuditCache = field(default_factory=AuditCache, repr=False)
+    # Cut-over reports per snapshot and date (whole registry; narrowed to owners on read).
+    cutover_cache: CutoverCache = field(default_factory=CutoverCache, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)
     _routing: RoutingService | None = field(default=None, repr=False)
     _sorus: SorusClient | None = field(default=None, repr=False)

@@ -7,16 +7,16 @@ verifying a plan reads a snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.models import ChangePlan, ChangePlanEvent, ChangePlanItem
-from soredi_sync.domain.plans import ItemDraft, ItemState, PlanAction
-from soredi_sync.ports.records import Plan, PlanEvent, PlanItem, StateChange
+from soredi_sync.domain.plans import ItemDraft, ItemState, PlanAction, count_states
+from soredi_sync.ports.records import Plan, PlanEvent, PlanItem, PlanSummary, StateChange
 
 
 def _item(row: ChangePlanItem) -> PlanItem:
@@ -136,6 +136,40 @@ class SqlAlchemyPlanRepository:
                 details=dict(r.details or {}),
             )
             for r in rows
+        ]
+
+    def summaries(
+        self, *, within: Collection[str] | None = None, limit: int = 50, offset: int = 0
+    ) -> list[PlanSummary]:
+        # Plans are made by people, a few per day at most: their headers are read whole and
+        # the owner rule applied here (owners is a JSON list, queried alike on both engines),
+        # then the items of the page's plans counted in one grouped query.
+        headers = self.session.scalars(select(ChangePlan).order_by(ChangePlan.id.desc())).all()
+        allowed = None if within is None else set(within)
+        chosen = [row for row in headers if allowed is None or set(row.owners or ()) <= allowed][
+            offset : offset + limit
+        ]
+        counted: dict[int, dict[str, int]] = {row.id: count_states(()) for row in chosen}
+        if counted:
+            by_state = self.session.execute(
+                select(ChangePlanItem.plan_id, ChangePlanItem.state, func.count())
+                .where(ChangePlanItem.plan_id.in_(counted))
+                .group_by(ChangePlanItem.plan_id, ChangePlanItem.state)
+            )
+            for plan_id, state, number in by_state:
+                counted[plan_id][state] = number
+        return [
+            PlanSummary(
+                id=row.id,
+                created_at=row.created_at,
+                created_by=row.created_by,
+                goal=row.goal,
+                owners=tuple(row.owners or ()),
+                owner_kind=row.owner_kind,
+                snapshot_id=row.snapshot_id,
+                counts=counted[row.id],
+            )
+            for row in chosen
         ]
 
     def open_plan_ids(self) -> list[int]:

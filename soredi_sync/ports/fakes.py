@@ -18,7 +18,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from soredi_sync.domain.plans import ItemDraft, ItemState
+from soredi_sync.domain.plans import ItemDraft, ItemState, count_states
 from soredi_sync.ports.fake_registry import Clock, FakeRegistryRepository, utc_now
 from soredi_sync.ports.fake_webhooks import FakeWebhookRepository
 from soredi_sync.ports.records import (
@@ -26,6 +26,7 @@ from soredi_sync.ports.records import (
     Plan,
     PlanEvent,
     PlanItem,
+    PlanSummary,
     RunEnd,
     RunStatus,
     StateChange,
@@ -313,6 +314,28 @@ class FakePlanRepository:
 
     def events(self, plan_id: int) -> list[PlanEvent]:
         return list(self.event_log.get(plan_id, []))
+
+    def summaries(
+        self, *, within: Collection[str] | None = None, limit: int = 50, offset: int = 0
+    ) -> list[PlanSummary]:
+        chosen = [
+            plan
+            for _, plan in sorted(self.plans.items(), reverse=True)
+            if within is None or set(plan.owners) <= set(within)
+        ][offset : offset + limit]
+        return [
+            PlanSummary(
+                p.id,
+                p.created_at,
+                p.created_by,
+                p.goal,
+                p.owners,
+                p.owner_kind,
+                p.snapshot_id,
+                count_states(i.state for i in p.items),
+            )
+            for p in chosen
+        ]
 
     def open_plan_ids(self) -> list[int]:
         open_states = (ItemState.SUBMITTED, ItemState.PENDING)

@@ -183,6 +183,21 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanSummary:
+    """A plan as listed: what :class:`Plan` says of itself, and its items counted by state
+    (every :class:`~soredi_sync.domain.plans.ItemState`, zero included) instead of the items."""
+
+    id: int
+    created_at: datetime
+    created_by: str
+    goal: str
+    owners: tuple[str, ...]
+    owner_kind: str | None
+    snapshot_id: int
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class StateChange:
     item_id: int
     to_state: ItemState

@@ -24,6 +24,7 @@ from soredi_sync.ports.records import (
     OwnerMap,
     Plan,
     PlanEvent,
+    PlanSummary,
     RunEnd,
     RunStatus,
     SnapshotInfo,
@@ -227,6 +228,17 @@ class PlanRepository(Protocol):
     def get(self, plan_id: int) -> Plan | None: ...
 
     def events(self, plan_id: int) -> list[PlanEvent]: ...
+
+    def summaries(
+        self, *, within: Collection[str] | None = None, limit: int = 50, offset: int = 0
+    ) -> list[PlanSummary]:
+        """Plans newest first, each with its items counted by state.
+
+        :param within: only plans whose owners are all among these SOR-IDs (an owner-restricted
+            token's); None: every plan
+        :param limit: at most this many, after skipping ``offset`` of those selected
+        """
+        ...
 
     def open_plan_ids(self) -> list[int]: ...
 

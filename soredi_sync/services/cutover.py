@@ -6,16 +6,32 @@ request from each sender syntax is resolved on the cut-over date ``on`` and, for
 ``today`` (the snapshot's date). A receiver is *lost* for a sender syntax when it is delivered
 today and rejected with ``MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE`` on ``on``. Receivers that
 are rejected either way (closed, inactive, no VANS) are not lost: they were never reached.
+
+:class:`CutoverCache` (``App.cutover_cache``) keeps the whole registry's report of a snapshot and
+date, so the API's ``GET /v1/cutover`` and the console decide each once per process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 
 from soredi_sync.domain.audit import CORRESPONDENCE, AuditContext, AuditView, Owner
-from soredi_sync.domain.routing import Decision, Reason, Resolver, RouteRequest, SnapshotRef
+from soredi_sync.domain.message_types import MessageTypeRegistry
+from soredi_sync.domain.routing import (
+    Decision,
+    Reason,
+    Resolver,
+    RouteRequest,
+    RoutingPolicy,
+    SnapshotRef,
+)
+from soredi_sync.errors import NoSnapshot
+from soredi_sync.ports.records import SnapshotInfo
+from soredi_sync.ports.storage import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +74,9 @@ class CutoverReport:
         return ()
 
 
+Receiver = tuple[str, tuple[str, ...], Owner | None]  # GLN, correspondence types, owner
+
+
 def cutover(
     resolver: Resolver,
     on: date,
@@ -71,6 +90,18 @@ def cutover(
     :param owners: only receivers whose institution owner (SOR-ID) is one of these
     :param today: the comparison date; default: the day the resolver's snapshot was taken
     """
+    report, _ = _decide(resolver, on, audit_context, owners, today)
+    return report
+
+
+def _decide(
+    resolver: Resolver,
+    on: date,
+    audit_context: AuditContext,
+    owners: Iterable[str] | None,
+    today: date | None,
+) -> tuple[CutoverReport, list[Receiver]]:
+    """The report, and the receivers it considered."""
     registry = resolver.index.registry
     today = today or resolver.index.snapshot.taken_at.date()
     view = AuditView(registry, audit_context, today)
@@ -84,7 +115,7 @@ def cutover(
     )
     wanted = set(owners) if owners is not None else None
 
-    receivers: list[tuple[str, tuple[str, ...], Owner | None]] = []
+    receivers: list[Receiver] = []
     for gln, record in sorted(registry.glns.items()):
         if not record.active:
             continue
@@ -123,10 +154,136 @@ def cutover(
                 )
             )
         senders.append(SenderCutover(syntax, tuple(lost)))
-    return CutoverReport(
+    report = CutoverReport(
         snapshot=resolver.index.snapshot,
         today=today,
         on=on,
         receivers=len(receivers),
         senders=tuple(senders),
     )
+    return report, receivers
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """The unrestricted report of one (snapshot, date, today, policy), and what restricting it
+    to owners needs. It holds the policy, message types and context it was decided with, so
+    while it is cached their ``id()`` in its key cannot be taken by other objects."""
+
+    report: CutoverReport
+    receivers_by_owner: Mapping[str, int]  # owner SOR-ID -> correspondence receivers
+    pinned: tuple[RoutingPolicy, MessageTypeRegistry, AuditContext]
+
+    def restricted(self, owners: Iterable[str] | None) -> CutoverReport:
+        """The report :func:`cutover` gives for ``owners`` (None: every owner)."""
+        if owners is None:
+            return self.report
+        wanted = set(owners)
+        senders = tuple(
+            SenderCutover(
+                sender.sender_syntax,
+                tuple(r for r in sender.lost if r.owner is not None and r.owner.sor_id in wanted),
+            )
+            for sender in self.report.senders
+        )
+        receivers = sum(self.receivers_by_owner.get(owner, 0) for owner in wanted)
+        return replace(self.report, receivers=receivers, senders=senders)
+
+
+_Key = tuple[int, datetime, date, date, int, int, int]
+
+
+class CutoverCache:
+    """Cut-over reports of the whole registry, by snapshot, date and policy, once per process.
+
+    A report resolves every correspondence receiver for each sender syntax (about 2 s on the
+    national profile) and a stored snapshot never changes, so each (snapshot, date) is decided
+    once; an owner-restricted report is the whole registry's narrowed to those owners, which
+    is what :func:`cutover` with ``owners`` gives, at no cost. One per
+    :class:`~soredi_sync.bootstrap.App`; callers get shared reports and never change them.
+
+    :param size: reports kept (the dates asked for last, least recently used dropped first)
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._decided: OrderedDict[_Key, _Decided] = OrderedDict()
+        self._computing: dict[_Key, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the two dicts, never held while deciding
+
+    def report(
+        self,
+        resolver: Resolver,
+        on: date,
+        *,
+        audit_context: AuditContext,
+        owners: Iterable[str] | None = None,
+        today: date | None = None,
+    ) -> CutoverReport:
+        """What :func:`cutover` answers for the same arguments. A (snapshot, date) is decided by
+        one caller at a time (others asking for it wait and share the answer); other dates are
+        not held up meanwhile."""
+        today = today or resolver.index.snapshot.taken_at.date()
+        snapshot = resolver.index.snapshot
+        # With the time the snapshot was taken: an id alone could name another snapshot if a
+        # database were emptied and filled again under a running process (as tests do).
+        key: _Key = (
+            snapshot.id,
+            snapshot.taken_at,
+            on,
+            today,
+            id(resolver.policy),
+            id(resolver.message_types),
+            id(audit_context),
+        )
+        with self._lock:
+            found = self._hit(key)
+            if found is not None:
+                return found.restricted(owners)
+            computing = self._computing.setdefault(key, threading.Lock())
+        try:
+            with computing:
+                with self._lock:
+                    found = self._hit(key)
+                if found is None:
+                    report, receivers = _decide(resolver, on, audit_context, None, today)
+                    by_owner = Counter(o.sor_id for _, _, o in receivers if o is not None)
+                    pinned = (resolver.policy, resolver.message_types, audit_context)
+                    found = _Decided(report, dict(by_owner), pinned)
+                    with self._lock:
+                        self._decided[key] = found
+                        while len(self._decided) > self._size:
+                            self._decided.popitem(last=False)
+        finally:
+            with self._lock:
+                if self._computing.get(key) is computing:
+                    del self._computing[key]
+        return found.restricted(owners)
+
+    def cutover_on(
+        self,
+        uow: UnitOfWork,
+        resolver: Resolver,
+        on: date,
+        *,
+        owners: Iterable[str] | None,
+        context: AuditContext,
+    ) -> tuple[SnapshotInfo, CutoverReport]:
+        """As ``queries.cutover_on``, from the cache: the report decided on the resolver's
+        snapshot, compared with the day that snapshot describes, and that snapshot.
+
+        :raises NoSnapshot: the resolver's snapshot is gone
+        """
+        info = uow.registry.get_snapshot(resolver.index.snapshot.id)
+        if info is None:
+            raise NoSnapshot()
+        report = self.report(
+            resolver, on, audit_context=context, owners=owners, today=info.effective_date
+        )
+        return info, report
+
+    def _hit(self, key: _Key) -> _Decided | None:
+        found = self._decided.get(key)
+        if found is not None:
+            self._decided.move_to_end(key)
+        return found

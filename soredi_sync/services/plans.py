@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import enum
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from soredi_sync.domain.plans import (
     verify_item,
 )
 from soredi_sync.errors import NoSnapshot, NotFound, SorediError, SourceError
-from soredi_sync.ports.records import Plan, PlanEvent, SnapshotInfo, StateChange
+from soredi_sync.ports.records import Plan, PlanEvent, PlanSummary, SnapshotInfo, StateChange
 from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.soap.records import ChangeAction, EdiTypeChange
 
@@ -164,6 +164,18 @@ def plan_counts(plan: Plan) -> dict[str, int]:
     return count_states(item.state for item in plan.items)
 
 
+def list_plans(
+    uow: UnitOfWork, *, within: Collection[str] | None = None, limit: int = 50, offset: int = 0
+) -> list[PlanSummary]:
+    """Plans newest first, with their items counted by state.
+
+    :param within: only plans whose owners are all among these SOR-IDs, as an owner-restricted
+        token may see them (``services.tokens.may_act_for``); None: every plan
+    :param limit: at most this many, after skipping ``offset`` of those selected
+    """
+    return uow.plans.summaries(within=within, limit=limit, offset=offset)
+
+
 # -- the worklist for the SOR-EDI application -------------------------------------------------
 
 
@@ -189,6 +201,12 @@ def write_worklist(plan: Plan, fmt: str, path: Path) -> None:
         return
     if fmt != "xlsx":
         raise PlanRequestError(f"unknown worklist format {fmt!r}; use csv or xlsx")
+    path.write_bytes(worklist_xlsx(plan))
+
+
+def worklist_xlsx(plan: Plan) -> bytes:
+    """The worklist as an XLSX workbook: the rows of :func:`worklist_csv`, GLN and owner as
+    text."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -204,7 +222,9 @@ def write_worklist(plan: Plan, fmt: str, path: Path) -> None:
     for cells in sheet.iter_rows(min_row=2, max_col=2):
         for cell in cells:
             cell.number_format = "@"
-    book.save(path)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 # -- submit and verify --------------------------------------------------------------------------

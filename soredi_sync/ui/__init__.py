@@ -61,7 +61,9 @@ def ui_router() -> APIRouter:
 def warm_jobs() -> tuple[Callable[[App, SnapshotInfo], object], ...]:
     """What the console has prepared for each new snapshot by ``api/warmup.py``'s warmer,
     besides the routing index and the audit findings every process gets."""
-    return ()
+    from soredi_sync.ui.pages import cutover
+
+    return (cutover.warm_default_date,)
 
 
 def served_pages(router: APIRouter) -> frozenset[str]:

@@ -204,7 +204,10 @@ NAV = (
     NavItem("/ui/", N_("Overview")),
     NavItem("/ui/registry", N_("Registry"), (Scope.REGISTRY_READ,)),
     NavItem("/ui/audit", N_("Audit"), (Scope.AUDIT_READ,)),
+    NavItem("/ui/adoption", N_("Adoption"), (Scope.AUDIT_READ,)),
+    NavItem("/ui/cutover", N_("Cut-over"), (Scope.AUDIT_READ,)),
     NavItem("/ui/route", N_("Try a routing decision"), (Scope.ROUTE_READ,)),
+    NavItem("/ui/plans", N_("Change plans"), (Scope.PLAN_WRITE,)),
 )
 
 

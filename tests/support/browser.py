@@ -408,5 +408,8 @@ def console_pages(console: Console) -> dict[str, str]:
         "unit": f"/ui/registry/units/{world.unit_in}",
         "gln": f"/ui/registry/glns/{world.gln_in}",
         "audit": "/ui/audit",
+        "adoption": "/ui/adoption?by=region",
+        "cutover": "/ui/cutover",
         "route": "/ui/route",
+        "plans": "/ui/plans",
     }

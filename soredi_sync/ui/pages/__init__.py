@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from soredi_sync.ui.pages import audit, overview, registry, routing
+from soredi_sync.ui.pages import adoption, audit, cutover, overview, plans, registry, routing
 
-PAGES: tuple[APIRouter, ...] = (overview.router, registry.router, audit.router, routing.router)
+PAGES: tuple[APIRouter, ...] = (
+    overview.router,
+    registry.router,
+    audit.router,
+    adoption.router,
+    cutover.router,
+    routing.router,
+    plans.router,
+)

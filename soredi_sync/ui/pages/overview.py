@@ -174,21 +174,21 @@ def audit_figures(
             found = queries.scoped_audit(uow, context_, owners=owners, cache=app.audit_cache)
             severities = _by_severity(found.findings)
         latest = sorted(uow.registry.list_snapshots(TREND_SNAPSHOTS), key=lambda s: s.id)
-        stored = stored_owner_adoption(uow, [s.id for s in latest], owners)
+        by_owner = stored_owner_adoption(uow, [s.id for s in latest], owners)
         # Snapshots without per-owner figures are counted, at most OWNER_TREND_SNAPSHOTS of
         # them (the latest), once per process each.
-        counted = {s.id for s in latest if s.id not in stored}
+        counted = {s.id for s in latest if s.id not in by_owner}
         counted = set(sorted(counted)[-OWNER_TREND_SNAPSHOTS:])
         trend = [
             TrendPoint(
                 s.id,
                 s.effective_date,
-                stored[s.id].get("all", AdoptionCounts())
-                if s.id in stored
+                by_owner[s.id].get("all", AdoptionCounts())
+                if s.id in by_owner
                 else cache.counts(uow, app, s, frozenset(owners)),
             )
             for s in latest
-            if s.id in stored or s.id in counted
+            if s.id in by_owner or s.id in counted
         ]
     return AuditFigures(current, severities, trend)
 

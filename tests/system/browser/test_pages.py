@@ -14,7 +14,18 @@ from tests.support.browser import MAIN_NAV, Browser, Console, console_pages
 
 pytestmark = pytest.mark.slow
 
-PAGES = ("overview", "registry", "search", "unit", "gln", "audit", "route")
+PAGES = (
+    "overview",
+    "registry",
+    "search",
+    "unit",
+    "gln",
+    "audit",
+    "adoption",
+    "cutover",
+    "route",
+    "plans",
+)
 PUBLISHED = ("overview", "audit")  # the others are published by the tests that use them
 
 
