@@ -10,8 +10,9 @@ Team rules for every revision:
 - Data migrations use op.execute or sa.table() stand-ins, never the app's models.
 - downgrade() really undoes upgrade().
 
-A new table ``audit_owner_summaries`` (one row per institution owner and summarised snapshot:
-the owner's finding counts and the adoption of its GLNs) and a nullable column
+A new table ``audit_owner_summaries`` (per summarised snapshot, one row for each region,
+municipality and owner an unrevoked token is restricted to: the owner's finding counts and the
+adoption of its GLNs) and a nullable column
 ``audit_summaries.owner_rows`` (how many such rows the summary wrote). Existing summaries keep
 ``owner_rows`` NULL, and an owner's figures on those snapshots are counted from the snapshot as
 before; the summary after each sync from now on writes the rows. No data is moved; the new

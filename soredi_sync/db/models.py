@@ -428,7 +428,9 @@ class AuditOwnerSummary(Base):
 
     ``findings``: counts ``by_code`` and ``by_severity`` and the ``total`` of the owner's
     findings; ``adoption``: ``"all"`` and each dimension → group → counts of the owner's GLNs.
-    An owner with neither findings nor correspondence GLNs has no row.
+    Rows are stored for the regions, the municipalities and the owners of unrevoked
+    restricted tokens (``services.audit.summarised_owners``), zeros included: an owner with no
+    row on a snapshot was not summarised, and its figures are counted from the snapshot.
     """
 
     __tablename__ = "audit_owner_summaries"

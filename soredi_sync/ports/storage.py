@@ -158,9 +158,9 @@ class AuditRepository(Protocol):
         self, snapshot_ids: Collection[int], owners: Collection[str]
     ) -> dict[int, dict[str, dict[str, Any]]]:
         """Snapshot id → owner → its stored ``findings`` and ``adoption``, for those of
-        ``snapshot_ids`` whose summary was stored with per-owner figures (an owner missing
-        there has no findings and no correspondence GLN); a snapshot missing from the answer
-        has no per-owner figures."""
+        ``snapshot_ids`` whose summary was stored with per-owner rows; an owner missing under
+        a snapshot was not summarised on it, a snapshot missing from the answer has no
+        per-owner figures at all."""
         ...
 
     def save_summary(

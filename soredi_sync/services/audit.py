@@ -12,13 +12,16 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from soredi_sync.domain.audit import (
     RULES,
     AdoptionCounts,
     AdoptionDimension,
     AuditContext,
+    AuditView,
     Finding,
+    OwnerKind,
     adoption,
     adoption_by_owner,
     adoption_key,
@@ -291,21 +294,46 @@ def _finding_counts(findings: Iterable[Finding]) -> dict[str, object]:
     }
 
 
+# The owners whose figures a summary stores: those of these kinds (the regions and
+# municipalities auditing their own registrations), and any owner an unrevoked token is
+# restricted to. Storing every owner (about 15,000 on the national profile, most of them a
+# private practice with one GLN) would add megabytes per snapshot for figures nobody reads.
+SUMMARISED_KINDS = frozenset({OwnerKind.REGION, OwnerKind.MUNICIPALITY})
+
+
+def summarised_owners(uow: UnitOfWork, view: AuditView) -> set[str]:
+    """The institution owners (SOR-IDs) a summary of ``view``'s snapshot stores figures of."""
+    owners = {
+        unit.sor_id
+        for unit in view.registry.units.values()
+        if unit.parent_sor_id is None
+        and (owner := view.owner_of_unit(unit)) is not None
+        and owner.kind in SUMMARISED_KINDS
+    }
+    for token in uow.tokens.list():
+        if not token.revoked:
+            owners |= token.owners
+    return owners
+
+
 def owner_summaries(
-    findings: Iterable[Finding], by_owner: Mapping[str, Mapping[str, Mapping[str, AdoptionCounts]]]
+    findings: Iterable[Finding],
+    by_owner: Mapping[str, Mapping[str, Mapping[str, AdoptionCounts]]],
+    owners: Iterable[str],
 ) -> dict[str, dict[str, object]]:
-    """Each institution owner's finding counts and adoption figures, as stored per owner: an
-    owner with findings or correspondence GLNs gets one entry."""
-    found: dict[str, list[Finding]] = {}
+    """The finding counts and adoption figures of each of ``owners``, as stored per owner (an
+    owner with no finding and no correspondence GLN gets zeros: stored, not missing)."""
+    wanted = set(owners)
+    found: dict[str, list[Finding]] = {owner: [] for owner in wanted}
     for finding in findings:
-        if finding.owner is not None:
-            found.setdefault(finding.owner.sor_id, []).append(finding)
+        if finding.owner is not None and finding.owner.sor_id in wanted:
+            found[finding.owner.sor_id].append(finding)
     return {
         owner: {
-            "findings": _finding_counts(found.get(owner, ())),
+            "findings": _finding_counts(found[owner]),
             "adoption": {key: _counts_json(c) for key, c in by_owner.get(owner, {}).items()},
         }
-        for owner in sorted(found.keys() | by_owner.keys())
+        for owner in sorted(wanted)
     }
 
 
@@ -313,7 +341,8 @@ def record_summary(
     uow: UnitOfWork, context: AuditContext, snapshot_id: int | None = None
 ) -> SummaryOutcome:
     """Compute and store the audit and adoption figures of a snapshot (default: the current
-    one), in all and per institution owner, replacing any earlier summary of it; commits.
+    one), in all and for each of :func:`summarised_owners`, replacing any earlier summary of
+    it; commits.
 
     :raises NoSnapshot: nothing synced yet
     :raises NotFound: no such snapshot
@@ -328,7 +357,10 @@ def record_summary(
         adoption_key(dimension): _counts_json(adoption(registry, context, on, by=dimension))
         for dimension in (None, *AdoptionDimension)
     }
-    owners = owner_summaries(findings, adoption_by_owner(registry, context, on))
+    view = AuditView(registry, context, on)
+    owners = owner_summaries(
+        findings, adoption_by_owner(registry, context, on), summarised_owners(uow, view)
+    )
     by_code = {rule.code: codes[rule.code] for rule in RULES}
     uow.audits.save_summary(
         snapshot.id,
@@ -361,29 +393,38 @@ def _summed(
     return dict(sorted(totals.items()))
 
 
+def _stored_for(
+    uow: UnitOfWork, snapshot_ids: Iterable[int], owners: Iterable[str]
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """The stored figures of ``owners`` on those of ``snapshot_ids`` whose summary holds every
+    one of them."""
+    wanted = set(owners)
+    stored = uow.audits.owner_figures(list(snapshot_ids), wanted)
+    return {sid: figures for sid, figures in stored.items() if wanted <= figures.keys()}
+
+
 def stored_owner_adoption(
     uow: UnitOfWork,
     snapshot_ids: Iterable[int],
     owners: Iterable[str],
     by: AdoptionDimension | None = None,
 ) -> dict[int, dict[str, AdoptionCounts]]:
-    """Adoption among the GLNs of ``owners`` on each of ``snapshot_ids`` whose summary holds
-    per-owner figures (the others are missing from the answer): the sums of the owners' rows,
-    equal to counting the snapshot for those owners."""
+    """Adoption among the GLNs of ``owners`` on each of ``snapshot_ids`` whose summary stored
+    all of them (the others are missing from the answer): the sums of the owners' rows, equal
+    to counting the snapshot for those owners."""
     key = adoption_key(by)
-    stored = uow.audits.owner_figures(list(snapshot_ids), set(owners))
     return {
         sid: _summed(f["adoption"].get(key, {}) for f in by_owner.values())
-        for sid, by_owner in stored.items()
+        for sid, by_owner in _stored_for(uow, snapshot_ids, owners).items()
     }
 
 
 def stored_owner_severities(
     uow: UnitOfWork, snapshot_id: int, owners: Iterable[str]
 ) -> dict[str, int] | None:
-    """The findings of ``owners`` on ``snapshot_id`` by severity, from its per-owner summary;
-    None when it has none."""
-    stored = uow.audits.owner_figures([snapshot_id], set(owners)).get(snapshot_id)
+    """The findings of ``owners`` on ``snapshot_id`` by severity, from its summary; None when
+    it did not store all of them."""
+    stored = _stored_for(uow, [snapshot_id], owners).get(snapshot_id)
     if stored is None:
         return None
     totals = Counter[str]()

@@ -9,15 +9,17 @@ from sqlalchemy import select
 
 from soredi_sync.bootstrap import App
 from soredi_sync.db.models import AuditOwnerSummary, AuditSummary
-from soredi_sync.domain.audit import AdoptionDimension, Severity
+from soredi_sync.domain.audit import AdoptionDimension, OwnerKind, Severity
 from soredi_sync.errors import NoSnapshot
 from soredi_sync.services import queries
 from soredi_sync.services.audit import (
     adoption_series,
     record_summary,
     run_audit,
+    stored_owner_adoption,
     stored_owner_severities,
 )
+from soredi_sync.services.tokens import create_token
 from tests.support.app import sync_day
 from tests.support.cli_runner import Cli
 
@@ -81,12 +83,14 @@ class TestRecordSummary:
             record_summary(uow, app.reference.audit_context)
 
 
-def _owners_with_figures(app: App) -> list[str]:
+def _owners_with_figures(app: App, *kinds: OwnerKind) -> list[str]:
+    """The owners of ``kinds`` (default: regions and municipalities) with findings."""
+    wanted = set(kinds or (OwnerKind.REGION, OwnerKind.MUNICIPALITY))
     with app.uow() as uow:
         current = uow.registry.current_snapshot()
         assert current is not None
         findings = app.audit_cache.findings(uow, app.reference.audit_context, current)
-    return sorted({f.owner.sor_id for f in findings if f.owner is not None})
+    return sorted({f.owner.sor_id for f in findings if f.owner and f.owner.kind in wanted})
 
 
 class TestPerOwnerFigures:
@@ -158,6 +162,24 @@ class TestPerOwnerFigures:
             uow.commit()
             assert stored_owner_severities(uow, snapshot.id, {owner}) is None
             assert queries.adoption_by_snapshot(uow, context, owners={owner}) == counted
+
+
+    def test_another_owner_is_stored_once_a_token_is_restricted_to_it(
+        self, app: App, sandbox_dir: Path
+    ) -> None:
+        context = app.reference.audit_context
+        sync_day(app, sandbox_dir, 0)
+        private = _owners_with_figures(app, OwnerKind.PRIVATE)[0]
+        with app.uow() as uow:
+            summary = record_summary(uow, context)
+            counted = queries.adoption_by_snapshot(uow, context, owners={private})
+            assert stored_owner_severities(uow, summary.snapshot_id, {private}) is None
+        create_token(app.uow, ["audit:read"], [private], "a practice's own token")
+        with app.uow() as uow:
+            record_summary(uow, context)
+            assert stored_owner_severities(uow, summary.snapshot_id, {private}) is not None
+            stored = stored_owner_adoption(uow, [summary.snapshot_id], {private})
+        assert [e.counts for e in counted] == [stored[summary.snapshot_id]]
 
 
 class TestAfterTheSyncCommand:

@@ -102,5 +102,5 @@ def test_a_summary_stores_each_owners_figures_and_a_set_of_owners_reads_their_su
         unknown = stored_owner_adoption(uow, [snapshot.id], {"9"})
     assert one == {snapshot.id: {"all": AdoptionCounts(0, 0, 1)}}
     assert both == {snapshot.id: {"all": AdoptionCounts(0, 1, 1)}}
-    assert unknown == {snapshot.id: {}}  # summarised per owner, none of it theirs
+    assert unknown == {}  # not a region, municipality or a token's owner: not stored
     assert severities is not None and sum(severities.values()) >= 1
