@@ -163,7 +163,6 @@ class TestPerOwnerFigures:
             assert stored_owner_severities(uow, snapshot.id, {owner}) is None
             assert queries.adoption_by_snapshot(uow, context, owners={owner}) == counted
 
-
     def test_another_owner_is_stored_once_a_token_is_restricted_to_it(
         self, app: App, sandbox_dir: Path
     ) -> None:
