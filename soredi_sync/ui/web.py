@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -22,7 +23,7 @@ from fastapi.responses import HTMLResponse
 from soredi_sync.api.deps import ApiContext, context
 from soredi_sync.config import UiSettings
 from soredi_sync.ports.records import TokenRecord
-from soredi_sync.services.tokens import Scope
+from soredi_sync.services.tokens import Scope, may_read_owner
 from soredi_sync.ui import cookies
 from soredi_sync.ui.errors import (
     CsrfRefused,
@@ -48,7 +49,9 @@ __all__ = [
     "context",
     "form_csrf",
     "language",
+    "QueryReader",
     "owner_scope",
+    "owners_for",
     "render",
     "require",
     "safe_next",
@@ -119,6 +122,47 @@ def require(caller: TokenRecord, scope: Scope) -> None:
 def owner_scope(caller: TokenRecord) -> frozenset[str]:
     """The SOR-IDs of the institution owners the caller may see; empty: every owner."""
     return caller.owners
+
+
+def owners_for(caller: TokenRecord, owner: str | None) -> set[str] | None:
+    """The owners a page shows for ``caller`` narrowed to ``owner`` (None: every owner), by the
+    API's rule: a restricted token sees its own owners and may narrow to one of them.
+
+    :raises UiForbidden: ``owner`` is outside the owners the token is restricted to
+    """
+    if owner is not None and not may_read_owner(caller, owner):
+        raise UiForbidden(
+            N_("The owner %(owner)s is outside the owners your token is restricted to."),
+            owner=owner,
+        )
+    allowed = owner_scope(caller)
+    return {owner} if owner else (set(allowed) if allowed else None)
+
+
+class QueryReader:
+    """A page's query string read leniently: a value the page's form could not have sent is
+    dropped and its name kept in ``errors`` (the page says so), rather than a bare 422."""
+
+    def __init__(self, params: Mapping[str, str | None], max_length: int) -> None:
+        self.params = params
+        self.max_length = max_length
+        self.errors: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        """The stripped value (None when empty); too long: dropped."""
+        value = (self.params.get(name) or "").strip() or None
+        if value is not None and len(value) > self.max_length:
+            self.errors.append(name)
+            return None
+        return value
+
+    def choice(self, name: str, allowed: Container[str], default: Any = None) -> Any:
+        """The value if it is one of ``allowed``, else ``default`` (and dropped if given)."""
+        value = self.text(name)
+        if value is not None and value not in allowed:
+            self.errors.append(name)
+            return default
+        return value if value is not None else default
 
 
 # -- CSRF -----------------------------------------------------------------------------------------

@@ -27,14 +27,14 @@ from soredi_sync.ports.records import TokenRecord
 from soredi_sync.reports.svg import LINE_COLOURS, line_chart_svg
 from soredi_sync.services import queries
 from soredi_sync.services.queries import AdoptionEntry
-from soredi_sync.services.tokens import Scope, may_read_owner
+from soredi_sync.services.tokens import Scope
 from soredi_sync.ui.i18n import N_, formatters
 from soredi_sync.ui.web import (
     Caller,
-    UiForbidden,
     context,
     language,
     owner_scope,
+    owners_for,
     render,
     require,
     translate,
@@ -204,13 +204,7 @@ def select(request: Request, caller: TokenRecord, filters: Filters) -> Figures:
 
     :raises UiForbidden: a restricted token asks for an owner outside its own
     """
-    if filters.owner is not None and not may_read_owner(caller, filters.owner):
-        raise UiForbidden(
-            N_("The owner %(owner)s is outside the owners your token is restricted to."),
-            owner=filters.owner,
-        )
-    allowed = owner_scope(caller)
-    owners = {filters.owner} if filters.owner else (set(allowed) if allowed else None)
+    owners = owners_for(caller, filters.owner)
     app = context(request).app
     with app.uow() as uow:
         entries = queries.adoption_by_snapshot(

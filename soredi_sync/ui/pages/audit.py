@@ -31,14 +31,15 @@ from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.ports.records import SnapshotInfo, TokenRecord
 from soredi_sync.reports.audit import FINDING_COLUMNS, FINDING_HEADINGS, finding_row
 from soredi_sync.services import queries
-from soredi_sync.services.tokens import Scope, may_read_owner
+from soredi_sync.services.tokens import Scope
 from soredi_sync.ui.i18n import N_
 from soredi_sync.ui.web import (
     Caller,
-    UiForbidden,
+    QueryReader,
     UiNotFound,
     context,
     owner_scope,
+    owners_for,
     render,
     require,
 )
@@ -121,21 +122,8 @@ def _int(value: str | None) -> int | None:
 
 def read_filters(params: Mapping[str, str | None]) -> tuple[Filters, list[str]]:
     """The filters of a query string, and the names of the values that were dropped."""
-    errors: list[str] = []
-
-    def text(name: str) -> str | None:
-        value = (params.get(name) or "").strip() or None
-        if value is not None and len(value) > MAX_VALUE_LENGTH:
-            errors.append(name)
-            return None
-        return value
-
-    def choice(name: str, allowed: Any, default: Any = None) -> Any:
-        value = text(name)
-        if value is not None and value not in allowed:
-            errors.append(name)
-            return default
-        return value if value is not None else default
+    query = QueryReader(params, MAX_VALUE_LENGTH)
+    errors, text, choice = query.errors, query.text, query.choice
 
     since = _int(params.get("since"))
     if text("since") is not None and since is None:
@@ -174,13 +162,8 @@ def select(request: Request, caller: TokenRecord, filters: Filters) -> Selection
     :raises NoSnapshot: nothing synced yet
     :raises NotFound: no snapshot ``filters.since``
     """
-    if filters.owner is not None and not may_read_owner(caller, filters.owner):
-        raise UiForbidden(
-            N_("The owner %(owner)s is outside the owners your token is restricted to."),
-            owner=filters.owner,
-        )
+    owners = owners_for(caller, filters.owner)
     allowed = owner_scope(caller)
-    owners = {filters.owner} if filters.owner else (set(allowed) if allowed else None)
     app = context(request).app
     with app.uow() as uow:
         found = queries.scoped_audit(

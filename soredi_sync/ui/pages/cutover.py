@@ -30,13 +30,13 @@ from soredi_sync.domain.audit import CORRESPONDENCE, Owner, OwnerKind
 from soredi_sync.domain.routing import ConversionStep, Resolver, RoutingPolicy
 from soredi_sync.ports.records import SnapshotInfo, TokenRecord
 from soredi_sync.services.cutover import CutoverReport, LostReceiver
-from soredi_sync.services.tokens import Scope, may_read_owner
-from soredi_sync.ui.i18n import N_
+from soredi_sync.services.tokens import Scope
 from soredi_sync.ui.web import (
     Caller,
-    UiForbidden,
+    QueryReader,
     context,
     owner_scope,
+    owners_for,
     render,
     require,
 )
@@ -126,21 +126,8 @@ def _date(value: str | None) -> date | None:
 
 def read_filters(params: Mapping[str, str | None]) -> tuple[Filters, list[str]]:
     """The filters of a query string, and the names of the values that were dropped."""
-    errors: list[str] = []
-
-    def text(name: str) -> str | None:
-        value = (params.get(name) or "").strip() or None
-        if value is not None and len(value) > MAX_VALUE_LENGTH:
-            errors.append(name)
-            return None
-        return value
-
-    def choice(name: str, allowed: Any, default: Any = None) -> Any:
-        value = text(name)
-        if value is not None and value not in allowed:
-            errors.append(name)
-            return default
-        return value if value is not None else default
+    query = QueryReader(params, MAX_VALUE_LENGTH)
+    errors, text, choice = query.errors, query.text, query.choice
 
     day = _date(params.get("date"))
     if text("date") is not None and day is None:
@@ -228,13 +215,8 @@ def select(app: App, caller: TokenRecord, filters: Filters, on: date) -> Selecti
     :raises UiForbidden: a restricted token asks for an owner outside its own
     :raises NoSnapshot: nothing synced yet
     """
-    if filters.owner is not None and not may_read_owner(caller, filters.owner):
-        raise UiForbidden(
-            N_("The owner %(owner)s is outside the owners your token is restricted to."),
-            owner=filters.owner,
-        )
+    owners = owners_for(caller, filters.owner)
     allowed = owner_scope(caller)
-    owners = {filters.owner} if filters.owner else (set(allowed) if allowed else None)
     resolver = app.routing().resolver()
     audit_context = app.reference.audit_context
     with app.uow() as uow:
