@@ -7,8 +7,7 @@ dates are judged as they stood that day.
 
 from __future__ import annotations
 
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -32,6 +31,7 @@ from soredi_sync.domain.audit import (
 from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.services.once import OnceCache
 
 # Enough for years of daily snapshots; adoption reads them all.
 ALL_SNAPSHOTS = 1_000_000
@@ -115,10 +115,7 @@ class AuditCache:
     """
 
     def __init__(self, size: int = 2) -> None:
-        self._size = size
-        self._findings: OrderedDict[tuple[int, datetime], list[Finding]] = OrderedDict()
-        self._computing: dict[tuple[int, datetime], threading.Lock] = {}
-        self._lock = threading.Lock()  # guards the two dicts, never held while auditing
+        self._findings: OnceCache[tuple[int, datetime], list[Finding]] = OnceCache(size)
 
     def findings(
         self, uow: UnitOfWork, context: AuditContext, snapshot: SnapshotInfo
@@ -128,34 +125,12 @@ class AuditCache:
         other snapshots are not held up meanwhile."""
         # With the time it was taken: an id alone could name another snapshot if a database
         # were emptied and filled again under a running process (as tests do).
-        key = (snapshot.id, snapshot.taken_at)
-        with self._lock:
-            found = self._hit(key)
-            if found is not None:
-                return found
-            computing = self._computing.setdefault(key, threading.Lock())
-        try:
-            with computing:
-                with self._lock:
-                    found = self._hit(key)
-                if found is None:
-                    registry = uow.registry.load_registry(snapshot.id)
-                    found = audit(registry, context, snapshot.effective_date)
-                    with self._lock:
-                        self._findings[key] = found
-                        while len(self._findings) > self._size:
-                            self._findings.popitem(last=False)
-        finally:
-            with self._lock:
-                if self._computing.get(key) is computing:
-                    del self._computing[key]
-        return found
-
-    def _hit(self, key: tuple[int, datetime]) -> list[Finding] | None:
-        found = self._findings.get(key)
-        if found is not None:
-            self._findings.move_to_end(key)
-        return found
+        return self._findings.get(
+            (snapshot.id, snapshot.taken_at),
+            lambda: audit(
+                uow.registry.load_registry(snapshot.id), context, snapshot.effective_date
+            ),
+        )
 
 
 def _snapshot(uow: UnitOfWork, snapshot_id: int | None, at: date | None) -> SnapshotInfo:

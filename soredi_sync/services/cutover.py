@@ -13,8 +13,7 @@ date, so the API's ``GET /v1/cutover`` and the console decide each once per proc
 
 from __future__ import annotations
 
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -32,6 +31,7 @@ from soredi_sync.domain.routing import (
 from soredi_sync.errors import NoSnapshot
 from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.services.once import OnceCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +206,7 @@ class CutoverCache:
     """
 
     def __init__(self, size: int = 16) -> None:
-        self._size = size
-        self._decided: OrderedDict[_Key, _Decided] = OrderedDict()
-        self._computing: dict[_Key, threading.Lock] = {}
-        self._lock = threading.Lock()  # guards the two dicts, never held while deciding
+        self._decided: OnceCache[_Key, _Decided] = OnceCache(size)
 
     def report(
         self,
@@ -236,29 +233,14 @@ class CutoverCache:
             id(resolver.message_types),
             id(audit_context),
         )
-        with self._lock:
-            found = self._hit(key)
-            if found is not None:
-                return found.restricted(owners)
-            computing = self._computing.setdefault(key, threading.Lock())
-        try:
-            with computing:
-                with self._lock:
-                    found = self._hit(key)
-                if found is None:
-                    report, receivers = _decide(resolver, on, audit_context, None, today)
-                    by_owner = Counter(o.sor_id for _, _, o in receivers if o is not None)
-                    pinned = (resolver.policy, resolver.message_types, audit_context)
-                    found = _Decided(report, dict(by_owner), pinned)
-                    with self._lock:
-                        self._decided[key] = found
-                        while len(self._decided) > self._size:
-                            self._decided.popitem(last=False)
-        finally:
-            with self._lock:
-                if self._computing.get(key) is computing:
-                    del self._computing[key]
-        return found.restricted(owners)
+
+        def decide() -> _Decided:
+            report, receivers = _decide(resolver, on, audit_context, None, today)
+            by_owner = Counter(o.sor_id for _, _, o in receivers if o is not None)
+            pinned = (resolver.policy, resolver.message_types, audit_context)
+            return _Decided(report, dict(by_owner), pinned)
+
+        return self._decided.get(key, decide).restricted(owners)
 
     def cutover_on(
         self,
@@ -281,9 +263,3 @@ class CutoverCache:
             resolver, on, audit_context=context, owners=owners, today=info.effective_date
         )
         return info, report
-
-    def _hit(self, key: _Key) -> _Decided | None:
-        found = self._decided.get(key)
-        if found is not None:
-            self._decided.move_to_end(key)
-        return found

@@ -13,8 +13,7 @@ counted instead: its findings from ``App.audit_cache``, its adoption once per pr
 
 from __future__ import annotations
 
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -35,6 +34,7 @@ from soredi_sync.services.audit import (
     stored_owner_severities,
 )
 from soredi_sync.services.health import DataHealth, data_health, monitored_sources
+from soredi_sync.services.once import OnceCache
 from soredi_sync.services.tokens import Scope
 from soredi_sync.ui.i18n import formatters
 from soredi_sync.ui.web import Caller, context, language, owner_scope, render, translate
@@ -114,27 +114,20 @@ class OwnerAdoptionCache:
     Keyed, as ``App.audit_cache``, by snapshot id and the time the snapshot was taken."""
 
     def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._counts: OrderedDict[tuple[int, datetime, frozenset[str]], AdoptionCounts]
-        self._counts = OrderedDict()
-        self._lock = threading.Lock()
+        self._counts: OnceCache[tuple[int, datetime, frozenset[str]], AdoptionCounts]
+        self._counts = OnceCache(size)
 
     def counts(
         self, uow: UnitOfWork, app: App, snapshot: SnapshotInfo, owners: frozenset[str]
     ) -> AdoptionCounts:
         """Counted as ``GET /v1/adoption`` counts them for a token of ``owners``."""
-        key = (snapshot.id, snapshot.taken_at, owners)
-        with self._lock:
-            found = self._counts.get(key)
-            if found is None:
-                context_ = app.reference.audit_context
-                by_group = queries.adoption_on(uow, context_, snapshot, set(owners))
-                found = self._counts[key] = by_group.get("all", AdoptionCounts())
-                while len(self._counts) > self._size:
-                    self._counts.popitem(last=False)
-            else:
-                self._counts.move_to_end(key)
-            return found
+
+        def count() -> AdoptionCounts:
+            context_ = app.reference.audit_context
+            by_group = queries.adoption_on(uow, context_, snapshot, set(owners))
+            return by_group.get("all", AdoptionCounts())
+
+        return self._counts.get((snapshot.id, snapshot.taken_at, owners), count)
 
 
 def owner_adoption_cache(request: Request) -> OwnerAdoptionCache:
