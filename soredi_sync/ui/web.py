@@ -46,6 +46,7 @@ __all__ = [
     "UiNotFound",
     "UiUnavailable",
     "check_csrf",
+    "check_owner",
     "context",
     "form_csrf",
     "language",
@@ -130,13 +131,19 @@ def owners_for(caller: TokenRecord, owner: str | None) -> set[str] | None:
 
     :raises UiForbidden: ``owner`` is outside the owners the token is restricted to
     """
-    if owner is not None and not may_read_owner(caller, owner):
+    if owner is not None:
+        check_owner(caller, owner)
+    allowed = owner_scope(caller)
+    return {owner} if owner else (set(allowed) if allowed else None)
+
+
+def check_owner(caller: TokenRecord, owner: str) -> None:
+    """:raises UiForbidden: ``owner`` is outside the owners the token is restricted to"""
+    if not may_read_owner(caller, owner):
         raise UiForbidden(
             N_("The owner %(owner)s is outside the owners your token is restricted to."),
             owner=owner,
         )
-    allowed = owner_scope(caller)
-    return {owner} if owner else (set(allowed) if allowed else None)
 
 
 class QueryReader:

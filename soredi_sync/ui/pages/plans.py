@@ -54,7 +54,7 @@ from soredi_sync.services.plans import (
     worklist_csv,
     worklist_xlsx,
 )
-from soredi_sync.services.tokens import Scope, may_act_for, may_read_owner
+from soredi_sync.services.tokens import Scope, may_act_for
 from soredi_sync.ui.i18n import N_
 from soredi_sync.ui.web import (
     Caller,
@@ -62,6 +62,7 @@ from soredi_sync.ui.web import (
     UiForbidden,
     UiNotFound,
     check_csrf,
+    check_owner,
     context,
     owner_scope,
     render,
@@ -287,11 +288,8 @@ def create(request: Request, caller: Caller) -> Response:
     sent = _read_new_plan(form, restricted)
     if sent.problem is not None:
         return _list_page(request, caller, 1, sent)
-    if sent.scope == "owner" and not may_read_owner(caller, sent.owner):
-        raise UiForbidden(
-            N_("The owner %(owner)s is outside the owners your token is restricted to."),
-            owner=sent.owner,
-        )
+    if sent.scope == "owner":
+        check_owner(caller, sent.owner)
     kind, _, target = sent.goal.partition(":")
     app = context(request).app
     with app.uow() as uow:
