@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -441,3 +442,33 @@ class AuditOwnerSummary(Base):
     owner_sor_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     findings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     adoption: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class FhirResourceVersion(Base):
+    """One version of a FHIR resource of the mCSD directory view (``Organization`` for a SOR
+    unit, ``Endpoint`` for a GLN), written after the sync of the snapshot that made it
+    (``services/fhir_directory.py``): a resource whose content differs from its latest version
+    gets a new row, one that is gone a ``deleted`` row. ``id`` orders the versions as
+    ``_history`` lists them; the latest row of a resource is its current version.
+
+    ``content`` is the resource as served (``meta.versionId`` is ``snapshot_id``,
+    ``meta.lastUpdated`` is ``last_updated``, the snapshot's time); None when deleted.
+    ``content_hash`` is the SHA-256 of the content without ``meta``, what the next snapshot's
+    resource is compared with.
+    """
+
+    __tablename__ = "fhir_resource_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(20))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    snapshot_id: Mapped[int] = mapped_column(BigId, ForeignKey("snapshots.id"), index=True)
+    last_updated: Mapped[utc_datetime]
+    deleted: Mapped[bool] = mapped_column(default=False)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (
+        UniqueConstraint("resource_type", "resource_id", "snapshot_id"),
+        Index("ix_fhir_resource_versions_type_updated", "resource_type", "last_updated"),
+    )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from soredi_sync.db.api_repository import SqlAlchemyDecisionRepository, SqlAlchemyTokenRepository
 from soredi_sync.db.audit_repository import SqlAlchemyAuditRepository
 from soredi_sync.db.cursor_repository import SqlAlchemyCursorRepository
+from soredi_sync.db.fhir_repository import SqlAlchemyFhirRepository
 from soredi_sync.db.plan_repository import SqlAlchemyPlanRepository
 from soredi_sync.db.registry_repository import SqlAlchemyRegistryRepository
 from soredi_sync.db.run_repository import SqlAlchemySyncRunRepository
@@ -69,6 +70,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
     registry: SqlAlchemyRegistryRepository
     runs: SqlAlchemySyncRunRepository
     audits: SqlAlchemyAuditRepository
+    fhir: SqlAlchemyFhirRepository
     tokens: SqlAlchemyTokenRepository
     decisions: SqlAlchemyDecisionRepository
     plans: SqlAlchemyPlanRepository
@@ -79,6 +81,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.registry = SqlAlchemyRegistryRepository(session)
         self.runs = SqlAlchemySyncRunRepository(session)
         self.audits = SqlAlchemyAuditRepository(session)
+        self.fhir = SqlAlchemyFhirRepository(session)
         self.tokens = SqlAlchemyTokenRepository(session)
         self.decisions = SqlAlchemyDecisionRepository(session)
         self.plans = SqlAlchemyPlanRepository(session)

@@ -23,6 +23,7 @@ from soredi_sync.ports.fake_registry import Clock, FakeRegistryRepository, utc_n
 from soredi_sync.ports.fake_webhooks import FakeWebhookRepository
 from soredi_sync.ports.records import (
     DecisionEntry,
+    FhirVersion,
     Plan,
     PlanEvent,
     PlanItem,
@@ -187,6 +188,46 @@ class FakeAuditRepository:
                 "owners": None if owners is None else {o: dict(f) for o, f in owners.items()},
             }
         )
+
+
+class FakeFhirRepository:
+    def __init__(self) -> None:
+        self.versions: list[FhirVersion] = []
+
+    def _latest(self, resource_type: str, at_snapshot: int | None = None) -> dict[str, FhirVersion]:
+        latest: dict[str, FhirVersion] = {}
+        for version in self.versions:
+            if version.resource_type == resource_type and (
+                at_snapshot is None or version.snapshot_id <= at_snapshot
+            ):
+                latest[version.resource_id] = version
+        return latest
+
+    def latest_hashes(self, resource_type: str) -> dict[str, str | None]:
+        return {rid: v.content_hash for rid, v in self._latest(resource_type).items()}
+
+    def current(self, resource_type: str, at_snapshot: int | None = None) -> list[FhirVersion]:
+        latest = self._latest(resource_type, at_snapshot)
+        return [latest[rid] for rid in sorted(latest) if not latest[rid].deleted]
+
+    def history(
+        self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100
+    ) -> list[FhirVersion]:
+        found = [
+            v
+            for v in self.versions
+            if v.resource_type == resource_type
+            and v.id > after_id
+            and (since is None or v.last_updated > since)
+        ]
+        return found[:limit]
+
+    def has_versions_of(self, snapshot_id: int) -> bool:
+        return any(v.snapshot_id >= snapshot_id for v in self.versions)
+
+    def add(self, versions: Sequence[FhirVersion]) -> None:
+        for version in versions:
+            self.versions.append(replace(version, id=len(self.versions) + 1))
 
 
 class FakeTokenRepository:
@@ -409,6 +450,7 @@ class FakeUnitOfWork:
         self.registry = FakeRegistryRepository(clock)
         self.runs = FakeSyncRunRepository(clock)
         self.audits = FakeAuditRepository()
+        self.fhir = FakeFhirRepository()
         self.tokens = FakeTokenRepository()
         self.decisions = FakeDecisionRepository()
         self.plans = FakePlanRepository()
@@ -423,6 +465,7 @@ class FakeUnitOfWork:
             self.registry,
             self.runs,
             self.audits,
+            self.fhir,
             self.tokens,
             self.decisions,
             self.plans,

@@ -284,3 +284,20 @@ class OwnerMap:
     unit_owner: dict[str, str]
     gln_carriers: dict[str, tuple[str, ...]]
     gln_registered: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FhirVersion:
+    """One version of a FHIR directory resource (``Organization`` or ``Endpoint``): made by
+    snapshot ``snapshot_id`` at ``last_updated``; ``content`` is the resource as served (None
+    when ``deleted``), ``content_hash`` the SHA-256 of it without ``meta``. ``id`` orders the
+    versions (0 until stored)."""
+
+    resource_type: str
+    resource_id: str
+    snapshot_id: int
+    last_updated: datetime
+    deleted: bool
+    content_hash: str | None
+    content: dict[str, Any] | None
+    id: int = 0

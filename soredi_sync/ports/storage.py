@@ -21,6 +21,7 @@ from soredi_sync.ports.records import (
     DecisionEntry,
     Delivery,
     DueDelivery,
+    FhirVersion,
     OwnerMap,
     Plan,
     PlanEvent,
@@ -175,6 +176,32 @@ class AuditRepository(Protocol):
         """Store the summary of ``snapshot_id``, replacing any earlier one; ``owners``: each
         institution owner's ``findings`` and ``adoption`` (None: no per-owner figures)."""
         ...
+
+
+class FhirRepository(Protocol):
+    """The FHIR directory's resource versions (``services/fhir_directory.py``)."""
+
+    def latest_hashes(self, resource_type: str) -> dict[str, str | None]:
+        """Each resource's latest content hash (None: its latest version is a deletion)."""
+        ...
+
+    def current(self, resource_type: str, at_snapshot: int | None = None) -> list[FhirVersion]:
+        """The latest version of each resource not deleted (on ``at_snapshot``: the latest
+        made by it or before), in resource id order."""
+        ...
+
+    def history(
+        self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100
+    ) -> list[FhirVersion]:
+        """Versions of ``resource_type`` made after ``since`` (None: all), oldest first,
+        from the version after ``after_id``."""
+        ...
+
+    def has_versions_of(self, snapshot_id: int) -> bool:
+        """Whether versions were written for ``snapshot_id`` (or a later snapshot)."""
+        ...
+
+    def add(self, versions: Sequence[FhirVersion]) -> None: ...
 
 
 class TokenRepository(Protocol):
@@ -384,6 +411,9 @@ class UnitOfWork(Protocol):
 
     @property
     def audits(self) -> AuditRepository: ...
+
+    @property
+    def fhir(self) -> FhirRepository: ...
 
     @property
     def tokens(self) -> TokenRepository: ...

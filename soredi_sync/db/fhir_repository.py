@@ -1,0 +1,104 @@
+"""The FHIR directory's resource versions (``fhir_resource_versions``), written by
+``services/fhir_directory.py`` after each sync and read by the ``/fhir`` API and the export.
+It never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, func, insert, select
+from sqlalchemy.orm import Session
+
+from soredi_sync.db.models import FhirResourceVersion
+from soredi_sync.ports.records import FhirVersion
+
+
+def _record(row: FhirResourceVersion) -> FhirVersion:
+    return FhirVersion(
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        snapshot_id=row.snapshot_id,
+        last_updated=row.last_updated,
+        deleted=row.deleted,
+        content_hash=row.content_hash,
+        content=row.content,
+        id=row.id,
+    )
+
+
+class SqlAlchemyFhirRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _latest(
+        self, resource_type: str, at_snapshot: int | None = None
+    ) -> Select[int]:
+        newest = select(func.max(FhirResourceVersion.id)).where(
+            FhirResourceVersion.resource_type == resource_type
+        )
+        if at_snapshot is not None:
+            newest = newest.where(FhirResourceVersion.snapshot_id <= at_snapshot)
+        return newest.group_by(FhirResourceVersion.resource_id)
+
+    def latest_hashes(self, resource_type: str) -> dict[str, str | None]:
+        """Each resource's latest content hash (None: its latest version is a deletion)."""
+        rows = self.session.execute(
+            select(FhirResourceVersion.resource_id, FhirResourceVersion.content_hash).where(
+                FhirResourceVersion.id.in_(self._latest(resource_type))
+            )
+        )
+        return dict(rows.tuples())
+
+    def current(self, resource_type: str, at_snapshot: int | None = None) -> list[FhirVersion]:
+        """The latest version of each resource not deleted (on ``at_snapshot``: the latest
+        made by it or before), in resource id order."""
+        rows = self.session.scalars(
+            select(FhirResourceVersion)
+            .where(
+                FhirResourceVersion.id.in_(self._latest(resource_type, at_snapshot)),
+                FhirResourceVersion.deleted.is_(False),
+            )
+            .order_by(FhirResourceVersion.resource_id)
+        )
+        return [_record(row) for row in rows]
+
+    def history(
+        self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100
+    ) -> list[FhirVersion]:
+        """Versions of ``resource_type`` made after ``since`` (None: all), oldest first,
+        from the version after ``after_id`` (for paging)."""
+        query = select(FhirResourceVersion).where(
+            FhirResourceVersion.resource_type == resource_type, FhirResourceVersion.id > after_id
+        )
+        if since is not None:
+            query = query.where(FhirResourceVersion.last_updated > since)
+        rows = self.session.scalars(query.order_by(FhirResourceVersion.id).limit(limit))
+        return [_record(row) for row in rows]
+
+    def has_versions_of(self, snapshot_id: int) -> bool:
+        found = self.session.scalar(
+            select(FhirResourceVersion.id)
+            .where(FhirResourceVersion.snapshot_id >= snapshot_id)
+            .limit(1)
+        )
+        return found is not None
+
+    def add(self, versions: Sequence[FhirVersion]) -> None:
+        if not versions:
+            return
+        self.session.execute(
+            insert(FhirResourceVersion),
+            [
+                {
+                    "resource_type": v.resource_type,
+                    "resource_id": v.resource_id,
+                    "snapshot_id": v.snapshot_id,
+                    "last_updated": v.last_updated,
+                    "deleted": v.deleted,
+                    "content_hash": v.content_hash,
+                    "content": v.content,
+                }
+                for v in versions
+            ],
+        )
