@@ -1,6 +1,7 @@
 """Reference data: the tables and the routing policy under ``config/`` (CSV headers, message
-types, routing policy, VANS, owner kinds, certified systems, regions, categories), validated
-with pydantic and loaded once per process by ``bootstrap`` (:meth:`ReferenceData.load`).
+types, routing policy, VANS, owner kinds, certified systems, regions, categories, EHMI
+message-definition URIs), validated with pydantic and loaded once per process by
+``bootstrap`` (:meth:`ReferenceData.load`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 from soredi_sync.domain.audit import AuditContext, OwnerKind
+from soredi_sync.domain.mcsd import DirectoryContext
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import ConversionStep, Limits, RoutingPolicy
 from soredi_sync.errors import ReferenceDataError
@@ -40,6 +42,8 @@ class ReferenceData:
     vans_names: dict[str, str]  # VANS (communication supplier) code -> name
     # CareCommunication category code -> the Danish name a legacy subject starts with
     category_names: dict[str, str]
+    # what the FHIR directory (domain/mcsd.py) reads: message types, VANS names, EHMI URIs
+    directory_context: DirectoryContext
 
     @classmethod
     def load(cls, folder: Path) -> ReferenceData:
@@ -49,6 +53,7 @@ class ReferenceData:
         """
         message_types = _read(folder / "message-types.tsv", _message_types)
         certified = _rows(folder / "certified-systems.tsv", _CertifiedSystemRow)
+        vans_names = {r.code: r.name for r in _rows(folder / "vans.tsv", _NamedRow)}
         return cls(
             csv_columns=_read(folder / "csv-columns.toml", CsvColumns.load),
             message_types=message_types,
@@ -63,11 +68,16 @@ class ReferenceData:
                 ),
                 region_names={r.code: r.name for r in _rows(folder / "regions.tsv", _NamedRow)},
             ),
-            vans_names={r.code: r.name for r in _rows(folder / "vans.tsv", _NamedRow)},
+            vans_names=vans_names,
             category_names={
                 r.code: r.name_da
                 for r in _rows(folder / "carecommunication-categories.tsv", _CategoryRow)
             },
+            directory_context=DirectoryContext(
+                message_types=message_types,
+                vans_names=vans_names,
+                ehmi_uris=_read(folder / "ehmi-message-definitions.tsv", _ehmi_uris),
+            ),
         )
 
 
@@ -296,6 +306,12 @@ class _CategoryRow(_Row):
     name_da: str
 
 
+class _EhmiUriRow(_Row):
+    message_type: str
+    version_code: str
+    uri: str = Field(pattern=r"^urn:\S+$")
+
+
 R = TypeVar("R", bound=_Row)
 T = TypeVar("T")
 
@@ -303,6 +319,17 @@ T = TypeVar("T")
 def _message_types(path: Path) -> MessageTypeRegistry:
     with path.open(encoding="utf-8") as fh:
         return MessageTypeRegistry.from_tsv_lines(fh)
+
+
+def _ehmi_uris(path: Path) -> dict[tuple[str, str], str]:
+    """(message type, version code) -> EHMI URI; a pair listed twice is an error."""
+    uris: dict[tuple[str, str], str] = {}
+    for row in _rows(path, _EhmiUriRow):
+        key = (row.message_type, row.version_code)
+        if key in uris:
+            raise ValueError(f"{row.message_type} {row.version_code} is listed twice")
+        uris[key] = row.uri
+    return uris
 
 
 def _rows(path: Path, model: type[R]) -> list[R]:

@@ -20,6 +20,7 @@ from soredi_sync import __version__
 from soredi_sync.cli import (
     config,
     db,
+    export,
     plans,
     read,
     reports,
@@ -101,6 +102,7 @@ for _command in (
     reports.adoption,
     reports.cutover,
     plans.plan_group,
+    export.export_group,
     webhooks.webhook_group,
 ):
     cli.add_command(_command)

@@ -155,10 +155,17 @@ def _sync_files(
 
 
 def _after_sync(app: App, outcome: SyncOutcome | IncrementalOutcome) -> FollowUp:
-    """Verify the open change plans on a stored snapshot and store its audit summary."""
+    """Verify the open change plans on a stored snapshot, store its audit summary and its FHIR
+    directory versions."""
     from soredi_sync.services.after_sync import after_sync
 
-    return after_sync(app.uow_factory, app.reference.audit_context, outcome)
+    reference = app.reference
+    return after_sync(
+        app.uow_factory,
+        reference.audit_context,
+        outcome,
+        directory_context=reference.directory_context,
+    )
 
 
 @contextmanager

@@ -207,7 +207,13 @@ class Jobs:
         steps = [Step("follow-up", partial(extra, app)) for extra in self._after_sync]
         if self._webhook_enqueue is not None:
             steps.append(Step("webhook enqueue", partial(self._webhook_enqueue, app)))
-        follow_up = after_sync(app.uow_factory, app.reference.audit_context, outcome, then=steps)
+        follow_up = after_sync(
+            app.uow_factory,
+            app.reference.audit_context,
+            outcome,
+            directory_context=app.reference.directory_context,
+            then=steps,
+        )
         for name in follow_up.done:
             self.log.add(name, "done")
         self.want_webhooks()

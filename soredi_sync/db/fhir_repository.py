@@ -31,9 +31,7 @@ class SqlAlchemyFhirRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _latest(
-        self, resource_type: str, at_snapshot: int | None = None
-    ) -> Select[int]:
+    def _latest(self, resource_type: str, at_snapshot: int | None = None) -> Select[int]:
         newest = select(func.max(FhirResourceVersion.id)).where(
             FhirResourceVersion.resource_type == resource_type
         )
@@ -48,7 +46,7 @@ class SqlAlchemyFhirRepository:
                 FhirResourceVersion.id.in_(self._latest(resource_type))
             )
         )
-        return dict(rows.tuples())
+        return {resource_id: digest for resource_id, digest in rows}  # noqa: C416 - Rows
 
     def current(self, resource_type: str, at_snapshot: int | None = None) -> list[FhirVersion]:
         """The latest version of each resource not deleted (on ``at_snapshot``: the latest
@@ -76,10 +74,11 @@ class SqlAlchemyFhirRepository:
         rows = self.session.scalars(query.order_by(FhirResourceVersion.id).limit(limit))
         return [_record(row) for row in rows]
 
-    def has_versions_of(self, snapshot_id: int) -> bool:
+    def has_versions_up_to(self, snapshot_id: int) -> bool:
+        """Whether a version was made by ``snapshot_id`` or an earlier snapshot."""
         found = self.session.scalar(
             select(FhirResourceVersion.id)
-            .where(FhirResourceVersion.snapshot_id >= snapshot_id)
+            .where(FhirResourceVersion.snapshot_id <= snapshot_id)
             .limit(1)
         )
         return found is not None

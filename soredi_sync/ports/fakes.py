@@ -222,8 +222,8 @@ class FakeFhirRepository:
         ]
         return found[:limit]
 
-    def has_versions_of(self, snapshot_id: int) -> bool:
-        return any(v.snapshot_id >= snapshot_id for v in self.versions)
+    def has_versions_up_to(self, snapshot_id: int) -> bool:
+        return any(v.snapshot_id <= snapshot_id for v in self.versions)
 
     def add(self, versions: Sequence[FhirVersion]) -> None:
         for version in versions:

@@ -197,8 +197,8 @@ class FhirRepository(Protocol):
         from the version after ``after_id``."""
         ...
 
-    def has_versions_of(self, snapshot_id: int) -> bool:
-        """Whether versions were written for ``snapshot_id`` (or a later snapshot)."""
+    def has_versions_up_to(self, snapshot_id: int) -> bool:
+        """Whether a version was made by ``snapshot_id`` or an earlier snapshot."""
         ...
 
     def add(self, versions: Sequence[FhirVersion]) -> None: ...

@@ -1,6 +1,7 @@
 """What follows a newly stored snapshot, the same for ``soredi-sync sync`` and the daemon:
-verify the open change plans on it, store its audit and adoption summary, then the caller's own
-steps (the daemon queues the snapshot's changes for the webhook subscriptions)."""
+verify the open change plans on it, store its audit and adoption summary and the FHIR
+directory's resource versions it makes, then the caller's own steps (the daemon queues the
+snapshot's changes for the webhook subscriptions)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from soredi_sync.services.plans import VerifyResult, verify_open_plans
 
 if TYPE_CHECKING:
     from soredi_sync.domain.audit import AuditContext
+    from soredi_sync.domain.mcsd import DirectoryContext
     from soredi_sync.ports.storage import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
 PLAN_VERIFICATION = "plan verification"
 AUDIT_SUMMARY = "audit summary"
+FHIR_VERSIONS = "FHIR directory versions"
 
 
 class FinishedRun(Protocol):
@@ -61,6 +64,7 @@ def after_sync(
     run: FinishedRun,
     *,
     actor: str = "sync",
+    directory_context: DirectoryContext | None = None,
     then: Sequence[Step] = (),
 ) -> FollowUp:
     """Do what must follow ``run`` if it stored a snapshot (status ``succeeded``); nothing
@@ -71,6 +75,7 @@ def after_sync(
     steps after it.
 
     :param actor: who the plan verification is recorded as
+    :param directory_context: given, the FHIR directory's versions of the snapshot are stored
     :param then: the caller's steps, run after the plan verification and the audit summary
     """
     if run.status is not RunStatus.SUCCEEDED:
@@ -89,9 +94,25 @@ def after_sync(
             summaries.append(record_summary(uow, audit_context))
         logger.info("Audit summary of snapshot %d stored", summaries[0].snapshot_id)
 
+    def fhir_versions() -> None:
+        from soredi_sync.services.fhir_directory import record_fhir_versions
+
+        assert directory_context is not None
+        with uow_factory() as uow:
+            outcome = record_fhir_versions(uow, directory_context)
+        logger.info(
+            "FHIR directory of snapshot %d: %s new or changed, %s deleted",
+            outcome.snapshot_id,
+            outcome.new,
+            outcome.deleted,
+        )
+
+    builtin = [Step(PLAN_VERIFICATION, plans), Step(AUDIT_SUMMARY, summary)]
+    if directory_context is not None:
+        builtin.append(Step(FHIR_VERSIONS, fhir_versions))
     done: list[str] = []
     failures: list[StepFailure] = []
-    for step in (Step(PLAN_VERIFICATION, plans), Step(AUDIT_SUMMARY, summary), *then):
+    for step in (*builtin, *then):
         try:
             step.run()
         except Exception as exc:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soredi_sync.domain.mcsd import DirectoryContext, Version, directory
+from soredi_sync.domain.model import Registry
+from soredi_sync.errors import NoSnapshot, NotFound, SorediError
 from soredi_sync.ports.records import FhirVersion, SnapshotInfo
 from soredi_sync.ports.storage import UnitOfWork
 
@@ -36,12 +39,7 @@ def with_meta(resource: dict[str, Any], snapshot: SnapshotInfo) -> dict[str, Any
     ``id`` first, as FHIR JSON usually reads)."""
     head: dict[str, Any] = {k: resource[k] for k in ("resourceType", "id") if k in resource}
     rest = {k: v for k, v in resource.items() if k not in head and k != "meta"}
-    meta = {"versionId": str(snapshot.id), "lastUpdated": _instant(snapshot)}
-    return {**head, "meta": meta, **rest}
-
-
-def _instant(snapshot: SnapshotInfo) -> str:
-    return snapshot.taken_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {**head, "meta": Version(snapshot.id, snapshot.taken_at).meta(), **rest}
 
 
 @dataclass(frozen=True)
@@ -52,11 +50,14 @@ class VersionOutcome:
     unchanged: dict[str, int]
 
 
+BATCH = 1000  # versions written at a time (a first snapshot writes every resource)
+
+
 def record_versions(
-    uow: UnitOfWork, snapshot: SnapshotInfo, resources: dict[str, Iterable[dict[str, Any]]]
+    uow: UnitOfWork, snapshot: SnapshotInfo, resources: Mapping[str, Iterable[dict[str, Any]]]
 ) -> VersionOutcome:
     """Store the versions ``snapshot`` makes: ``resources`` by type, as rendered for it (any
-    ``meta`` is replaced). Commits.
+    ``meta`` is replaced), read one at a time. Commits.
 
     :raises ValueError: two resources of one type have the same id
     """
@@ -67,7 +68,8 @@ def record_versions(
     for resource_type in RESOURCE_TYPES:
         latest = uow.fhir.latest_hashes(resource_type)
         seen: set[str] = set()
-        versions: list[FhirVersion] = []
+        batch: list[FhirVersion] = []
+        changed = 0
         for resource in resources.get(resource_type, ()):
             resource_id = resource["id"]
             if resource_id in seen:
@@ -76,7 +78,8 @@ def record_versions(
             digest = content_hash(resource)
             if latest.get(resource_id) == digest:
                 continue
-            versions.append(
+            changed += 1
+            batch.append(
                 FhirVersion(
                     resource_type,
                     resource_id,
@@ -87,17 +90,92 @@ def record_versions(
                     with_meta(resource, snapshot),
                 )
             )
-        gone = [rid for rid, digest in latest.items() if digest is not None and rid not in seen]
-        versions += [
-            FhirVersion(resource_type, rid, snapshot.id, stamp, True, None, None)
-            for rid in sorted(gone)
+            if len(batch) >= BATCH:
+                uow.fhir.add(batch)
+                batch = []
+        gone = sorted(
+            rid for rid, digest in latest.items() if digest is not None and rid not in seen
+        )
+        batch += [
+            FhirVersion(resource_type, rid, snapshot.id, stamp, True, None, None) for rid in gone
         ]
-        uow.fhir.add(versions)
-        new[resource_type] = len(versions) - len(gone)
+        uow.fhir.add(batch)
+        new[resource_type] = changed
         deleted[resource_type] = len(gone)
-        unchanged[resource_type] = len(seen) - new[resource_type]
+        unchanged[resource_type] = len(seen) - changed
     uow.commit()
     return VersionOutcome(snapshot.id, new, deleted, unchanged)
+
+
+def rendered(
+    registry: Registry, snapshot: SnapshotInfo, context: DirectoryContext
+) -> dict[str, list[dict[str, Any]]]:
+    """The snapshot's resources as ``domain/mcsd.py`` renders them, by type."""
+    organizations, endpoints = directory(
+        registry,
+        on=snapshot.effective_date,
+        versions=Version(snapshot.id, snapshot.taken_at),
+        context=context,
+    )
+    return {"Organization": organizations, "Endpoint": endpoints}
+
+
+def record_fhir_versions(
+    uow: UnitOfWork, context: DirectoryContext, snapshot_id: int | None = None
+) -> VersionOutcome:
+    """Render a snapshot (default: the current one) and store the versions it makes; the step
+    after each sync (``services/after_sync.py``). Commits.
+
+    :raises NoSnapshot: nothing synced yet
+    :raises NotFound: no such snapshot
+    """
+    snapshot = _snapshot(uow, snapshot_id)
+    registry = uow.registry.load_registry(snapshot.id)
+    return record_versions(uow, snapshot, rendered(registry, snapshot, context))
+
+
+class NoVersions(SorediError):
+    """No FHIR versions are stored for the snapshot asked for (they are stored from the sync
+    after the upgrade that brought them on; an earlier snapshot has none)."""
+
+    def __init__(self, snapshot_id: int) -> None:
+        super().__init__(
+            f"no FHIR directory versions are stored for snapshot {snapshot_id}: they are "
+            "stored after each sync since the upgrade that added them"
+        )
+
+
+def ensure_versions(
+    uow: UnitOfWork, context: DirectoryContext, snapshot_id: int | None = None
+) -> SnapshotInfo:
+    """The snapshot (default: the current one) with its versions stored: the current
+    snapshot's are recorded again (nothing is written when they are, as after its sync; a
+    database synced before versions were stored gets them now); an earlier snapshot must have
+    versions made by it or before.
+
+    :raises NoSnapshot: nothing synced yet
+    :raises NotFound: no such snapshot
+    :raises NoVersions: an earlier snapshot without stored versions
+    """
+    snapshot = _snapshot(uow, snapshot_id)
+    current = uow.registry.current_snapshot()
+    if current is not None and snapshot.id == current.id:
+        record_fhir_versions(uow, context, snapshot.id)
+    elif not uow.fhir.has_versions_up_to(snapshot.id):
+        raise NoVersions(snapshot.id)
+    return snapshot
+
+
+def _snapshot(uow: UnitOfWork, snapshot_id: int | None) -> SnapshotInfo:
+    if snapshot_id is None:
+        current = uow.registry.current_snapshot()
+        if current is None:
+            raise NoSnapshot()
+        return current
+    found = uow.registry.get_snapshot(snapshot_id)
+    if found is None:
+        raise NotFound("snapshot", str(snapshot_id))
+    return found
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def test_the_first_snapshot_makes_a_version_of_every_resource_with_its_meta(
         {
             "resourceType": "Organization",
             "id": rid,
-            "meta": {"versionId": "1", "lastUpdated": "2026-11-01T06:00:00.000Z"},
+            "meta": {"versionId": "1", "lastUpdated": "2026-11-01T06:00:00Z"},
             "name": name,
         }
         for rid, name in (("1", "A"), ("2", "B"))
