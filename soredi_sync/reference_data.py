@@ -7,6 +7,7 @@ message-definition URIs), validated with pydantic and loaded once per process by
 from __future__ import annotations
 
 import csv
+import logging
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +25,33 @@ from pydantic import (
     model_validator,
 )
 
+from soredi_sync.config import packaged_dir
 from soredi_sync.domain.audit import AuditContext, OwnerKind
 from soredi_sync.domain.mcsd import DirectoryContext
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.routing import ConversionStep, Limits, RoutingPolicy
 from soredi_sync.errors import ReferenceDataError
+
+logger = logging.getLogger(__name__)
+
+
+EHMI_TABLE = "ehmi-message-definitions.tsv"
+
+
+def _shipped_if_missing(folder: Path, name: str) -> Path:
+    """``folder / name``, or the package's own copy when an operator's config folder (made by
+    ``config init`` before the table existed) lacks it; said once in the log."""
+    path = folder / name
+    if path.exists():
+        return path
+    shipped = packaged_dir("config") / name
+    logger.warning(
+        "%s is not in the config folder %s: using the shipped one (soredi-sync config init "
+        "copies it)",
+        name,
+        folder,
+    )
+    return shipped
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,7 @@ class ReferenceData:
             directory_context=DirectoryContext(
                 message_types=message_types,
                 vans_names=vans_names,
-                ehmi_uris=_read(folder / "ehmi-message-definitions.tsv", _ehmi_uris),
+                ehmi_uris=_read(_shipped_if_missing(folder, EHMI_TABLE), _ehmi_uris),
             ),
         )
 

@@ -4,7 +4,7 @@ It never commits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, func, insert, select
@@ -60,6 +60,23 @@ class SqlAlchemyFhirRepository:
             .order_by(FhirResourceVersion.resource_id)
         )
         return [_record(row) for row in rows]
+
+    def iter_current(
+        self, resource_type: str, at_snapshot: int | None = None, *, chunk: int = 1000
+    ) -> Iterator[FhirVersion]:
+        """:meth:`current`, read ``chunk`` rows at a time (for an export of every resource)."""
+        rows = self.session.scalars(
+            select(FhirResourceVersion)
+            .where(
+                FhirResourceVersion.id.in_(self._latest(resource_type, at_snapshot)),
+                FhirResourceVersion.deleted.is_(False),
+            )
+            .order_by(FhirResourceVersion.resource_id)
+            .execution_options(yield_per=chunk)
+        )
+        for row in rows:
+            yield _record(row)
+            self.session.expunge(row)
 
     def history(
         self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100

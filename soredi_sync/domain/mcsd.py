@@ -12,7 +12,7 @@ and the reference data (:class:`DirectoryContext`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -221,30 +221,38 @@ def directory(
         (resource type, id) to the resource's Version
     :returns: (organizations, endpoints)
     """
+    organizations, endpoints = iter_directory(registry, on=on, versions=versions, context=context)
+    return list(organizations), list(endpoints)
+
+
+def iter_directory(
+    registry: Registry, *, on: date, versions: VersionSource, context: DirectoryContext
+) -> tuple[Iterator[Resource], Iterator[Resource]]:
+    """:func:`directory`, one resource at a time (a national snapshot has about 94,000)."""
     version_of = _version_lookup(versions)
-    organizations = []
-    for sor_id in sorted(registry.units):
-        effective = effective_gln(registry.units, sor_id).gln
-        organizations.append(
-            organization(
+
+    def organizations() -> Iterator[Resource]:
+        for sor_id in sorted(registry.units):
+            effective = effective_gln(registry.units, sor_id).gln
+            yield organization(
                 registry.units[sor_id],
                 endpoint_gln=effective if effective in registry.glns else None,
                 on=on,
                 version=version_of("Organization", sor_id),
             )
-        )
-    carriers = _carrier_names(registry)
-    endpoints = [
-        endpoint(
-            registry.glns[code],
-            registry.capabilities.get(code, {}).values(),
-            context=context,
-            version=version_of("Endpoint", code),
-            name=carriers.get(code),
-        )
-        for code in sorted(registry.glns)
-    ]
-    return organizations, endpoints
+
+    def endpoints() -> Iterator[Resource]:
+        carriers = _carrier_names(registry)
+        for code in sorted(registry.glns):
+            yield endpoint(
+                registry.glns[code],
+                registry.capabilities.get(code, {}).values(),
+                context=context,
+                version=version_of("Endpoint", code),
+                name=carriers.get(code),
+            )
+
+    return organizations(), endpoints()
 
 
 # -- parts ---------------------------------------------------------------------------------------

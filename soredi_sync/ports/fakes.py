@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import copy
 import itertools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -209,6 +209,11 @@ class FakeFhirRepository:
     def current(self, resource_type: str, at_snapshot: int | None = None) -> list[FhirVersion]:
         latest = self._latest(resource_type, at_snapshot)
         return [latest[rid] for rid in sorted(latest) if not latest[rid].deleted]
+
+    def iter_current(
+        self, resource_type: str, at_snapshot: int | None = None, *, chunk: int = 1000
+    ) -> Iterator[FhirVersion]:
+        yield from self.current(resource_type, at_snapshot)
 
     def history(
         self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100

@@ -8,7 +8,7 @@ commit; the use case does, through its :class:`UnitOfWork`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -188,6 +188,12 @@ class FhirRepository(Protocol):
     def current(self, resource_type: str, at_snapshot: int | None = None) -> list[FhirVersion]:
         """The latest version of each resource not deleted (on ``at_snapshot``: the latest
         made by it or before), in resource id order."""
+        ...
+
+    def iter_current(
+        self, resource_type: str, at_snapshot: int | None = None, *, chunk: int = 1000
+    ) -> Iterator[FhirVersion]:
+        """:meth:`current`, read ``chunk`` at a time (for an export of every resource)."""
         ...
 
     def history(

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from soredi_sync.domain.mcsd import DirectoryContext, Version, directory
+from soredi_sync.domain.mcsd import DirectoryContext, Version, iter_directory
 from soredi_sync.domain.model import Registry
 from soredi_sync.errors import NoSnapshot, NotFound, SorediError
 from soredi_sync.ports.records import FhirVersion, SnapshotInfo
@@ -109,9 +109,9 @@ def record_versions(
 
 def rendered(
     registry: Registry, snapshot: SnapshotInfo, context: DirectoryContext
-) -> dict[str, list[dict[str, Any]]]:
-    """The snapshot's resources as ``domain/mcsd.py`` renders them, by type."""
-    organizations, endpoints = directory(
+) -> dict[str, Iterator[dict[str, Any]]]:
+    """The snapshot's resources as ``domain/mcsd.py`` renders them, by type, one at a time."""
+    organizations, endpoints = iter_directory(
         registry,
         on=snapshot.effective_date,
         versions=Version(snapshot.id, snapshot.taken_at),
@@ -197,7 +197,7 @@ def export_ndjson(
         path = out / f"{resource_type}.ndjson"
         count = 0
         with path.open("w", encoding="utf-8", newline="\n") as file:
-            for version in uow.fhir.current(resource_type, at_snapshot):
+            for version in uow.fhir.iter_current(resource_type, at_snapshot):
                 file.write(json.dumps(version.content, ensure_ascii=False, separators=(",", ":")))
                 file.write("\n")
                 count += 1

@@ -43,7 +43,7 @@ def test_each_sync_stores_the_snapshots_resources_and_the_export_is_them(
             uow.registry.load_registry(current.id), current, app.reference.directory_context
         )
     for resource_type in RESOURCE_TYPES:
-        expected = {r["id"]: r for r in fresh[resource_type]}
+        expected = {r["id"]: r for r in fresh[resource_type]}  # one pass: an iterator
         assert _without_meta(second[resource_type]) == _without_meta(expected)
         versions = {r["meta"]["versionId"] for r in second[resource_type].values()}
         assert versions <= {"1", "2"} and "2" in versions, resource_type

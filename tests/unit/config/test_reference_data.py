@@ -42,6 +42,17 @@ class TestTheShippedFolder:
             assert app.sync_config().columns is app.reference.csv_columns
 
 
+class TestAnOlderConfigFolder:
+    def test_a_folder_made_before_the_ehmi_table_uses_the_shipped_one_and_says_so(
+        self, folder: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        (folder / "ehmi-message-definitions.tsv").unlink()
+        loaded = ReferenceData.load(folder)
+        shipped = ReferenceData.load(config_dir())
+        assert loaded.directory_context.ehmi_uris == shipped.directory_context.ehmi_uris
+        assert "ehmi-message-definitions.tsv is not in the config folder" in caplog.text
+
+
 class TestABrokenFileIsNamed:
     def test_a_missing_file(self, folder: Path) -> None:
         (folder / "vans.tsv").unlink()
