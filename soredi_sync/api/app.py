@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from soredi_sync.api.deps import ApiContext
 from soredi_sync.api.limits import RequestLimits
 from soredi_sync.api.problems import install_problem_handlers, problem_responses, problem_schemas
-from soredi_sync.api.routers import audit, health, plans, registry, routing, webhooks
+from soredi_sync.api.routers import audit, fhir, health, plans, registry, routing, webhooks
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.api.warmup import DEFAULT_JOBS, CacheWarmer
 from soredi_sync.bootstrap import App
@@ -46,6 +46,11 @@ TAGS = [
     {"name": "plans", "description": "Change plans for SOR-EDI (`plan:write`)."},
     {"name": "webhooks", "description": "Change subscriptions (`webhook:admin`)."},
     {"name": "health", "description": "Liveness and readiness probes (no token)."},
+    {
+        "name": "fhir",
+        "description": "The FHIR R4 care-services directory, read-only (`registry:read`; "
+        "`/fhir/metadata` needs no token); errors are FHIR `OperationOutcome`.",
+    },
 ]
 
 
@@ -134,7 +139,7 @@ def create_app(
     api.state.decision_log = decision_log
     api.state.verifier = verifier
     install_problem_handlers(api)
-    for resource in (routing, registry, health, audit, plans, webhooks):
+    for resource in (routing, registry, health, audit, plans, webhooks, fhir):
         api.include_router(resource.router)
     # The web console (/ui, not in the OpenAPI document). Imported here: ui sits above api.
     from soredi_sync.ui import served_pages, ui_body_limits, ui_router

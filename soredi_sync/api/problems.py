@@ -5,6 +5,7 @@ The project's exceptions are mapped to statuses here and nowhere else: ``NotFoun
 422, ``OutsideOwners`` → 403; :class:`ApiProblem` carries the API's own (401, 403, 413, 415).
 FastAPI's request validation errors and Starlette's 404/405 get the same shape. The published
 document refers every error answer to the one :class:`Problem` schema (docs/openapi.md).
+Under ``/fhir`` the same errors are FHIR ``OperationOutcome``s instead (``api/fhir_outcome.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema, models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from soredi_sync.api.fhir_outcome import is_fhir_request, outcome_response
 from soredi_sync.domain.routing import RoutingInputError
 from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.parsing.refusals import InvalidBundle
@@ -120,6 +122,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
+    if is_fhir_request(request):  # FHIR clients read an OperationOutcome (api/fhir_outcome.py)
+        return outcome_response(status, detail, kind=kind, headers=headers, **extensions)
     body: dict[str, Any] = {
         "type": _TYPE_PREFIX + kind if kind else "about:blank",
         "title": HTTPStatus(status).phrase,

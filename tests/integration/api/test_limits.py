@@ -283,7 +283,12 @@ class TestPublishedDocument:
         for path, method, operation in with_body:
             for status in ("408", "413"):
                 assert status in operation["responses"], (method, path, status)
-                assert "application/problem+json" in operation["responses"][status]["content"]
+                media_type = (
+                    "application/fhir+json"
+                    if path.startswith("/fhir/")
+                    else "application/problem+json"
+                )
+                assert media_type in operation["responses"][status]["content"]
 
 
 class TestServerConfiguration:

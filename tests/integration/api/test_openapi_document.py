@@ -68,9 +68,23 @@ STABLE_OPERATION_IDS = {
     ("get", "/v1/webhooks/{webhook_id}/deliveries"): "listWebhookDeliveries",
     ("get", "/healthz"): "getHealth",
     ("get", "/readyz"): "getReadiness",
+    ("get", "/fhir/metadata"): "getCapabilityStatement",
+    ("get", "/fhir/_history"): "listHistory",
+    ("get", "/fhir/Organization"): "searchOrganizations",
+    ("post", "/fhir/Organization/_search"): "searchOrganizationsByPost",
+    ("get", "/fhir/Organization/_history"): "listOrganizationHistory",
+    ("get", "/fhir/Organization/{resource_id}"): "getOrganization",
+    ("get", "/fhir/Endpoint"): "searchEndpoints",
+    ("post", "/fhir/Endpoint/_search"): "searchEndpointsByPost",
+    ("get", "/fhir/Endpoint/_history"): "listEndpointHistory",
+    ("get", "/fhir/Endpoint/{resource_id}"): "getEndpoint",
 }
-VERBS = ("route", "get", "list", "create", "delete", "verify", "submit")
-TAGS = ["routing", "registry", "audit", "plans", "webhooks", "health"]
+VERBS = ("route", "get", "list", "create", "delete", "verify", "submit", "search")
+TAGS = ["routing", "registry", "audit", "plans", "webhooks", "health", "fhir"]
+# Under /fhir errors are FHIR OperationOutcomes (api/fhir_outcome.py), not problem documents.
+FHIR_ERROR = {
+    "application/fhir+json": {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}
+}
 
 
 def _served() -> dict[str, Any]:
@@ -149,7 +163,7 @@ class TestOperationNames:
 
 
 class TestProblemSchema:
-    def test_every_error_answer_refers_to_the_one_problem_component(
+    def test_every_error_answer_refers_to_the_one_problem_component_or_under_fhir_to_an_outcome(
         self, served: dict[str, Any]
     ) -> None:
         errors = 0
@@ -157,9 +171,12 @@ class TestProblemSchema:
             for status, response in operation["responses"].items():
                 if status[0] in "45":
                     errors += 1
-                    assert response["content"] == {
-                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}
-                    }, (method, path, status)
+                    expected = (
+                        FHIR_ERROR
+                        if path.startswith("/fhir/")
+                        else {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
+                    )
+                    assert response["content"] == expected, (method, path, status)
         assert errors > 100
 
     def test_the_problem_component_has_the_rfc_members_and_the_extensions_sent(
