@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 from soredi_sync.domain.gln import with_check_digit
 from soredi_sync.domain.model import Capability, Gln, GlnMode, Registry, Unit, UnitKind
+from soredi_sync.ports.records import SnapshotInfo
 
 
 def gln(n: int) -> str:
@@ -52,4 +54,23 @@ def registry(
         units,
         glns,
         [Capability(g, t) for g, types in (caps or {}).items() for t in types],
+    )
+
+
+def snapshot_info(snapshot_id: int, day: int | None = None) -> SnapshotInfo:
+    """A stored snapshot's record, taken at 06:00 UTC on November ``day`` 2026 (default: the
+    snapshot's id); snapshot 1 is the baseline."""
+    day = day or snapshot_id
+    return SnapshotInfo(
+        id=snapshot_id,
+        source="sor-filer",
+        taken_at=datetime(2026, 11, day, 6, 0, tzinfo=UTC),
+        source_date=date(2026, 11, day),
+        run_id=snapshot_id,
+        content_hash="x",
+        unit_count=1,
+        gln_count=1,
+        capability_count=1,
+        change_count=0,
+        baseline=snapshot_id == 1,
     )

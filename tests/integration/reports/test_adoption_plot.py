@@ -3,33 +3,15 @@ process) the first time it draws text on a machine: an integration test, not a u
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 from soredi_sync.domain.audit import AdoptionCounts
-from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.reports.adoption import adoption_plot
-
-
-def _snapshot(snapshot_id: int, day: int) -> SnapshotInfo:
-    return SnapshotInfo(
-        id=snapshot_id,
-        source="sor-filer",
-        taken_at=datetime(2026, 11, day, 6, 0, tzinfo=UTC),
-        source_date=date(2026, 11, day),
-        run_id=snapshot_id,
-        content_hash="x",
-        unit_count=1,
-        gln_count=1,
-        capability_count=1,
-        change_count=0,
-        baseline=snapshot_id == 1,
-    )
-
+from tests.support.factories import snapshot_info
 
 SERIES = [
-    (_snapshot(1, 2), {"all": AdoptionCounts(fhir_only=1, legacy_only=3, both=0)}),
-    (_snapshot(2, 3), {"all": AdoptionCounts(fhir_only=2, legacy_only=1, both=1)}),
+    (snapshot_info(1, 2), {"all": AdoptionCounts(fhir_only=1, legacy_only=3, both=0)}),
+    (snapshot_info(2, 3), {"all": AdoptionCounts(fhir_only=2, legacy_only=1, both=1)}),
 ]
 
 

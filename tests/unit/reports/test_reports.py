@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,28 +12,11 @@ from openpyxl import load_workbook
 from rich.console import Console
 
 from soredi_sync.domain.audit import RULES, RULES_BY_CODE, AdoptionCounts, Finding, Owner, OwnerKind
-from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.reports.adoption import adoption_csv, adoption_json, adoption_plot
 from soredi_sync.reports.audit import render_table, to_csv, to_json, to_xlsx
 from soredi_sync.reports.audit_page import audit_html, bar_chart_svg
 from soredi_sync.services.audit import AuditReport, AuditScope
-
-
-def _snapshot(snapshot_id: int, day: int) -> SnapshotInfo:
-    return SnapshotInfo(
-        id=snapshot_id,
-        source="sor-filer",
-        taken_at=datetime(2026, 11, day, 6, 0, tzinfo=UTC),
-        source_date=date(2026, 11, day),
-        run_id=snapshot_id,
-        content_hash="x",
-        unit_count=1,
-        gln_count=1,
-        capability_count=1,
-        change_count=0,
-        baseline=snapshot_id == 1,
-    )
-
+from tests.support.factories import snapshot_info
 
 OWNER = Owner("123456789012345", 'Kommune <script>alert("x")</script> & Co', OwnerKind.MUNICIPALITY)
 
@@ -62,13 +45,13 @@ def _report(*, comparing: bool = False) -> AuditReport:
     ]
     counts = {rule.code: sum(f.code == rule.code for f in findings) for rule in RULES}
     return AuditReport(
-        snapshot=_snapshot(2, 3),
+        snapshot=snapshot_info(2, 3),
         on=date(2026, 11, 3),
         scope=AuditScope(region="1084"),
         findings=findings,
         counts=counts,
         severity_counts={"error": 3, "warning": 0, "info": 0},
-        since=_snapshot(1, 2) if comparing else None,
+        since=snapshot_info(1, 2) if comparing else None,
         new=[findings[2]] if comparing else None,
         resolved=[_finding("LEGACY_ONLY", "5790000000009")] if comparing else None,
         vans_names={"V1": "VANS One"},
@@ -153,8 +136,8 @@ class TestHtml:
 
 
 SERIES = [
-    (_snapshot(1, 2), {"all": AdoptionCounts(fhir_only=1, legacy_only=3, both=0)}),
-    (_snapshot(2, 3), {"all": AdoptionCounts(fhir_only=2, legacy_only=1, both=1)}),
+    (snapshot_info(1, 2), {"all": AdoptionCounts(fhir_only=1, legacy_only=3, both=0)}),
+    (snapshot_info(2, 3), {"all": AdoptionCounts(fhir_only=2, legacy_only=1, both=1)}),
 ]
 
 

@@ -4,31 +4,15 @@ a deletion per resource gone, meta from the snapshot, and the export of what is 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from soredi_sync.ports.fakes import FakeUnitOfWork
-from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.services.fhir_directory import content_hash, export_ndjson, record_versions
-
-
-def _snapshot(snapshot_id: int) -> SnapshotInfo:
-    return SnapshotInfo(
-        id=snapshot_id,
-        source="sor-filer",
-        taken_at=datetime(2026, 11, snapshot_id, 6, 0, tzinfo=UTC),
-        source_date=date(2026, 11, snapshot_id),
-        run_id=snapshot_id,
-        content_hash="x",
-        unit_count=1,
-        gln_count=1,
-        capability_count=1,
-        change_count=0,
-        baseline=snapshot_id == 1,
-    )
+from tests.support.factories import snapshot_info
 
 
 def _org(sor_id: str, name: str) -> dict[str, Any]:
@@ -37,7 +21,7 @@ def _org(sor_id: str, name: str) -> dict[str, Any]:
 
 def _record(uow: FakeUnitOfWork, snapshot_id: int, *orgs: dict[str, Any]):  # type: ignore[no-untyped-def]
     with uow:
-        return record_versions(uow, _snapshot(snapshot_id), {"Organization": orgs})
+        return record_versions(uow, snapshot_info(snapshot_id), {"Organization": orgs})
 
 
 def test_the_first_snapshot_makes_a_version_of_every_resource_with_its_meta(

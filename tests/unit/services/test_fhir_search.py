@@ -3,12 +3,11 @@ root of the partOf tree, deletions), when it is rebuilt, search parsing, paging 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from soredi_sync.ports.fakes import FakeUnitOfWork
-from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.services.fhir_search import (
     DirectoryCache,
     InvalidSearch,
@@ -22,6 +21,7 @@ from soredi_sync.services.fhir_search import (
     read_history,
     run_search,
 )
+from tests.support.factories import snapshot_info
 from tests.support.fhir_directory import (
     BULK,
     EA,
@@ -36,25 +36,9 @@ from tests.support.fhir_directory import (
 )
 
 
-def _snapshot(snapshot_id: int) -> SnapshotInfo:
-    return SnapshotInfo(
-        id=snapshot_id,
-        source="sor-filer",
-        taken_at=datetime(2026, 11, snapshot_id, 6, 0, tzinfo=UTC),
-        source_date=date(2026, 11, snapshot_id),
-        run_id=snapshot_id,
-        content_hash="x",
-        unit_count=1,
-        gln_count=1,
-        capability_count=1,
-        change_count=0,
-        baseline=snapshot_id == 1,
-    )
-
-
 @pytest.fixture
 def stored(uow: FakeUnitOfWork) -> FakeUnitOfWork:
-    record_directory(lambda: uow, _snapshot(1), _snapshot(2))
+    record_directory(lambda: uow, snapshot_info(1), snapshot_info(2))
     return uow
 
 
@@ -107,7 +91,7 @@ class TestIndex:
             organization("3", "C", part_of="99"),
         ]
         with uow:
-            record_versions(uow, _snapshot(1), {"Organization": orgs})
+            record_versions(uow, snapshot_info(1), {"Organization": orgs})
         owners = {rid: r.owners for rid, r in build_index(uow).resources["Organization"].items()}
         assert owners["3"] == {"3"}
         assert owners["1"] == owners["2"] and len(owners["1"]) == 1
@@ -130,7 +114,7 @@ class TestCache:
         from soredi_sync.services.fhir_directory import record_versions
 
         with stored:
-            record_versions(stored, _snapshot(3), resources)
+            record_versions(stored, snapshot_info(3), resources)
         rebuilt = cache.index()
         assert rebuilt is not first
         assert rebuilt.get("Organization", "302") is not None
@@ -144,7 +128,7 @@ class TestCache:
         from soredi_sync.services.fhir_directory import record_versions
 
         with stored:
-            record_versions(stored, _snapshot(3), resources)
+            record_versions(stored, snapshot_info(3), resources)
         assert cache.index().get("Endpoint", ED) is None
         assert first.get("Endpoint", ED) is not None
 
@@ -192,7 +176,7 @@ class TestSearchParsing:
         with stored:
             record_versions(
                 stored,
-                _snapshot(3),
+                snapshot_info(3),
                 {
                     **second_snapshot(),
                     "Organization": [
@@ -279,7 +263,7 @@ class TestHistory:
     def test_since_an_instant_the_versions_made_at_or_after_it(
         self, stored: FakeUnitOfWork
     ) -> None:
-        since = _snapshot(2).taken_at
+        since = snapshot_info(2).taken_at
         page = read_history(stored, ("Endpoint",), since=since, after_id=0, count=100)
         assert [(v.resource_id, v.deleted) for v in page.versions] == [(ED, False), (EC, True)]
         later = read_history(
