@@ -105,7 +105,8 @@ class RequestLimits:
                 await _answer(scope, send, refused)
                 return
         limit = self.body_limits.get(path, self.max_body_bytes)
-        if not chunked and length is not None and _declared(length) > limit:
+        declared = _declared(length) if not chunked and length is not None else None
+        if declared is not None and declared > limit:
             await _answer(scope, send, _too_large(limit))
             return
         deadline = asyncio.get_running_loop().time() + self.body_timeout
@@ -247,11 +248,14 @@ class _BodyGuard:
         await _answer(self.scope, self._send, self.refusal)
 
 
-def _declared(length: bytes) -> int:
+def _declared(length: bytes) -> int | None:
+    """The declared body size; None when it is not a number. uvicorn's parsers refuse such a
+    request before the app sees it; served otherwise (in process), the declaration is not
+    trusted and the body is counted and timed as it arrives, as a chunked one is."""
     try:
         return int(length)
-    except ValueError:  # uvicorn's parsers refuse these first; count it as too large
-        return 2**63
+    except ValueError:
+        return None
 
 
 def _too_large_head(limit: int) -> _BodyRefused:
