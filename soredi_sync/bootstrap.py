@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from soredi_sync.ports.webhooks import WebhookSender
 from soredi_sync.reference_data import ReferenceData
 from soredi_sync.services.audit import AuditCache
 from soredi_sync.services.cutover import CutoverCache
+from soredi_sync.services.fhir_search import DirectoryCache
 from soredi_sync.services.routing import RoutingService
 from soredi_sync.services.sync import SyncConfig
 
@@ -49,6 +51,8 @@ class App:
     _routing: RoutingService | None = field(default=None, repr=False)
     _sorus: SorusClient | None = field(default=None, repr=False)
     _webhook_sender: WebhookSender | None = field(default=None, repr=False)
+    _fhir_directory: DirectoryCache | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def uow(self) -> SqlAlchemyUnitOfWork:
         return SqlAlchemyUnitOfWork(self.session_factory)
@@ -75,6 +79,14 @@ class App:
                 self.reference.message_types,
             )
         return self._routing
+
+    def fhir_directory(self) -> DirectoryCache:
+        """The FHIR directory's index of this process (``/fhir`` reads and searches it; the API's
+        warm-up keeps it current)."""
+        with self._lock:
+            if self._fhir_directory is None:
+                self._fhir_directory = DirectoryCache(self.uow_factory)
+            return self._fhir_directory
 
     def sorus(self) -> SorusClient:
         """The SORUS client of this process (reads the configured WSDL on first use)."""

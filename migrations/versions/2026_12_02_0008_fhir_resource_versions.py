@@ -13,7 +13,7 @@ Team rules for every revision:
 A new table ``fhir_resource_versions``: one row per version of an Organization (SOR unit) or
 Endpoint (GLN) as the FHIR directory serves it, written after the sync of the snapshot that
 made it; ``_history?_since=`` and the resources' ``meta`` read it. It starts empty (the next
-sync, or ``soredi-sync fhir rebuild``, writes the current snapshot's resources as the first
+sync, or ``soredi-sync export fhir``, writes the current snapshot's resources as the first
 versions), so its indexes are built at once. No data is moved.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQLITE_BEGIN_IMMEDIATE = "soredi_sqlite_begin_immediate"
 
 
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 
@@ -37,6 +42,9 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+    # JSON columns hold compact UTF-8 text (no spaces, no \u escapes): the FHIR history
+    # serves it as it is.
+    kwargs.setdefault("json_serializer", compact_json)
     if null_pool:
         kwargs["poolclass"] = NullPool
     else:

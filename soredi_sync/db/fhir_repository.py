@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, Text, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.models import FhirResourceVersion
@@ -79,17 +79,61 @@ class SqlAlchemyFhirRepository:
             self.session.expunge(row)
 
     def history(
-        self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100
+        self,
+        resource_type: str,
+        *,
+        since: datetime | None,
+        after_id: int = 0,
+        limit: int = 100,
+        as_json: bool = False,
     ) -> list[FhirVersion]:
         """Versions of ``resource_type`` made after ``since`` (None: all), oldest first,
-        from the version after ``after_id`` (for paging)."""
-        query = select(FhirResourceVersion).where(
-            FhirResourceVersion.resource_type == resource_type, FhirResourceVersion.id > after_id
-        )
+        from the version after ``after_id`` (for paging); ``as_json``: the contents as the
+        database holds their JSON text (about 20 times faster for a page of Endpoints than
+        decoding them, and served as it is)."""
+        where = [
+            FhirResourceVersion.resource_type == resource_type,
+            FhirResourceVersion.id > after_id,
+        ]
         if since is not None:
-            query = query.where(FhirResourceVersion.last_updated > since)
-        rows = self.session.scalars(query.order_by(FhirResourceVersion.id).limit(limit))
-        return [_record(row) for row in rows]
+            where.append(FhirResourceVersion.last_updated > since)
+        if not as_json:
+            rows = self.session.scalars(
+                select(FhirResourceVersion)
+                .where(*where)
+                .order_by(FhirResourceVersion.id)
+                .limit(limit)
+            )
+            return [_record(row) for row in rows]
+        v = FhirResourceVersion
+        found = self.session.execute(
+            select(
+                v.id,
+                v.resource_id,
+                v.snapshot_id,
+                v.last_updated,
+                v.deleted,
+                v.content_hash,
+                cast(v.content, Text),
+            )
+            .where(*where)
+            .order_by(v.id)
+            .limit(limit)
+        )
+        return [
+            FhirVersion(
+                resource_type,
+                rid,
+                snapshot_id,
+                updated,
+                deleted,
+                digest,
+                None,
+                vid,
+                None if deleted else text,
+            )
+            for vid, rid, snapshot_id, updated, deleted, digest, text in found
+        ]
 
     def has_versions_up_to(self, snapshot_id: int) -> bool:
         """Whether a version was made by ``snapshot_id`` or an earlier snapshot."""

@@ -471,4 +471,6 @@ class FhirResourceVersion(Base):
     __table_args__ = (
         UniqueConstraint("resource_type", "resource_id", "snapshot_id"),
         Index("ix_fhir_resource_versions_type_updated", "resource_type", "last_updated"),
+        # _history pages and the index build: one type's versions in id order, after an id.
+        Index("ix_fhir_resource_versions_type_id", "resource_type", "id"),
     )

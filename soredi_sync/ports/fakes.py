@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import copy
 import itertools
+import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -216,7 +217,13 @@ class FakeFhirRepository:
         yield from self.current(resource_type, at_snapshot)
 
     def history(
-        self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100
+        self,
+        resource_type: str,
+        *,
+        since: datetime | None,
+        after_id: int = 0,
+        limit: int = 100,
+        as_json: bool = False,
     ) -> list[FhirVersion]:
         found = [
             v
@@ -224,8 +231,17 @@ class FakeFhirRepository:
             if v.resource_type == resource_type
             and v.id > after_id
             and (since is None or v.last_updated > since)
-        ]
-        return found[:limit]
+        ][:limit]
+        if as_json:
+            return [
+                replace(
+                    v,
+                    content=None,
+                    content_json=None if v.content is None else json.dumps(v.content),
+                )
+                for v in found
+            ]
+        return found
 
     def has_versions_up_to(self, snapshot_id: int) -> bool:
         return any(v.snapshot_id <= snapshot_id for v in self.versions)

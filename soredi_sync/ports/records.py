@@ -291,7 +291,8 @@ class FhirVersion:
     """One version of a FHIR directory resource (``Organization`` or ``Endpoint``): made by
     snapshot ``snapshot_id`` at ``last_updated``; ``content`` is the resource as served (None
     when ``deleted``), ``content_hash`` the SHA-256 of it without ``meta``. ``id`` orders the
-    versions (0 until stored)."""
+    versions (0 until stored). Read for serving as it is (``as_json``), ``content_json`` is the
+    stored JSON text instead and ``content`` is None."""
 
     resource_type: str
     resource_id: str
@@ -301,3 +302,4 @@ class FhirVersion:
     content_hash: str | None
     content: dict[str, Any] | None
     id: int = 0
+    content_json: str | None = None

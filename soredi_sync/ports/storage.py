@@ -197,10 +197,17 @@ class FhirRepository(Protocol):
         ...
 
     def history(
-        self, resource_type: str, *, since: datetime | None, after_id: int = 0, limit: int = 100
+        self,
+        resource_type: str,
+        *,
+        since: datetime | None,
+        after_id: int = 0,
+        limit: int = 100,
+        as_json: bool = False,
     ) -> list[FhirVersion]:
         """Versions of ``resource_type`` made after ``since`` (None: all), oldest first,
-        from the version after ``after_id``."""
+        from the version after ``after_id``; ``as_json``: each content as its JSON text
+        (``content_json``), not decoded."""
         ...
 
     def has_versions_up_to(self, snapshot_id: int) -> bool:

@@ -18,7 +18,6 @@ Reads and searches are plain ``def`` (the thread pool), as the other registry re
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Sequence
 from email.utils import format_datetime
@@ -38,7 +37,6 @@ from soredi_sync.services.fhir_directory import RESOURCE_TYPES
 from soredi_sync.services.fhir_search import (
     DEFAULT_COUNT,
     MAX_COUNT,
-    DirectoryCache,
     DirectoryIndex,
     Indexed,
     InvalidSearch,
@@ -58,25 +56,10 @@ _JSON_FORMATS = {"json", "application/json", "application/fhir+json", "applicati
 _JSON_RANGES = {"*/*", "application/*", *(f for f in _JSON_FORMATS if "/" in f)}
 _FORM = "application/x-www-form-urlencoded"
 _HISTORY_KNOWN = {"_since", "_count", "_page", "_format", "_pretty"}
-_CACHE_LOCK = threading.Lock()  # guards creating an API's one DirectoryCache
 
 
 def _invalid(exc: InvalidSearch) -> ApiProblem:
     return ApiProblem(400, "invalid-search", str(exc))
-
-
-def _directory(request: Request) -> DirectoryCache:
-    """The API's one :class:`DirectoryCache` (made on first use)."""
-    state = request.app.state
-    found = getattr(state, "fhir_directory", None)
-    if found is None:
-        with _CACHE_LOCK:
-            found = getattr(state, "fhir_directory", None)
-            if found is None:
-                found = DirectoryCache(context(request).app.uow_factory)
-                state.fhir_directory = found
-    assert isinstance(found, DirectoryCache)
-    return found
 
 
 def _negotiate(request: Request, parameters: Sequence[tuple[str, str]] = ()) -> None:
@@ -185,15 +168,11 @@ def _history(
         links.append(
             {"relation": "next", "url": f"{base}/{path}?{urlencode([*kept, ('_page', token)])}"}
         )
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "history",
-        "link": links,
-        "entry": [_history_entry(base, v) for v in page.versions],
-    }
-    if not bundle["entry"]:
-        del bundle["entry"]
-    return Response(_dumps(bundle), media_type=FHIR_MEDIA_TYPE)
+    head = _dumps({"resourceType": "Bundle", "type": "history", "link": links})
+    if page.versions:
+        entries = b",".join(_history_entry(base, v) for v in page.versions)
+        head = head[:-1] + b',"entry":[' + entries + b"]}"
+    return Response(head, media_type=FHIR_MEDIA_TYPE)
 
 
 def _count(value: str | None) -> int:
@@ -213,18 +192,30 @@ def _history_page(token: str | None) -> int:
     return int(version)
 
 
-def _history_entry(base: str, version: FhirVersion) -> dict[str, Any]:
+def _history_entry(base: str, version: FhirVersion) -> bytes:
+    """One entry, the resource's stored JSON text spliced in as it is (not decoded)."""
     reference = f"{version.resource_type}/{version.resource_id}"
-    entry: dict[str, Any] = {"fullUrl": f"{base}/{reference}"}
+    resource = b""
     if not version.deleted:
-        entry["resource"] = version.content
-    entry["request"] = {"method": "DELETE" if version.deleted else "PUT", "url": reference}
-    entry["response"] = {
+        if version.content_json is None:
+            raise ValueError(f"version {version.id} of {reference} was read without its text")
+        resource = b',"resource":' + version.content_json.encode()
+    request = {"method": "DELETE" if version.deleted else "PUT", "url": reference}
+    response = {
         "status": "204 No Content" if version.deleted else "200 OK",
         "etag": f'W/"{version.snapshot_id}"',
         "lastModified": _instant(version),
     }
-    return entry
+    return (
+        b'{"fullUrl":'
+        + _dumps(f"{base}/{reference}")
+        + resource
+        + b',"request":'
+        + _dumps(request)
+        + b',"response":'
+        + _dumps(response)
+        + b"}"
+    )
 
 
 # -- one resource type --------------------------------------------------------------------------
@@ -238,7 +229,7 @@ def _search_response(
 ) -> Response:
     try:
         search = parse_search(resource_type, parameters, strict=_strict(request))
-        index = _directory(request).index()
+        index = context(request).app.fhir_directory().index()
         page = run_search(index, search, caller.owners)
     except InvalidSearch as exc:
         raise _invalid(exc) from None
@@ -292,7 +283,7 @@ def _search_entry(base: str, index: DirectoryIndex, resource: Indexed, mode: byt
 
 def _read(request: Request, caller: TokenRecord, resource_type: str, resource_id: str) -> Response:
     _negotiate(request)
-    index = _directory(request).index()
+    index = context(request).app.fhir_directory().index()
     found = index.get(resource_type, resource_id)
     if found is None or not visible(found, caller.owners):
         # A deleted resource is 410 to a token that could see every owner; a restricted token

@@ -41,12 +41,15 @@ def read_history(
     count: int,
 ) -> HistoryPage:
     """Up to ``count`` versions of ``resource_types`` made at or after ``since`` (FHIR's
-    ``_since``), oldest first, from the version after ``after_id``."""
+    ``_since``), oldest first, from the version after ``after_id``; their contents as JSON
+    text (``content_json``), to be served as they are."""
     # The repository takes versions strictly after; times are kept to the microsecond.
     after = since - timedelta(microseconds=1) if since is not None else None
     fetched: list[FhirVersion] = []
     for resource_type in resource_types:
-        fetched += uow.fhir.history(resource_type, since=after, after_id=after_id, limit=count + 1)
+        fetched += uow.fhir.history(
+            resource_type, since=after, after_id=after_id, limit=count + 1, as_json=True
+        )
     fetched.sort(key=lambda v: v.id)
     page = fetched[:count]
     more = len(fetched) > count

@@ -338,6 +338,11 @@ class DirectoryCache:
         self._index: DirectoryIndex | None = None
         self._lock = threading.Lock()
 
+    @property
+    def held(self) -> DirectoryIndex | None:
+        """The index built last (None before the first), without looking for newer versions."""
+        return self._index
+
     def index(self) -> DirectoryIndex:
         """The index of what is stored now (built by this call if it must be)."""
         held = self._index

@@ -83,3 +83,28 @@ def test_an_earlier_snapshot_without_versions_is_refused_and_the_current_one_is_
     assert "no FHIR directory versions are stored for snapshot 1" in refused.output
     exported = _export(cli, tmp_path / "now")
     assert {r["meta"]["versionId"] for r in exported["Organization"].values()} == {"2"}
+
+
+def test_history_read_as_json_text_is_the_stored_content_compact_and_unescaped(
+    cli: Cli, app: App, sandbox_dir: Path
+) -> None:
+    cli("sync", "--from-dir", str(sandbox_dir / "day-000"))
+    cli("sync", "--from-dir", str(sandbox_dir / "day-001"))
+    danish = False
+    with app.uow() as uow:
+        for resource_type in RESOURCE_TYPES:
+            decoded = uow.fhir.history(resource_type, since=None, limit=1_000_000)
+            texts = uow.fhir.history(resource_type, since=None, limit=1_000_000, as_json=True)
+            assert [v.id for v in texts] == [v.id for v in decoded]
+            for text, version in zip(texts, decoded, strict=True):
+                assert text.content is None
+                if version.deleted:
+                    assert text.content_json is None
+                    continue
+                assert text.content_json is not None
+                assert json.loads(text.content_json) == version.content
+                assert text.content_json == json.dumps(
+                    version.content, ensure_ascii=False, separators=(",", ":")
+                )
+                danish = danish or any(letter in text.content_json for letter in "æøåÆØÅ")
+    assert danish, "no name with æ, ø or å: the text would not show how it is stored"

@@ -17,15 +17,11 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from sqlalchemy import create_engine, text
 
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App, bootstrap
-from soredi_sync.db.models import Base
-from soredi_sync.db.schema import upgrade
 from soredi_sync.observability.metrics import Metrics
-from soredi_sync.sandbox.generate import generate
 from soredi_sync.services.audit import record_summary
 from soredi_sync.services.plans import create_plan
 from soredi_sync.services.sync import sync_source
@@ -34,34 +30,13 @@ from tests.support.api import QUIET_LOG, api_uow
 from tests.support.app import make_settings
 from tests.support.browser import Browser, Console, two_regions
 from tests.support.live_server import uvicorn_in_thread
+from tests.support.national import empty_database
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 AUDITOR_SCOPES = (Scope.REGISTRY_READ, Scope.AUDIT_READ, Scope.ROUTE_READ)
 OBSOLETE = "FDIS91_WITH_LEGACY"  # FDIS91 beside a leftover DIS91/XDIS91
-
-
-@pytest.fixture(scope="session")
-def national_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("national")
-    generate(folder, profile="national", seed=1, days=1)
-    return folder
-
-
-def _empty_database(engine: str, request: pytest.FixtureRequest, folder: Path) -> str:
-    if engine == "sqlite":
-        url = f"sqlite:///{folder / 'national.db'}"
-        upgrade(url)
-        return url
-    url: str = request.getfixturevalue("postgres_url")
-    upgrade(url)
-    database = create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with database.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    database.dispose()
-    return url
 
 
 def _sync_national(app: App, sandbox: Path) -> None:
@@ -85,7 +60,7 @@ def console(
 ) -> Iterator[Console]:
     """This module's console (it replaces conftest.py's): national data, warmed as served."""
     engine: str = request.param
-    url = _empty_database(engine, request, tmp_path_factory.mktemp("national-db"))
+    url = empty_database(engine, request, tmp_path_factory.mktemp("national-db"))
     with bootstrap(make_settings(url)) as app:
         _sync_national(app, national_sandbox)
         world = two_regions(app)
