@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, insert, select
+from sqlalchemy import ColumnElement, Select, Text, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.models import FhirResourceVersion
@@ -62,21 +63,91 @@ class SqlAlchemyFhirRepository:
         return [_record(row) for row in rows]
 
     def iter_current(
-        self, resource_type: str, at_snapshot: int | None = None, *, chunk: int = 1000
+        self,
+        resource_type: str,
+        at_snapshot: int | None = None,
+        *,
+        chunk: int = 1000,
+        as_json: bool = False,
     ) -> Iterator[FhirVersion]:
-        """:meth:`current`, read ``chunk`` rows at a time (for an export of every resource)."""
+        """:meth:`current`, read ``chunk`` rows at a time (for an export of every resource);
+        ``as_json``: the contents as the database holds their JSON text."""
+        where = (
+            FhirResourceVersion.id.in_(self._latest(resource_type, at_snapshot)),
+            FhirResourceVersion.deleted.is_(False),
+        )
+        order = FhirResourceVersion.resource_id
+        if as_json:
+            yield from self._as_json(resource_type, where, order, None, chunk)
+            return
         rows = self.session.scalars(
             select(FhirResourceVersion)
-            .where(
-                FhirResourceVersion.id.in_(self._latest(resource_type, at_snapshot)),
-                FhirResourceVersion.deleted.is_(False),
-            )
-            .order_by(FhirResourceVersion.resource_id)
+            .where(*where)
+            .order_by(order)
             .execution_options(yield_per=chunk)
         )
         for row in rows:
             yield _record(row)
             self.session.expunge(row)
+
+    def newest_id(self) -> int:
+        return self.session.scalar(select(func.max(FhirResourceVersion.id))) or 0
+
+    def iter_latest(
+        self, resource_type: str, *, up_to_id: int, chunk: int = 2000
+    ) -> Iterator[FhirVersion]:
+        """The latest version of each resource among those up to ``up_to_id`` (deletions
+        included), as JSON text, ``chunk`` rows at a time."""
+        newest = (
+            select(func.max(FhirResourceVersion.id))
+            .where(
+                FhirResourceVersion.resource_type == resource_type,
+                FhirResourceVersion.id <= up_to_id,
+            )
+            .group_by(FhirResourceVersion.resource_id)
+        )
+        yield from self._as_json(
+            resource_type, (FhirResourceVersion.id.in_(newest),), None, None, chunk
+        )
+
+    def _as_json(
+        self,
+        resource_type: str,
+        where: Sequence[ColumnElement[bool]],
+        order: Any,
+        limit: int | None,
+        chunk: int | None = None,
+    ) -> Iterator[FhirVersion]:
+        """Versions with their content as the stored JSON text (``cast`` to text: PostgreSQL's
+        ``json`` keeps the text it was given), neither decoded nor made into ORM objects."""
+        v = FhirResourceVersion
+        query = select(
+            v.id,
+            v.resource_id,
+            v.snapshot_id,
+            v.last_updated,
+            v.deleted,
+            v.content_hash,
+            cast(v.content, Text),
+        ).where(*where)
+        if order is not None:
+            query = query.order_by(order)
+        if limit is not None:
+            query = query.limit(limit)
+        if chunk is not None:
+            query = query.execution_options(yield_per=chunk)
+        for vid, rid, snapshot_id, updated, deleted, digest, text in self.session.execute(query):
+            yield FhirVersion(
+                resource_type,
+                rid,
+                snapshot_id,
+                updated,
+                deleted,
+                digest,
+                None,
+                vid,
+                None if deleted else text,
+            )
 
     def history(
         self,
@@ -97,43 +168,12 @@ class SqlAlchemyFhirRepository:
         ]
         if since is not None:
             where.append(FhirResourceVersion.last_updated > since)
-        if not as_json:
-            rows = self.session.scalars(
-                select(FhirResourceVersion)
-                .where(*where)
-                .order_by(FhirResourceVersion.id)
-                .limit(limit)
-            )
-            return [_record(row) for row in rows]
-        v = FhirResourceVersion
-        found = self.session.execute(
-            select(
-                v.id,
-                v.resource_id,
-                v.snapshot_id,
-                v.last_updated,
-                v.deleted,
-                v.content_hash,
-                cast(v.content, Text),
-            )
-            .where(*where)
-            .order_by(v.id)
-            .limit(limit)
+        if as_json:
+            return list(self._as_json(resource_type, where, FhirResourceVersion.id, limit))
+        rows = self.session.scalars(
+            select(FhirResourceVersion).where(*where).order_by(FhirResourceVersion.id).limit(limit)
         )
-        return [
-            FhirVersion(
-                resource_type,
-                rid,
-                snapshot_id,
-                updated,
-                deleted,
-                digest,
-                None,
-                vid,
-                None if deleted else text,
-            )
-            for vid, rid, snapshot_id, updated, deleted, digest, text in found
-        ]
+        return [_record(row) for row in rows]
 
     def has_versions_up_to(self, snapshot_id: int) -> bool:
         """Whether a version was made by ``snapshot_id`` or an earlier snapshot."""

@@ -191,6 +191,12 @@ class FakeAuditRepository:
         )
 
 
+def _as_json(version: FhirVersion) -> FhirVersion:
+    """``version`` as read for serving: its content as JSON text."""
+    text = None if version.content is None else json.dumps(version.content)
+    return replace(version, content=None, content_json=text)
+
+
 class FakeFhirRepository:
     def __init__(self) -> None:
         self.versions: list[FhirVersion] = []
@@ -212,9 +218,28 @@ class FakeFhirRepository:
         return [latest[rid] for rid in sorted(latest) if not latest[rid].deleted]
 
     def iter_current(
-        self, resource_type: str, at_snapshot: int | None = None, *, chunk: int = 1000
+        self,
+        resource_type: str,
+        at_snapshot: int | None = None,
+        *,
+        chunk: int = 1000,
+        as_json: bool = False,
     ) -> Iterator[FhirVersion]:
-        yield from self.current(resource_type, at_snapshot)
+        for version in self.current(resource_type, at_snapshot):
+            yield _as_json(version) if as_json else version
+
+    def newest_id(self) -> int:
+        return max((v.id for v in self.versions), default=0)
+
+    def iter_latest(
+        self, resource_type: str, *, up_to_id: int, chunk: int = 2000
+    ) -> Iterator[FhirVersion]:
+        latest: dict[str, FhirVersion] = {}
+        for version in self.versions:
+            if version.resource_type == resource_type and version.id <= up_to_id:
+                latest[version.resource_id] = version
+        for version in latest.values():
+            yield _as_json(version)
 
     def history(
         self,
@@ -232,16 +257,7 @@ class FakeFhirRepository:
             and v.id > after_id
             and (since is None or v.last_updated > since)
         ][:limit]
-        if as_json:
-            return [
-                replace(
-                    v,
-                    content=None,
-                    content_json=None if v.content is None else json.dumps(v.content),
-                )
-                for v in found
-            ]
-        return found
+        return [_as_json(v) for v in found] if as_json else found
 
     def has_versions_up_to(self, snapshot_id: int) -> bool:
         return any(v.snapshot_id <= snapshot_id for v in self.versions)

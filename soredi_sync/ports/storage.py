@@ -191,9 +191,26 @@ class FhirRepository(Protocol):
         ...
 
     def iter_current(
-        self, resource_type: str, at_snapshot: int | None = None, *, chunk: int = 1000
+        self,
+        resource_type: str,
+        at_snapshot: int | None = None,
+        *,
+        chunk: int = 1000,
+        as_json: bool = False,
     ) -> Iterator[FhirVersion]:
-        """:meth:`current`, read ``chunk`` at a time (for an export of every resource)."""
+        """:meth:`current`, read ``chunk`` at a time (for an export of every resource);
+        ``as_json``: each content as its JSON text (``content_json``), not decoded."""
+        ...
+
+    def newest_id(self) -> int:
+        """The id of the newest version of any type (0: none)."""
+        ...
+
+    def iter_latest(
+        self, resource_type: str, *, up_to_id: int, chunk: int = 2000
+    ) -> Iterator[FhirVersion]:
+        """The latest version of each resource among the versions up to ``up_to_id``,
+        deletions included, contents as JSON text (``content_json``); in no set order."""
         ...
 
     def history(

@@ -190,15 +190,17 @@ def export_ndjson(
     uow: UnitOfWork, out: Path, *, at_snapshot: int | None = None
 ) -> list[ExportedFile]:
     """Write ``<out>/<ResourceType>.ndjson`` (FHIR Bulk Data: one resource per line, UTF-8)
-    for each resource type, the versions current on ``at_snapshot`` (None: the latest)."""
+    for each resource type, the versions current on ``at_snapshot`` (None: the latest), each
+    as the database holds its JSON text (never decoded)."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for resource_type in RESOURCE_TYPES:
         path = out / f"{resource_type}.ndjson"
         count = 0
         with path.open("w", encoding="utf-8", newline="\n") as file:
-            for version in uow.fhir.iter_current(resource_type, at_snapshot):
-                file.write(json.dumps(version.content, ensure_ascii=False, separators=(",", ":")))
+            for version in uow.fhir.iter_current(resource_type, at_snapshot, as_json=True):
+                assert version.content_json is not None  # current: never a deletion
+                file.write(version.content_json)  # as stored: one line of JSON
                 file.write("\n")
                 count += 1
         files.append(ExportedFile(resource_type, path, count, path.stat().st_size))

@@ -3,6 +3,8 @@ root of the partOf tree, deletions), when it is rebuilt, search parsing, paging 
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -21,6 +23,7 @@ from soredi_sync.services.fhir_search import (
     read_history,
     run_search,
 )
+from soredi_sync.services.fhir_search.index import _Packer
 from tests.support.factories import snapshot_info
 from tests.support.fhir_directory import (
     BULK,
@@ -293,3 +296,37 @@ def test_a_time_zone_offset_is_kept_exactly() -> None:
     found = parse_instant("2026-12-02T10:00:00-03:30")
     assert found.utcoffset() == timedelta(hours=-3, minutes=-30)
     assert found == datetime(2026, 12, 2, 10, tzinfo=timezone(-timedelta(hours=3, minutes=30)))
+
+
+# -- the packed JSON ------------------------------------------------------------------------------
+
+
+def _resources(n: int) -> list[bytes]:
+    return [
+        json.dumps(
+            {"resourceType": "Endpoint", "id": f"579000{i:07d}", "name": f"Afdeling {i} Æblevej"},
+            ensure_ascii=False,
+        ).encode()
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("samples", [0, 1, 3, 2000])
+def test_packed_json_unpacks_to_the_same_bytes_whatever_the_dictionary_was_made_of(
+    samples: int,
+) -> None:
+    resources = _resources(3000)
+    packer = _Packer(resources[:samples])
+    packed = [packer.pack(r) for r in resources]
+    assert [packer.unpack(p) for p in packed] == resources
+    if samples >= 1000:
+        assert sum(map(len, packed)) < sum(map(len, resources)) / 2  # 85 bytes each
+
+
+def test_packed_json_unpacks_from_many_threads_at_once() -> None:
+    resources = _resources(2000)
+    packer = _Packer(resources)
+    packed = [packer.pack(r) for r in resources]
+    with ThreadPoolExecutor(8) as pool:
+        rounds = list(pool.map(lambda _: [packer.unpack(p) for p in packed], range(16)))
+    assert all(found == resources for found in rounds)
