@@ -15,7 +15,9 @@ a fresh child process, so its peak RSS is its own:
   of the server's time, through the ASGI app in the process), and a whole mirror of the
   directory paged at ``_count=1000`` the way an update client starts.
 
-Targets: export <= 30 s, peak RSS of any step <= 400 MB, every read's median <= 300 ms.
+Targets: export <= 30 s, the index built in <= 10 s, peak RSS of the versions and the export
+(steps of the sync's process) <= 400 MB, every read's median <= 300 ms. The reads step's own
+peak is shown without a target: its client decodes every page in the same process.
 Prints a Markdown table.
 """
 
@@ -39,6 +41,7 @@ from benchmarks.bench_sync import _emit, _fresh_database, _peak_rss_mb
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / ".data"
 EXPORT_TARGET_S = 30.0
+BUILD_TARGET_S = 10.0
 RSS_TARGET_MB = 400.0
 READ_TARGET_MS = 300.0
 
@@ -257,7 +260,7 @@ def main() -> None:
     engine = "PostgreSQL" if args.database_url else "SQLite"
     files = export["files"]
     search_walk, history_walk = reads["walks"]
-    peak = max(s["peak_rss_mb"] for s in (day0, day1, export, reads))
+    peak = max(s["peak_rss_mb"] for s in (day0, day1, export))
     slowest = max(row[2] for row in reads["rows"])
     lines = [
         f"FHIR directory benchmark, {args.profile} seed {args.seed}, {engine}, "
@@ -292,7 +295,9 @@ def main() -> None:
         ),
         "",
         f"export: {export['seconds']:.2f} s (target <= {EXPORT_TARGET_S:.0f} s); "
-        f"peak RSS of any step: {peak:.0f} MB (target <= {RSS_TARGET_MB:.0f} MB); "
+        f"index build: {reads['build_seconds']:.2f} s (target <= {BUILD_TARGET_S:.0f} s); "
+        f"peak RSS of the versions and the export: {peak:.0f} MB "
+        f"(target <= {RSS_TARGET_MB:.0f} MB); "
         f"slowest read median: {slowest:.1f} ms (target <= {READ_TARGET_MS:.0f} ms)",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -4,11 +4,11 @@
 
 Runs, one after the other and each in fresh child processes (so every peak RSS is its own):
 the sync benchmark on SQLite (and on PostgreSQL with ``--postgres``), the routing benchmark
-(in-process resolver and HTTP through ``wrk``), the audit benchmark and the web console's page
-times (SQLite, and PostgreSQL with ``--postgres``), all on the national
-sandbox profile (generated once into ``benchmarks/.data``). Prints the machine, the command, each
-benchmark's table and a summary of every target with its measured ratio. Exits 1 when a target
-is missed, so a regression is visible; the tables are printed either way.
+(in-process resolver and HTTP through ``wrk``), the audit benchmark, and the web console's
+page times and the FHIR directory's steps (SQLite, and PostgreSQL with ``--postgres``), all on
+the national sandbox profile (generated once into ``benchmarks/.data``). Prints the machine,
+the command, each benchmark's table and a summary of every target with its measured ratio.
+Exits 1 when a target is missed, so a regression is visible; the tables are printed either way.
 """
 
 from __future__ import annotations
@@ -93,6 +93,23 @@ def _console_targets(label: str, text: str) -> list[Target]:
     ]
 
 
+def _fhir_targets(label: str, text: str) -> list[Target]:
+    export = _number(r"export: ([\d.]+) s", text)
+    build = _number(r"index build: ([\d.]+) s", text)
+    peak = _number(r"peak RSS of the versions and the export: (\d+) MB", text)
+    slowest = _number(r"slowest read median: ([\d.]+) ms", text)
+    return [
+        Target(f"FHIR export fhir, national, {label} (<= 30 s)", f"{export:.1f} s", export <= 30),
+        Target(f"FHIR index build, {label} (<= 10 s)", f"{build:.1f} s", build <= 10),
+        Target(
+            f"FHIR versions/export peak RSS, {label} (<= 400 MB)", f"{peak:.0f} MB", peak <= 400
+        ),
+        Target(
+            f"FHIR reads: slowest median, {label} (<= 300 ms)", f"{slowest:.0f} ms", slowest <= 300
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", help="also run the sync benchmark on this database URL")
@@ -124,6 +141,13 @@ def main() -> None:
         console_pg = _run("benchmarks.bench_console", "--database-url", args.postgres)
         sections.append(("Web console, PostgreSQL", console_pg))
         targets += _console_targets("PostgreSQL", console_pg)
+    fhir = _run("benchmarks.bench_fhir")
+    sections.append(("FHIR directory, SQLite", fhir))
+    targets += _fhir_targets("SQLite", fhir)
+    if args.postgres:
+        fhir_pg = _run("benchmarks.bench_fhir", "--database-url", args.postgres)
+        sections.append(("FHIR directory, PostgreSQL", fhir_pg))
+        targets += _fhir_targets("PostgreSQL", fhir_pg)
 
     command = "python -m benchmarks.run_all " + " ".join(sys.argv[1:])
     out = [

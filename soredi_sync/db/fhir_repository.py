@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, cast, func, insert, select
+from sqlalchemy import ColumnElement, Select, Text, cast, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.models import FhirResourceVersion
@@ -93,22 +93,34 @@ class SqlAlchemyFhirRepository:
     def newest_id(self) -> int:
         return self.session.scalar(select(func.max(FhirResourceVersion.id))) or 0
 
+    def update_statistics(self) -> None:
+        """``ANALYZE`` the table on PostgreSQL (in the unit's transaction: commit it to keep
+        them). Measured after a first national snapshot: a history page of 1,000 Endpoints
+        230 ms before (every Endpoint sorted on disk), 21 ms after. SQLite's planner picks the
+        (type, id) index without statistics, so it is left as it is."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text(f"ANALYZE {FhirResourceVersion.__tablename__}"))
+
     def iter_latest(
         self, resource_type: str, *, up_to_id: int, chunk: int = 2000
     ) -> Iterator[FhirVersion]:
         """The latest version of each resource among those up to ``up_to_id`` (deletions
-        included), as JSON text, ``chunk`` rows at a time."""
-        newest = (
-            select(func.max(FhirResourceVersion.id))
-            .where(
-                FhirResourceVersion.resource_type == resource_type,
-                FhirResourceVersion.id <= up_to_id,
-            )
-            .group_by(FhirResourceVersion.resource_id)
+        included), as JSON text, ``chunk`` rows at a time; by resource id, as the engine gives
+        it without holding the rows (the caller does not rely on it; it lays out the index in
+        memory in the order searches scan it, which halves a name search's time)."""
+        v = FhirResourceVersion
+        latest = (
+            select(v.resource_id.label("rid"), func.max(v.id).label("mid"))
+            .where(v.resource_type == resource_type, v.id <= up_to_id)
+            .group_by(v.resource_id)
+            .subquery("latest")
         )
-        yield from self._as_json(
-            resource_type, (FhirResourceVersion.id.in_(newest),), None, None, chunk
-        )
+        where = (v.id == latest.c.mid,)
+        # PostgreSQL sorts on the server; SQLite would sort the rows, JSON and all, in this
+        # process (a 128 MB temporary B-tree for the national Endpoints), while its group-by
+        # already reads them by resource id.
+        order = latest.c.rid if self.session.get_bind().dialect.name == "postgresql" else None
+        yield from self._as_json(resource_type, where, order, None, chunk, join=latest)
 
     def _as_json(
         self,
@@ -117,6 +129,8 @@ class SqlAlchemyFhirRepository:
         order: Any,
         limit: int | None,
         chunk: int | None = None,
+        *,
+        join: Any = None,
     ) -> Iterator[FhirVersion]:
         """Versions with their content as the stored JSON text (``cast`` to text: PostgreSQL's
         ``json`` keeps the text it was given), neither decoded nor made into ORM objects."""
@@ -129,14 +143,18 @@ class SqlAlchemyFhirRepository:
             v.deleted,
             v.content_hash,
             cast(v.content, Text),
-        ).where(*where)
+        )
+        if join is not None:
+            query = query.select_from(join).join(v, *where)
+        else:
+            query = query.where(*where)
         if order is not None:
             query = query.order_by(order)
         if limit is not None:
             query = query.limit(limit)
         if chunk is not None:
             query = query.execution_options(yield_per=chunk)
-        for vid, rid, snapshot_id, updated, deleted, digest, text in self.session.execute(query):
+        for vid, rid, snapshot_id, updated, deleted, digest, body in self.session.execute(query):
             yield FhirVersion(
                 resource_type,
                 rid,
@@ -146,7 +164,7 @@ class SqlAlchemyFhirRepository:
                 digest,
                 None,
                 vid,
-                None if deleted else text,
+                None if deleted else body,
             )
 
     def history(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -115,6 +115,12 @@ class DirectoryContext:
     message_types: MessageTypeRegistry
     vans_names: Mapping[str, str]
     ehmi_uris: Mapping[tuple[str, str], str]
+    # (standard ID, version codes) -> its payloadType, made once: a national snapshot has
+    # about 420,000 capabilities and a few hundred distinct ones. Shared by the resources that
+    # render it, so never changed in place.
+    _payload_types: dict[tuple[str, str | None], Resource] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 VersionSource = Version | Mapping[tuple[str, str], Version] | Callable[[str, str], Version]
@@ -280,6 +286,14 @@ def _organization_types(unit: Unit) -> list[Resource]:
 def _payload_type(capability: Capability, context: DirectoryContext) -> Resource:
     """One accepted message type: the MedCom definition (FHIR types), the EHMI URI of each
     version (legacy types) and always the SOR-EDI standard ID; the text names the versions."""
+    key = (capability.message_type, capability.version_code)
+    found = context._payload_types.get(key)
+    if found is None:
+        found = context._payload_types[key] = _new_payload_type(capability, context)
+    return found
+
+
+def _new_payload_type(capability: Capability, context: DirectoryContext) -> Resource:
     codings: list[Resource] = []
     if capability.message_type in context.message_types:
         definitions = context.message_types.get(capability.message_type).definitions

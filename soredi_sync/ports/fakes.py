@@ -200,6 +200,7 @@ def _as_json(version: FhirVersion) -> FhirVersion:
 class FakeFhirRepository:
     def __init__(self) -> None:
         self.versions: list[FhirVersion] = []
+        self.statistics_updated = 0
 
     def _latest(self, resource_type: str, at_snapshot: int | None = None) -> dict[str, FhirVersion]:
         latest: dict[str, FhirVersion] = {}
@@ -231,6 +232,9 @@ class FakeFhirRepository:
     def newest_id(self) -> int:
         return max((v.id for v in self.versions), default=0)
 
+    def update_statistics(self) -> None:
+        self.statistics_updated += 1
+
     def iter_latest(
         self, resource_type: str, *, up_to_id: int, chunk: int = 2000
     ) -> Iterator[FhirVersion]:
@@ -238,8 +242,8 @@ class FakeFhirRepository:
         for version in self.versions:
             if version.resource_type == resource_type and version.id <= up_to_id:
                 latest[version.resource_id] = version
-        for version in latest.values():
-            yield _as_json(version)
+        for rid in sorted(latest):
+            yield _as_json(latest[rid])
 
     def history(
         self,

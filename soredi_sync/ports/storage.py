@@ -206,11 +206,17 @@ class FhirRepository(Protocol):
         """The id of the newest version of any type (0: none)."""
         ...
 
+    def update_statistics(self) -> None:
+        """Bring the query planner's statistics of the versions up to date (after many were
+        written at once)."""
+        ...
+
     def iter_latest(
         self, resource_type: str, *, up_to_id: int, chunk: int = 2000
     ) -> Iterator[FhirVersion]:
         """The latest version of each resource among the versions up to ``up_to_id``,
-        deletions included, contents as JSON text (``content_json``); in no set order."""
+        deletions included, contents as JSON text (``content_json``), in resource id order
+        (what is built from them is then laid out in memory in the order it is searched)."""
         ...
 
     def history(

@@ -12,11 +12,12 @@ A resource's ``meta.versionId`` is the id of the snapshot that made its version 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from soredi_sync.domain.mcsd import DirectoryContext, Version, iter_directory
 from soredi_sync.domain.model import Registry
@@ -28,10 +29,11 @@ RESOURCE_TYPES = ("Organization", "Endpoint")
 
 
 def content_hash(resource: dict[str, Any]) -> str:
-    """SHA-256 of the resource without ``meta``, its members in a fixed order."""
+    """SHA-256 of the resource without ``meta``, its members in a fixed order: of the compact
+    UTF-8 JSON with sorted keys (``orjson``'s bytes are the standard library's with
+    ``sort_keys=True, separators=(",", ":"), ensure_ascii=False``, five times sooner)."""
     body = {k: v for k, v in resource.items() if k != "meta"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def with_meta(resource: dict[str, Any], snapshot: SnapshotInfo) -> dict[str, Any]:
@@ -51,6 +53,10 @@ class VersionOutcome:
 
 
 BATCH = 1000  # versions written at a time (a first snapshot writes every resource)
+# Versions written by one snapshot after which the planner's statistics are brought up to date
+# at once (a first national snapshot writes 94,000 into an empty table: until autovacuum's
+# next look, PostgreSQL would sort every Endpoint for each history page).
+RESTATE_AFTER = 10_000
 
 
 def record_versions(
@@ -104,6 +110,9 @@ def record_versions(
         deleted[resource_type] = len(gone)
         unchanged[resource_type] = len(seen) - changed
     uow.commit()
+    if sum(new.values()) + sum(deleted.values()) >= RESTATE_AFTER:
+        uow.fhir.update_statistics()
+        uow.commit()
     return VersionOutcome(snapshot.id, new, deleted, unchanged)
 
 

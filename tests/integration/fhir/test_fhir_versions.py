@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
 from soredi_sync.bootstrap import App
+from soredi_sync.services import fhir_directory
 from soredi_sync.services.fhir_directory import RESOURCE_TYPES, rendered
 from tests.support.app import sync_day
 from tests.support.cli_runner import Cli
@@ -108,3 +112,23 @@ def test_history_read_as_json_text_is_the_stored_content_compact_and_unescaped(
                 )
                 danish = danish or any(letter in text.content_json for letter in "æøåÆØÅ")
     assert danish, "no name with æ, ø or å: the text would not show how it is stored"
+
+
+def test_a_sync_that_writes_many_versions_analyzes_the_table_on_postgresql_only(
+    cli: Cli, app: App, sandbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fhir_directory, "RESTATE_AFTER", 10)  # the tiny sandbox writes ~100
+    cli("sync", "--from-dir", str(sandbox_dir / "day-000"))
+    with app.engine.connect() as conn:
+        if app.engine.dialect.name == "postgresql":
+            tuples = conn.execute(
+                text(
+                    "SELECT reltuples FROM pg_class WHERE oid = 'fhir_resource_versions'::regclass"
+                )
+            ).scalar_one()
+            assert tuples > 0  # -1 until the table is analyzed
+        else:  # SQLite's planner takes the (type, id) index without statistics
+            stat_tables = conn.execute(
+                text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            ).scalar_one()
+            assert stat_tables == 0

@@ -3,14 +3,18 @@ a deletion per resource gone, meta from the snapshot, and the export of what is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from soredi_sync.ports.fakes import FakeUnitOfWork
+from soredi_sync.services import fhir_directory
 from soredi_sync.services.fhir_directory import content_hash, export_ndjson, record_versions
 from tests.support.factories import snapshot_info
 
@@ -22,6 +26,18 @@ def _org(sor_id: str, name: str) -> dict[str, Any]:
 def _record(uow: FakeUnitOfWork, snapshot_id: int, *orgs: dict[str, Any]):  # type: ignore[no-untyped-def]
     with uow:
         return record_versions(uow, snapshot_info(snapshot_id), {"Organization": orgs})
+
+
+def test_the_planner_statistics_are_updated_after_a_snapshot_that_writes_many_versions(
+    uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fhir_directory, "RESTATE_AFTER", 3)
+    _record(uow, 1, _org("1", "A"), _org("2", "B"))
+    assert uow.fhir.statistics_updated == 0  # two versions: below the threshold
+    _record(uow, 2, _org("1", "A2"), _org("2", "B2"), _org("3", "C"))
+    assert uow.fhir.statistics_updated == 1
+    _record(uow, 3, _org("1", "A2"), _org("2", "B2"), _org("3", "C"))
+    assert uow.fhir.statistics_updated == 1  # nothing changed, nothing written
 
 
 def test_the_first_snapshot_makes_a_version_of_every_resource_with_its_meta(
@@ -97,3 +113,21 @@ def test_the_export_writes_one_ndjson_file_per_type_of_the_current_versions(
     assert [json.loads(line)["id"] for line in lines] == ["1"]
     assert by_type["Organization"].count == 1 and by_type["Endpoint"].count == 0
     assert by_type["Organization"].size == by_type["Organization"].path.stat().st_size
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=6))
+def test_the_content_hash_is_the_one_earlier_versions_were_stored_with(
+    resource: dict[str, Any],
+) -> None:
+    """The hash stored with every version is compared with the next snapshot's: a different
+    encoding would make a new version of every resource on the next sync."""
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert content_hash(resource) == hashlib.sha256(canonical.encode()).hexdigest()
