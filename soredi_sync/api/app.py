@@ -13,6 +13,7 @@ from soredi_sync.api.deps import ApiContext
 from soredi_sync.api.limits import RequestLimits
 from soredi_sync.api.problems import install_problem_handlers, problem_responses, problem_schemas
 from soredi_sync.api.routers import audit, fhir, health, plans, registry, routing, webhooks
+from soredi_sync.api.routers.routing_schemas import MAX_BATCH
 from soredi_sync.api.settings import ApiSettings, DecisionLogSettings, api_settings
 from soredi_sync.api.warmup import DEFAULT_JOBS, CacheWarmer
 from soredi_sync.bootstrap import App
@@ -156,6 +157,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         body_limits={
             **dict.fromkeys(routing.MESSAGE_PATHS, settings.max_bundle_bytes),
+            routing.BATCH_PATH: MAX_BATCH * settings.max_body_bytes,
             **ui_body_limits(settings.max_bundle_bytes),
         },
         body_timeout=settings.body_timeout_seconds,

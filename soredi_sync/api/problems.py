@@ -124,15 +124,22 @@ def problem_response(
 ) -> JSONResponse:
     if is_fhir_request(request):  # FHIR clients read an OperationOutcome (api/fhir_outcome.py)
         return outcome_response(status, detail, kind=kind, headers=headers, **extensions)
-    body: dict[str, Any] = {
+    body = problem_body(status, detail, request.url.path, kind=kind, **extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def problem_body(
+    status: int, detail: str | None, instance: str, *, kind: str | None = None, **extensions: Any
+) -> dict[str, Any]:
+    """A problem document's members (also an item's problem in a batch answer)."""
+    return {
         "type": _TYPE_PREFIX + kind if kind else "about:blank",
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance,
         **extensions,
     }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

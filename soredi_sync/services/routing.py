@@ -12,7 +12,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -24,6 +24,7 @@ from soredi_sync.domain.routing import (
     RouteDecision,
     RouteRequest,
     RoutingIndex,
+    RoutingInputError,
     RoutingPolicy,
     SnapshotRef,
 )
@@ -33,6 +34,8 @@ from soredi_sync.ports.storage import CurrentSnapshot, UnitOfWork
 from soredi_sync.services.tokens import OutsideOwners, may_route_to
 
 logger = logging.getLogger(__name__)
+
+OUTSIDE_OWNERS = "the receiver is outside the owners this token is restricted to"
 
 # Decision dates are Danish calendar days: a message sent at 00:30 local time on 1 January
 # is decided on 1 January, although it is still 31 December in UTC.
@@ -143,6 +146,33 @@ class RoutingService:
         """
         return self.resolver().resolve(request, self.today())
 
+    def decide_batch(
+        self, requests: Sequence[RouteRequest], caller: TokenRecord
+    ) -> list[Decided | RoutingInputError | OutsideOwners]:
+        """Decide each of ``requests`` for ``caller``, all on one snapshot (the current one
+        when the batch starts) and one day; an item that cannot be decided is its error.
+
+        :raises NoSnapshot: nothing has been synced yet
+        """
+        resolver = self.resolver()
+        today = self.today()
+        now = self.now()
+        index = resolver.index
+        answers: list[Decided | RoutingInputError | OutsideOwners] = []
+        for request in requests:
+            started = time.perf_counter()
+            try:
+                decision = resolver.resolve(request, today)
+            except RoutingInputError as exc:
+                answers.append(exc)
+                continue
+            resolve_seconds = time.perf_counter() - started
+            if not may_route_to(caller, index, decision.address):
+                answers.append(OutsideOwners(OUTSIDE_OWNERS))
+                continue
+            answers.append(Decided(decision, now, resolve_seconds))
+        return answers
+
     def decide(self, request: RouteRequest, caller: TokenRecord) -> Decided:
         """Decide ``request`` on the current snapshot for ``caller``.
 
@@ -158,5 +188,5 @@ class RoutingService:
         decision = resolver.resolve(request, today)
         resolve_seconds = time.perf_counter() - started
         if not may_route_to(caller, resolver.index, decision.address):
-            raise OutsideOwners("the receiver is outside the owners this token is restricted to")
+            raise OutsideOwners(OUTSIDE_OWNERS)
         return Decided(decision, self.now(), resolve_seconds)

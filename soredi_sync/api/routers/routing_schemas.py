@@ -12,6 +12,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from soredi_sync.api.common import GLN_PATTERN, SOR_ID_PATTERN, OutModel, attributes, now_of
+from soredi_sync.api.problems import Problem
 from soredi_sync.domain.routing import Attachment, AttachmentContent, RouteRequest, SnapshotRef
 
 
@@ -166,3 +167,34 @@ class RouteOut(OutModel):
     message: MessageReadOut | None = Field(
         default=None, description="what was read from the message; none for POST /v1/route"
     )
+
+
+MAX_BATCH = 1000  # requests in one POST /v1/route/batch
+
+
+class RouteBatchIn(BaseModel):
+    """Routing questions to decide in one call (a gateway's queue), each as the body of
+    `POST /v1/route`. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[RouteIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class RouteBatchItemOut(OutModel):
+    """One answer, in the order of the questions: a decision (`status` 200) or the problem
+    `POST /v1/route` would have answered for that question alone (403 outside the token's
+    owners, 422 an unknown business message or syntax)."""
+
+    index: int = Field(description="0-based position of the question in `requests`")
+    status: int = Field(examples=[200])
+    decision: RouteOut | None = None
+    problem: Problem | None = Field(
+        default=None, description="the problem document `POST /v1/route` would answer"
+    )
+
+
+class RouteBatchOut(OutModel):
+    """One answer per question, every decision on the same snapshot."""
+
+    results: list[RouteBatchItemOut]

@@ -70,6 +70,7 @@ class Rule(enum.Enum):
     TARGET = "target"
     ALWAYS = "always"
     NEVER = "never"
+    ITEMS = "items"  # a batch: 200, and each item outside the token's owners a 403 item
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,15 @@ MATRIX: dict[str, Entry] = {
         Rule.TARGET,
         lambda s, inside: Call("POST", "/v1/route", json=route_body(s.gln(inside))),
     ),
+    "POST /v1/route/batch": Entry(
+        Scope.ROUTE_READ,
+        Rule.ITEMS,
+        lambda s, inside: Call(
+            "POST",
+            "/v1/route/batch",
+            json={"requests": [route_body(s.gln(inside)), route_body(s.gln(inside))]},
+        ),
+    ),
     "POST /v1/route/bundle": Entry(
         Scope.ROUTE_READ,
         Rule.TARGET,
@@ -262,7 +272,7 @@ def expected_status(entry: Entry, kind: Kind) -> int:
         return entry.ok
     if kind is Kind.RESTRICTED_INSIDE:
         return 403 if entry.rule is Rule.NEVER else entry.ok
-    return entry.ok if entry.rule is Rule.ALWAYS else 403
+    return entry.ok if entry.rule in (Rule.ALWAYS, Rule.ITEMS) else 403
 
 
 def _headers(kind: Kind, entry: Entry, issue: Callable[..., str], world: World) -> dict[str, str]:
@@ -320,3 +330,9 @@ def test_auth_matrix(
             assert entry.scope.value in problem["detail"]
     else:
         assert response.status_code == status, response.text
+        if entry.rule is Rule.ITEMS:
+            items = response.json()["results"]
+            expected = 403 if kind is Kind.RESTRICTED_OUTSIDE else 200
+            assert [item["status"] for item in items] == [expected] * len(items), items
+            if expected == 403:
+                assert all(item["problem"]["type"].endswith("forbidden") for item in items)
