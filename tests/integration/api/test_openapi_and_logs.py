@@ -18,6 +18,7 @@ from tests.support.cli_runner import Cli
 
 ENDPOINTS = {
     ("post", "/v1/route"),
+    ("post", "/v1/route/batch"),
     ("post", "/v1/route/bundle"),
     ("post", "/v1/route/message"),
     ("get", "/v1/units/{sor_id}"),

@@ -47,6 +47,7 @@ REGENERATE = "regenerate it: soredi-sync openapi > docs/openapi.json"
 # (``route.sync``, ``get_gln.sync``), so a change here breaks every such client.
 STABLE_OPERATION_IDS = {
     ("post", "/v1/route"): "route",
+    ("post", "/v1/route/batch"): "routeBatch",
     ("post", "/v1/route/message"): "routeMessage",
     ("post", "/v1/route/bundle"): "routeBundle",
     ("get", "/v1/units/{sor_id}"): "getUnit",
