@@ -121,6 +121,9 @@ class ApiSettings(BaseModel):
     # audit findings and the console's cut-over report before a request needs them; 0: on
     # first use (soredi_sync/api/warmup.py). The shipped soredi-sync.toml turns it on.
     warm_seconds: float = Field(default=0.0, ge=0)
+    # Processes of `soredi-sync serve` answering on the one socket (api/workers.py); each holds
+    # its own routing index and caches. About one per core.
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class DecisionLogSettings(BaseModel):

@@ -1,4 +1,5 @@
-"""Run the HTTP API with uvicorn: one worker, logs that never carry a token."""
+"""Run the HTTP API with uvicorn (one process, or ``[api] workers`` of them), logs that never
+carry a token."""
 
 from __future__ import annotations
 
@@ -41,26 +42,45 @@ def serve(
     *,
     access_log: bool = True,
     json_logs: bool = False,
-) -> None:
-    """Serve the API on ``api_settings.host:port`` until interrupted; flushes the decision log
-    on the way out."""
+) -> int:
+    """Serve the API on ``api_settings.host:port`` until interrupted, with
+    ``api_settings.workers`` processes (``api/workers.py``); each flushes its decision log on
+    the way out. The exit status."""
     import uvicorn
 
     from soredi_sync.observability.logging import uvicorn_log_config
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
-    api = create_app(app, api_settings, log_settings)
-    config = uvicorn.Config(
-        api,
-        host=api_settings.host,
-        port=api_settings.port,
-        workers=1,
-        # JSON logs: uvicorn's lines go through the root handler in the same format.
-        log_config=uvicorn_log_config() if json_logs else log_config(),
-        access_log=access_log,
-        server_header=False,
-        # Header deadline and cap, keep-alive, concurrency and backlog from [api].
-        **uvicorn_limits(api_settings),
-    )
-    uvicorn.Server(config).run()
+
+    def config(served: App) -> uvicorn.Config:
+        return uvicorn.Config(
+            create_app(served, api_settings, log_settings),
+            host=api_settings.host,
+            port=api_settings.port,
+            workers=1,
+            # JSON logs: uvicorn's lines go through the root handler in the same format.
+            log_config=uvicorn_log_config() if json_logs else log_config(),
+            access_log=access_log,
+            server_header=False,
+            # Header deadline and cap, keep-alive, concurrency and backlog from [api].
+            **uvicorn_limits(api_settings),
+        )
+
+    if api_settings.workers == 1:
+        uvicorn.Server(config(app)).run()
+        return 0
+    from soredi_sync.api.workers import bind, supervise
+    from soredi_sync.bootstrap import bootstrap
+
+    listener = bind(api_settings.host, api_settings.port, api_settings.backlog)
+    app.engine.dispose()  # no connection of this process is inherited by a worker
+
+    def run_worker(_number: int) -> None:
+        with bootstrap(app.settings, app.reference) as own:
+            uvicorn.Server(config(own)).run(sockets=[listener])
+
+    try:
+        return supervise(api_settings.workers, run_worker)
+    finally:
+        listener.close()

@@ -110,23 +110,32 @@ def decisions(
     show_default=True,
     help="Log each request line (never headers, so never a token).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Processes answering on the one port (default from config [api]: 1); each holds "
+    "its own routing index.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bool) -> None:
-    """Serve the HTTP API (one uvicorn worker) until interrupted; OpenAPI at /openapi.json."""
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, access_log: bool, workers: int | None
+) -> None:
+    """Serve the HTTP API until interrupted; OpenAPI at /openapi.json."""
     from soredi_sync.api.server import serve as serve_api
     from soredi_sync.api.settings import api_settings
 
     settings, log_settings = api_settings(settings_of(ctx))
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings.model_copy(update=overrides)
+    given = {"host": host, "port": port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
     with open_app(ctx) as app:
-        serve_api(
+        code = serve_api(
             app,
             settings,
             log_settings,
             access_log=access_log,
             json_logs=ctx.meta.get("soredi.log_format") == "json",
         )
+    ctx.exit(code)
 
 
 @click.command("openapi")

@@ -1,0 +1,138 @@
+"""`soredi-sync serve --workers 2` as an operator runs it: two processes answer on one port,
+each on the current snapshot (a sync between two requests is seen by both), a worker that dies
+is started again, and SIGTERM ends them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from soredi_sync.bootstrap import App
+from soredi_sync.services.tokens import create_token
+from tests.support.api import bearer, route_body
+from tests.support.app import sync_day
+from tests.support.waiting import wait_until
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+
+@pytest.fixture
+def served(database_url: str, tmp_path: Path, app: App, sandbox_dir: Path) -> Iterator[Served]:
+    sync_day(app, sandbox_dir, 0)
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "soredi_sync",
+                "--database-url",
+                database_url,
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--no-access-log",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1", "SOREDI_API__WARM_SECONDS": "0.2"},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(base, process, log), timeout=60, what="serve --workers 2 ready")
+        yield Served(process, base, log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(20)
+
+
+def _ready(base: str, process: subprocess.Popen[bytes], log: Path) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(log.read_text())
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _snapshots_answered(base: str, token: str, gln: str, times: int) -> set[int]:
+    """The snapshot ids of ``times`` decisions, each on a connection of its own."""
+    found = set()
+    for _ in range(times):
+        with httpx.Client(base_url=base, headers=bearer(token), timeout=10) as client:
+            answer = client.post("/v1/route", json=route_body(gln))
+            assert answer.status_code == 200, answer.text
+            found.add(answer.json()["snapshot"]["id"])
+    return found
+
+
+def test_two_workers_answer_on_the_current_snapshot_survive_a_death_and_stop_on_sigterm(
+    served: Served, app: App, sandbox_dir: Path
+) -> None:
+    token = create_token(app.uow, ("route:read",), (), "workers").token
+    gln = sorted(app.routing().resolver().index.registry.glns)[0]
+    workers = _children(served.process.pid)
+    assert len(workers) == 2, served.log.read_text()
+
+    first = app.routing().resolver().index.snapshot.id
+    assert _snapshots_answered(served.base, token, gln, 20) == {first}
+    sync_day(app, sandbox_dir, 1)
+    second = app.routing().resolver().index.snapshot.id
+    assert second != first
+    assert _snapshots_answered(served.base, token, gln, 20) == {second}
+
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: len(_children(served.process.pid) - {victim}) == 2,
+        timeout=30,
+        what="the killed worker started again",
+    )
+    wait_until(lambda: _ready(served.base, served.process, served.log), timeout=30, what="ready")
+    assert _snapshots_answered(served.base, token, gln, 20) == {second}
+
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0, served.log.read_text()
+    assert _children(served.process.pid) == set()
+    text = served.log.read_text()
+    assert "starting it again" in text and "Traceback" not in text, text
