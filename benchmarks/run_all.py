@@ -65,13 +65,19 @@ def _route_targets(text: str) -> list[Target]:
     p99 = _number(r"resolver p99 per decision \| ([\d.]+) us", text)
     targets = [Target("resolver p99 (<= 200 us)", f"{p99:.1f} us", p99 <= 200)]
     if "decisions/s" in text:
-        rps = _number(r"\| ([\d,]+) decisions/s", text)
         post = _number(r"route / bare POST \| (\d+)%", text)
-        get = _number(r"route / bare GET \| (\d+)%", text)
+        batch = _number(r"batch \(\d+ questions\).*?\| ([\d,]+) decisions/s", text)
+        scaling = _number(r"2 workers / 1 worker \| ([\d.]+)x", text)
+        latency = _number(r"p50 / p99 / p99.9 \| [\d.]+ / ([\d.]+) /", text)
         targets += [
-            Target("HTTP decisions/s, one worker (>= 2,000/s)", f"{rps:,.0f}/s", rps >= 2000),
-            Target("route vs bare POST (>= 50%)", f"{post:.0f}%", post >= 50),
-            Target("route vs bare GET /healthz (>= 50%)", f"{get:.0f}%", get >= 50),
+            Target("route vs bare POST, one worker (>= 75%)", f"{post:.0f}%", post >= 75),
+            Target(
+                "batch decisions/s, one worker (>= 20,000/s)", f"{batch:,.0f}/s", batch >= 20000
+            ),
+            Target(
+                "p99 at 1,000 requests/s, open loop (<= 5 ms)", f"{latency:.2f} ms", latency <= 5
+            ),
+            Target("2 workers vs 1 (>= 1.7x)", f"{scaling:.2f}x", scaling >= 1.7),
         ]
     return targets
 
