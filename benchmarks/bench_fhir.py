@@ -24,11 +24,9 @@ Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bench_sync
 from benchmarks.bench_sync import _emit, _fresh_database, _peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,16 +201,7 @@ def _walk(client: Any, headers: dict[str, str], starts: list[str]) -> list[float
 
 
 def _child(*args: str) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_fhir", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"step {args} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return bench_sync._child(*args, module="benchmarks.bench_fhir")
 
 
 def main() -> None:

@@ -106,9 +106,10 @@ def step_sync(database_url: str, base_url: str) -> None:
     )
 
 
-def _child(*args: str) -> dict[str, Any]:
+def _child(*args: str, module: str = "benchmarks.bench_sync") -> dict[str, Any]:
+    """Run ``module`` with ``args`` in a fresh process (its own peak RSS); its last JSON line."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_sync", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,10 +7,6 @@ unpacks five arguments.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,53 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.live_server import serve_process
+
 TOKEN = "sst_" + "Q" * 43
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`soredi-sync serve` on a free loopback port; its stderr and stdout go to one file."""
-    port = _free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "soredi_sync",
-                "--database-url",
-                database_url,
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.1)
+    with serve_process(database_url, log) as (_process, base):
         yield base, log
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 class TestTextAccessLog:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +18,8 @@ from soredi_sync.bootstrap import App
 from soredi_sync.services.tokens import create_token
 from tests.support.api import bearer, route_body
 from tests.support.app import sync_day
+from tests.support.live_server import serve_process
 from tests.support.waiting import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _children(pid: int) -> set[int]:
@@ -55,35 +48,16 @@ class Served:
 @pytest.fixture
 def served(database_url: str, tmp_path: Path, app: App, sandbox_dir: Path) -> Iterator[Served]:
     sync_day(app, sandbox_dir, 0)
-    port = _free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "soredi_sync",
-                "--database-url",
-                database_url,
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--no-access-log",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1", "SOREDI_API__WARM_SECONDS": "0.2"},
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _ready(base, process, log), timeout=60, what="serve --workers 2 ready")
+    with serve_process(
+        database_url,
+        log,
+        "--workers",
+        "2",
+        "--no-access-log",
+        env={"SOREDI_API__WARM_SECONDS": "0.2"},
+    ) as (process, base):
         yield Served(process, base, log)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(20)
 
 
 def _ready(base: str, process: subprocess.Popen[bytes], log: Path) -> bool:
