@@ -4,7 +4,8 @@ Migrations take one lock per database, so that processes started together on an 
 database (two ``sync``, a ``run`` and a ``sync``, replicas) do not create the same tables at
 once: the first migrates, the others wait and then find the schema at head. PostgreSQL: a
 session-level advisory lock, held on its own connection while Alembic runs (released by the
-server if the process dies). SQLite: an exclusive ``flock`` on a file beside the database,
+server if the process dies) and waited for by asking every 0.2 s, with no transaction open
+in between. SQLite: an exclusive ``flock`` on a file beside the database,
 ``<database>-schema.lock``, released by the kernel if the process dies; the file stays.
 """
 
@@ -14,6 +15,7 @@ import enum
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 # The PostgreSQL advisory lock held while migrating ("SORSCHM" in ASCII).
 SCHEMA_LOCK_KEY = 0x534F525343484D
+LOCK_POLL_SECONDS = 0.2  # how often a process waiting for it asks again
 
 
 class SchemaState(enum.StrEnum):
@@ -49,7 +52,13 @@ def schema_lock(database_url: str) -> Iterator[None]:
         engine = make_engine(database_url, null_pool=True)
         try:
             with engine.connect() as conn:
-                conn.execute(select(func.pg_advisory_lock(SCHEMA_LOCK_KEY)))
+                # Asked again and again rather than waited for in one statement: a waiting
+                # statement holds a snapshot, and a migration that builds an index
+                # CONCURRENTLY waits for every older snapshot, so the holder would wait for its
+                # waiters for ever (seen with two first syncs and migration 0009).
+                while not conn.execute(select(func.pg_try_advisory_lock(SCHEMA_LOCK_KEY))).scalar():
+                    conn.commit()
+                    time.sleep(LOCK_POLL_SECONDS)
                 conn.commit()  # a session-level lock: no transaction left open meanwhile
                 try:
                     yield
