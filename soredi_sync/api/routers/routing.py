@@ -12,16 +12,14 @@ one thread, hence one connection, where ``def`` would pin one per pool thread.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.routing import APIRoute
-from pydantic import ValidationError
 
 from soredi_sync.api.deps import ApiContext, RouteReader, context
 from soredi_sync.api.problems import ApiProblem, problem_body, problem_responses
+from soredi_sync.api.routers.at_once import at_once, quick_body, quick_caller
 from soredi_sync.api.routers.route_json import decision_dict, decision_json, dumps
 from soredi_sync.api.routers.routing_schemas import (
     MessageReadOut,
@@ -30,7 +28,6 @@ from soredi_sync.api.routers.routing_schemas import (
     RouteIn,
     RouteOut,
 )
-from soredi_sync.api.security import VERIFIED_TOKEN
 from soredi_sync.domain.routing import RouteRequest
 from soredi_sync.parsing.fhir import JSON_CONTENT_TYPES, XML_CONTENT_TYPES
 from soredi_sync.parsing.message import (
@@ -99,48 +96,21 @@ def _route(request: Request, body: RouteIn, caller: TokenRecord) -> Response:
 
 
 async def _route_at_once(request: Request) -> Response | None:
-    """``POST /v1/route`` for the ordinary request, without FastAPI's generic handling: a JSON
-    body that ``RouteIn`` takes, and a bearer token with ``route:read``. None for anything else,
-    which FastAPI's handler then answers (every problem, exactly as before).
-
-    What it leaves out is what FastAPI does for any route: decoding the body into Python
-    objects and validating those, and solving the dependencies; ``RouteIn`` validates the bytes
-    in one compiled step and the token is the one ``api/limits.py`` has verified already.
-    """
-    headers = request.headers
-    content_type = headers.get("content-type")
-    if content_type is None or content_type.split(";", 1)[0].strip().lower() != JSON_MEDIA_TYPE:
+    """``POST /v1/route`` for the ordinary request (``at_once.py``)."""
+    caller = quick_caller(request, Scope.ROUTE_READ)
+    if caller is None:
         return None
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    body = await quick_body(request, RouteIn)
+    return None if body is None else _route(request, body, caller)
+
+
+async def _batch_at_once(request: Request) -> Response | None:
+    """``POST /v1/route/batch`` for the ordinary request (``at_once.py``)."""
+    caller = quick_caller(request, Scope.ROUTE_READ)
+    if caller is None:
         return None
-    ctx = context(request)
-    verified = request.scope.get(VERIFIED_TOKEN)
-    record = verified[1] if verified is not None and verified[0] == token else None
-    if record is None:
-        record = ctx.verifier.verify(token)
-    if record is None or Scope.ROUTE_READ not in record.scopes:
-        return None
-    try:
-        body = RouteIn.model_validate_json(await request.body())
-    except ValidationError:
-        return None
-    return _route(request, body, record)
-
-
-class _RouteAtOnce(APIRoute):
-    """FastAPI's route, for what it publishes and for every answer but the ordinary one,
-    which :func:`_route_at_once` gives. Measured on the national profile (one worker, wrk):
-    see docs/benchmarks.md ("Routing at the speed of the stack")."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        standard = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            answer = await _route_at_once(request)
-            return answer if answer is not None else await standard(request)
-
-        return handler
+    body = await quick_body(request, RouteBatchIn)
+    return None if body is None else await _batch(request, body, caller)
 
 
 router.add_api_route(
@@ -151,20 +121,14 @@ router.add_api_route(
     responses=problem_responses(400, 401, 403, 422, 503),
     summary="Decide how to deliver a message",
     operation_id="route",
-    route_class_override=_RouteAtOnce,
+    # Looked up at each request (the tests watch it).
+    route_class_override=at_once(lambda request: _route_at_once(request)),
 )
 
 
 BATCH_PATH = "/v1/route/batch"
 
 
-@router.post(
-    BATCH_PATH.removeprefix("/v1"),
-    response_model=RouteBatchOut,
-    responses=problem_responses(400, 401, 403, 413, 422, 503),
-    summary="Decide up to 1,000 routing questions in one call",
-    operation_id="routeBatch",
-)
 async def route_batch(request: Request, body: RouteBatchIn, caller: RouteReader) -> Response:
     """Each question as `POST /v1/route` takes it, one answer each in the same order, all
     decided on the same snapshot: a decision, or the problem `POST /v1/route` would answer for
@@ -172,6 +136,10 @@ async def route_batch(request: Request, body: RouteBatchIn, caller: RouteReader)
     owners; an unknown business message or syntax is a 422 item). A body that is not valid as a
     whole is 422, as for `POST /v1/route`. Every decision is in the decision log. Needs
     `route:read`. The body may be up to 1,000 times `[api] max_body_bytes`."""
+    return await _batch(request, body, caller)
+
+
+async def _batch(request: Request, body: RouteBatchIn, caller: TokenRecord) -> Response:
     started = time.perf_counter()
     ctx = context(request)
     questions = [item.to_request() for item in body.requests]
@@ -179,6 +147,18 @@ async def route_batch(request: Request, body: RouteBatchIn, caller: RouteReader)
     answer = await run_in_threadpool(_batch_answer, ctx, questions, caller, request.url.path)
     ctx.metrics.record_request(BATCH_PATH, time.perf_counter() - started)
     return Response(answer, media_type=JSON_MEDIA_TYPE)
+
+
+router.add_api_route(
+    BATCH_PATH.removeprefix("/v1"),
+    route_batch,
+    methods=["POST"],
+    response_model=RouteBatchOut,
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
+    summary="Decide up to 1,000 routing questions in one call",
+    operation_id="routeBatch",
+    route_class_override=at_once(lambda request: _batch_at_once(request)),
+)
 
 
 def _batch_answer(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from soredi_sync.api.routers import routing
 from soredi_sync.api.routers.routing_schemas import MAX_BATCH
 from soredi_sync.bootstrap import App
 from soredi_sync.services.decision_log import decisions_since
@@ -149,3 +150,22 @@ def test_before_any_sync_the_batch_is_503(empty_app: App) -> None:
             headers=bearer(token),
         )
     assert_problem(response, 503, "no-snapshot")
+
+
+def test_the_ordinary_batch_is_answered_at_once_and_an_invalid_one_by_fastapi(
+    client: TestClient, synced_app: App, token: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    quick = routing._batch_at_once
+
+    async def spy(request: Any) -> Any:
+        answer = await quick(request)
+        seen.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(routing, "_batch_at_once", spy)
+    gln = sorted(synced_app.routing().resolver().index.registry.glns)[0]
+    ordinary = client.post("/v1/route/batch", json={"requests": [route_body(gln)]}, headers=token)
+    invalid = client.post("/v1/route/batch", json={"requests": []}, headers=token)
+    assert (ordinary.status_code, invalid.status_code) == (200, 422)
+    assert seen == [True, False]
