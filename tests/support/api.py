@@ -81,3 +81,20 @@ def assert_problem(response: Any, status: int, kind: str | None = None) -> dict[
     if kind is not None:
         assert body["type"] == f"urn:soredi-sync:problem:{kind}"
     return body
+
+
+def watch_quick_path(monkeypatch: Any, name: str) -> list[bool]:
+    """For each request that reaches ``routing.<name>`` (a quick handler, ``at_once.py``):
+    whether it answered (True) or left the request to FastAPI (False)."""
+    from soredi_sync.api.routers import routing
+
+    seen: list[bool] = []
+    quick = getattr(routing, name)
+
+    async def spy(request: Any) -> Any:
+        answer = await quick(request)
+        seen.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(routing, name, spy)
+    return seen

@@ -5,29 +5,19 @@ answers (401, 403, 422, ...) are therefore exactly what they were."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from soredi_sync.api.routers import routing
 from soredi_sync.bootstrap import App
-from tests.support.api import assert_problem, bearer, route_body
+from tests.support.api import assert_problem, bearer, route_body, watch_quick_path
 
 
 @pytest.fixture
 def answered(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """For each POST /v1/route: whether the quick path answered it."""
-    seen: list[bool] = []
-    quick = routing._route_at_once
-
-    async def spy(request: Any) -> Any:
-        answer = await quick(request)
-        seen.append(answer is not None)
-        return answer
-
-    monkeypatch.setattr(routing, "_route_at_once", spy)
-    return seen
+    return watch_quick_path(monkeypatch, "_route_at_once")
 
 
 @pytest.fixture

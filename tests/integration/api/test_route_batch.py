@@ -10,11 +10,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from soredi_sync.api.routers import routing
 from soredi_sync.api.routers.routing_schemas import MAX_BATCH
 from soredi_sync.bootstrap import App
 from soredi_sync.services.decision_log import decisions_since
-from tests.support.api import api_uow, assert_problem, bearer, make_client, route_body
+from tests.support.api import (
+    api_uow,
+    assert_problem,
+    bearer,
+    make_client,
+    route_body,
+    watch_quick_path,
+)
 
 Headers = dict[str, str]
 
@@ -155,15 +161,7 @@ def test_before_any_sync_the_batch_is_503(empty_app: App) -> None:
 def test_the_ordinary_batch_is_answered_at_once_and_an_invalid_one_by_fastapi(
     client: TestClient, synced_app: App, token: Headers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[bool] = []
-    quick = routing._batch_at_once
-
-    async def spy(request: Any) -> Any:
-        answer = await quick(request)
-        seen.append(answer is not None)
-        return answer
-
-    monkeypatch.setattr(routing, "_batch_at_once", spy)
+    seen = watch_quick_path(monkeypatch, "_batch_at_once")
     gln = sorted(synced_app.routing().resolver().index.registry.glns)[0]
     ordinary = client.post("/v1/route/batch", json={"requests": [route_body(gln)]}, headers=token)
     invalid = client.post("/v1/route/batch", json={"requests": []}, headers=token)

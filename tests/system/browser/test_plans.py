@@ -13,19 +13,15 @@ one whose changes day 1 would not make by itself: only the submission can confir
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
-from sqlalchemy import create_engine, text
 
 from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App, bootstrap
-from soredi_sync.db.models import Base
 from soredi_sync.domain.audit import OwnerKind
 from soredi_sync.domain.plans import (
     ItemState,
@@ -43,6 +39,7 @@ from tests.support.api import QUIET_LOG, World, api_uow
 from tests.support.app import current_view, make_settings
 from tests.support.browser import Browser, Console
 from tests.support.live_server import uvicorn_in_thread
+from tests.support.national import empty_database
 
 pytestmark = pytest.mark.slow
 
@@ -58,21 +55,6 @@ class Sandbox:
     files: SandboxServer
     owner: str  # a municipality whose switch day 1 does not make by itself
     items: int  # how many items its plan has
-
-
-def _database(engine: str, request: pytest.FixtureRequest, folder: Path) -> str:
-    """A migrated, empty database for this module alone."""
-    if engine == "sqlite":
-        path = folder / "plans.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_url")
-    database = create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with database.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    database.dispose()
-    return url
 
 
 def _sync(app: App) -> None:
@@ -112,7 +94,7 @@ def sandbox_console(
     engine: str = request.param
     folder = tmp_path_factory.mktemp("plans")
     generate(folder / "sandbox", profile="tiny", seed=SEED, days=2)
-    url = _database(engine, request, folder)
+    url = empty_database(engine, request, folder)
     with (
         SandboxServer(folder / "sandbox") as files,
         SoapSandboxServer(files=files) as soap,
