@@ -218,6 +218,12 @@ def _serve_api(
 
     settings, log_settings = api_settings(daemon.app.settings)
     api = api or settings
+    if api.workers > 1:
+        logger.warning(
+            "[api] workers = %d is for `soredi-sync serve`: the daemon serves its API in one "
+            "process (run `serve --workers N` beside `run --no-api` for more)",
+            api.workers,
+        )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
     application = create_app(daemon.app, api, log_settings, metrics=metrics)
