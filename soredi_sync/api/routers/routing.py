@@ -178,14 +178,10 @@ def _batch_answer(
             item = decision_dict(decision, now, message_id=question.message_id)
             results.append({"index": index, "status": 200, "decision": item, "problem": None})
             continue
-        status, kind = (
-            (403, "forbidden")
-            if isinstance(answer, OutsideOwners)
-            else (
-                422,
-                "routing-input",
-            )
-        )
+        if isinstance(answer, OutsideOwners):
+            status, kind = 403, "forbidden"
+        else:  # RoutingInputError, as POST /v1/route answers it
+            status, kind = 422, "routing-input"
         problem = problem_body(status, str(answer), path, kind=kind)
         results.append({"index": index, "status": status, "decision": None, "problem": problem})
     return dumps({"results": results})
