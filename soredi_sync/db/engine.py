@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ from soredi_sync.ports.failures import register_storage_errors
 register_storage_errors(failures=(OperationalError,), errors=(SQLAlchemyError,))
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# How long a SQLite connection waits for another process's lock before "database is locked".
+SQLITE_BUSY_SECONDS = 30.0
 
 # Execution option of a connection whose next transaction must start with ``BEGIN IMMEDIATE``
 # on SQLite (see :func:`_sqlite_begin`); other engines ignore it.
@@ -41,7 +46,7 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_SECONDS)
     # JSON columns hold compact UTF-8 text (no spaces, no \u escapes): the FHIR history
     # serves it as it is.
     kwargs.setdefault("json_serializer", compact_json)
@@ -56,7 +61,10 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
             raise MissingExtra("a PostgreSQL database", "psycopg", "postgres") from exc
         raise
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_seconds = float(kwargs["connect_args"].get("timeout", SQLITE_BUSY_SECONDS))
+        event.listen(
+            engine, "connect", lambda dbapi, _record: _sqlite_pragmas(dbapi, busy_seconds)
+        )
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -94,9 +102,30 @@ def _sqlite_begin(conn: Connection) -> None:
 _PYSQLITE_LEVEL = "soredi_pysqlite_isolation_level"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _wal_mode(dbapi_connection: Any, busy_seconds: float) -> None:
+    """Put the database in WAL mode, waiting for another process doing the same.
+
+    The switch needs the database to itself for a moment, and SQLite answers ``database is
+    locked`` at once, without its busy handler, when another connection is there: two processes
+    opening a new database together would see one of them fail. WAL is a property of the file,
+    so once it is set the check finds it and nothing is switched.
+    """
+    deadline = time.monotonic() + busy_seconds
+    while True:
+        try:
+            (mode,) = dbapi_connection.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, busy_seconds: float) -> None:
+    _wal_mode(dbapi_connection, busy_seconds)
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # 64 MB of page cache (default 2 MB): index upkeep during a national first load stays in

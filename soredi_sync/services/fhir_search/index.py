@@ -55,8 +55,9 @@ _PACKER_SAMPLES = 2000  # the first resources of a type, the packer's dictionary
 class _Packer:
     """Compresses the JSON of one resource type with a Zstandard dictionary trained on its
     first resources: the national directory's 184 MB of JSON is held in about 15 MB (Python's
-    bytes objects included), and a page of 1,000 is inflated in a few milliseconds. Packing is for the one thread that builds the
-    index; unpacking is safe from any thread (each has its own decompressor)."""
+    bytes objects included), and a page of 1,000 is inflated in a few milliseconds. Packing is
+    for the one thread that builds the index; unpacking is safe from any thread (each has its
+    own decompressor)."""
 
     _DICTIONARY_BYTES = 16 * 1024
 

@@ -215,7 +215,7 @@ class TestEmptyDatabase:
                 snapshots = uow.registry.list_snapshots()
         assert len(snapshots) == 1
         statuses = sorted(run.status.value for run in runs)
-        assert len(runs) == 2 and statuses.count("succeeded") == 1, statuses
+        assert len(runs) == 2 and statuses.count("succeeded") == 1, (statuses, codes, outputs)
         [second] = [run for run in runs if run.status is not RunStatus.SUCCEEDED]
         if second.status is RunStatus.FAILED:
             assert second.error is not None and second.error.startswith(ANOTHER_SYNC_FIRST)
