@@ -62,9 +62,7 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
         raise
     if engine.dialect.name == "sqlite":
         busy_seconds = float(kwargs["connect_args"].get("timeout", SQLITE_BUSY_SECONDS))
-        event.listen(
-            engine, "connect", lambda dbapi, _record: _sqlite_pragmas(dbapi, busy_seconds)
-        )
+        event.listen(engine, "connect", lambda dbapi, _record: _sqlite_pragmas(dbapi, busy_seconds))
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 
