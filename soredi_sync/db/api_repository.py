@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any, cast
 
@@ -28,9 +29,15 @@ _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 _DECIDED_AT = _DECISION_COLUMNS.index("decided_at")
 
 
+@lru_cache(maxsize=64)
+def _sqlite_datetime(moment: datetime) -> str:
+    # A batch's decisions share their time: formatted once, not once per row.
+    return moment.astimezone(UTC).strftime(_SQLITE_DATETIME)
+
+
 def _sqlite_row(entry: DecisionEntry) -> tuple[Any, ...]:
     values = list(_DECISION_VALUES(entry))
-    values[_DECIDED_AT] = entry.decided_at.astimezone(UTC).strftime(_SQLITE_DATETIME)
+    values[_DECIDED_AT] = _sqlite_datetime(entry.decided_at)
     return tuple(values)
 
 

@@ -111,6 +111,17 @@ class DecisionLog:
         if backlog and self.on_backlog is not None:
             self.on_backlog()
 
+    def record_many(self, entries: Sequence[DecisionEntry]) -> None:
+        """Buffer ``entries`` (a batch's decisions) under one lock; never touches the database."""
+        with self._lock:
+            before = len(self._pending)
+            room = max(self._max_pending - before, 0)
+            self._pending.extend(entries[:room])
+            self._dropped += max(len(entries) - room, 0)
+            backlog = before < self._batch_size <= len(self._pending)
+        if backlog and self.on_backlog is not None:
+            self.on_backlog()
+
     def flush(self) -> int:
         """Write every buffered entry in one transaction; returns how many were written.
 

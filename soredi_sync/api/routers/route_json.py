@@ -37,7 +37,9 @@ def decision_dict(
         "message_type": decision.message_type,
         "message_types": list(decision.message_types),
         "syntax": decision.syntax,
-        "conversion": [{"step": c.step, "by": c.by} for c in decision.conversion],
+        # ConversionPlan, Address, RouteWarning and TraceEntry are dataclasses whose fields are
+        # the published members, in the same order: orjson writes them as they are.
+        "conversion": decision.conversion,
         "attachments": [
             {
                 "index": a.index,
@@ -51,12 +53,8 @@ def decision_dict(
             }
             for a in decision.attachments
         ],
-        "address": {
-            "sor_id": decision.address.sor_id,
-            "gln": decision.address.gln,
-            "inherited_from": decision.address.inherited_from,
-        },
-        "warnings": [{"code": w.code.value, "message": w.message} for w in decision.warnings],
+        "address": decision.address,
+        "warnings": decision.warnings,
         "snapshot": {
             "id": snapshot.id,
             "taken_at": snapshot.taken_at,
@@ -64,9 +62,7 @@ def decision_dict(
             "age_seconds": float(round((now - snapshot.taken_at).total_seconds(), 3)),
         },
         "decided_on": decision.decided_on,
-        "trace": [
-            {"rule": t.rule, "outcome": t.outcome, "detail": t.detail} for t in decision.trace
-        ],
+        "trace": decision.trace,
         "message_id": message_id,
         "message": None if message is None else message.model_dump(),
     }

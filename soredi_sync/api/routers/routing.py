@@ -12,21 +12,24 @@ one thread, hence one connection, where ``def`` would pin one per pool thread.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from soredi_sync.api.deps import ApiContext, RouteReader, context
 from soredi_sync.api.problems import ApiProblem, problem_body, problem_responses
-from soredi_sync.api.routers.at_once import at_once, quick_body, quick_caller
+from soredi_sync.api.routers.at_once import at_once, quick_caller, quick_dicts
 from soredi_sync.api.routers.route_json import decision_dict, decision_json, dumps
 from soredi_sync.api.routers.routing_schemas import (
+    BATCH_DICTS,
+    ROUTE_DICTS,
     MessageReadOut,
     RouteBatchIn,
     RouteBatchOut,
     RouteIn,
     RouteOut,
+    route_request,
 )
 from soredi_sync.domain.routing import RouteRequest
 from soredi_sync.parsing.fhir import JSON_CONTENT_TYPES, XML_CONTENT_TYPES
@@ -37,7 +40,7 @@ from soredi_sync.parsing.message import (
     route_request_for,
 )
 from soredi_sync.parsing.refusals import BundleBudget
-from soredi_sync.ports.records import TokenRecord
+from soredi_sync.ports.records import DecisionEntry, TokenRecord
 from soredi_sync.services.decision_log import decision_entry
 from soredi_sync.services.routing import Decided
 from soredi_sync.services.tokens import OutsideOwners, Scope
@@ -84,13 +87,13 @@ async def route(request: Request, body: RouteIn, caller: RouteReader) -> Respons
     address, on which snapshot, the warnings (each with a stable `code`) and the rules that
     fired. Needs `route:read`; an owner-restricted token gets 403 for a receiver outside its
     owners."""
-    return _route(request, body, caller)
+    return _route(request, body.to_request(), caller)
 
 
-def _route(request: Request, body: RouteIn, caller: TokenRecord) -> Response:
+def _route(request: Request, question: RouteRequest, caller: TokenRecord) -> Response:
     started = time.perf_counter()
     ctx = context(request)
-    response = _answer(ctx, body.to_request(), caller)
+    response = _answer(ctx, question, caller)
     ctx.metrics.record_request("/v1/route", time.perf_counter() - started)
     return response
 
@@ -100,8 +103,9 @@ async def _route_at_once(request: Request) -> Response | None:
     caller = quick_caller(request, Scope.ROUTE_READ)
     if caller is None:
         return None
-    body = await quick_body(request, RouteIn)
-    return None if body is None else _route(request, body, caller)
+    body = await quick_dicts(request, ROUTE_DICTS)
+    question = None if body is None else route_request(body)
+    return None if question is None else _route(request, question, caller)
 
 
 async def _batch_at_once(request: Request) -> Response | None:
@@ -109,8 +113,13 @@ async def _batch_at_once(request: Request) -> Response | None:
     caller = quick_caller(request, Scope.ROUTE_READ)
     if caller is None:
         return None
-    body = await quick_body(request, RouteBatchIn)
-    return None if body is None else await _batch(request, body, caller)
+    body = await quick_dicts(request, BATCH_DICTS)
+    if body is None:
+        return None
+    questions = [route_request(item) for item in body["requests"]]
+    if None in questions:
+        return None  # FastAPI's handler answers the 422
+    return await _batch(request, cast(list[RouteRequest], questions), caller)
 
 
 router.add_api_route(
@@ -136,13 +145,12 @@ async def route_batch(request: Request, body: RouteBatchIn, caller: RouteReader)
     owners; an unknown business message or syntax is a 422 item). A body that is not valid as a
     whole is 422, as for `POST /v1/route`. Every decision is in the decision log. Needs
     `route:read`. The body may be up to 1,000 times `[api] max_body_bytes`."""
-    return await _batch(request, body, caller)
+    return await _batch(request, [item.to_request() for item in body.requests], caller)
 
 
-async def _batch(request: Request, body: RouteBatchIn, caller: TokenRecord) -> Response:
+async def _batch(request: Request, questions: list[RouteRequest], caller: TokenRecord) -> Response:
     started = time.perf_counter()
     ctx = context(request)
-    questions = [item.to_request() for item in body.requests]
     # A thousand decisions are tens of milliseconds of CPU: off the event loop.
     answer = await run_in_threadpool(_batch_answer, ctx, questions, caller, request.url.path)
     ctx.metrics.record_request(BATCH_PATH, time.perf_counter() - started)
@@ -166,11 +174,13 @@ def _batch_answer(
 ) -> bytes:
     answers = ctx.app.routing().decide_batch(questions, caller)
     results: list[dict[str, Any]] = []
+    entries: list[DecisionEntry] = []
+    record_decision = ctx.metrics.record_decision
     for index, (question, answer) in enumerate(zip(questions, answers, strict=True)):
         if isinstance(answer, Decided):
             decision, now = answer.decision, answer.decided_at
-            ctx.metrics.record_decision(answer.outcome, decision.reason, answer.resolve_seconds)
-            ctx.decision_log.record(
+            record_decision(answer.outcome, decision.reason, answer.resolve_seconds)
+            entries.append(
                 decision_entry(
                     question, decision, caller=caller.name, token_id=caller.id, decided_at=now
                 )
@@ -184,6 +194,7 @@ def _batch_answer(
             status, kind = 422, "routing-input"
         problem = problem_body(status, str(answer), path, kind=kind)
         results.append({"index": index, "status": status, "decision": None, "problem": problem})
+    ctx.decision_log.record_many(entries)
     return dumps({"results": results})
 
 

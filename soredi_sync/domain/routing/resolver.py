@@ -30,6 +30,8 @@ from soredi_sync.domain.routing.policy import ConversionStep, RoutingPolicy
 
 # The business message whose types carry legacy attachments (BIN01, XBIN01) in the registry.
 BINARY_ATTACHMENT = "binary-attachment"
+# Conversion paths remembered by a resolver (per source, target, message, day and VANS).
+_PATHS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,10 @@ class Resolver(_Identification, _Attachments, _LimitChecks):
         self.index = index
         self.policy = policy
         self.message_types = message_types
+        self._paths: dict[
+            tuple[str, str, str, date, str | None],
+            tuple[tuple[ConversionStep, ...] | None, str, str],
+        ] = {}
         by_business: dict[str, dict[str, tuple[MessageType, ...]]] = {}
         for mt in message_types:
             by_syntax = by_business.setdefault(mt.business_message, {})
@@ -172,6 +178,21 @@ class Resolver(_Identification, _Attachments, _LimitChecks):
     ) -> tuple[ConversionStep, ...] | None:
         """Shortest chain of conversion steps open on ``day`` that convert ``business_message``
         (agreements checked per VANS)."""
+        key = (source, target, business_message, day, vans)
+        found = self._paths.get(key)
+        if found is None:
+            # A function of the policy alone: worked out once per key (a handful of syntaxes,
+            # business messages and VANS a day), not once per decision.
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            found = self._paths[key] = self._find_path(*key)
+        chain, outcome, detail = found
+        trace.add("conversion", outcome, detail)
+        return chain
+
+    def _find_path(
+        self, source: str, target: str, business_message: str, day: date, vans: str | None
+    ) -> tuple[tuple[ConversionStep, ...] | None, str, str]:
         agreed = self.policy.agreements.get(vans or "", frozenset())
         usable: dict[str, list[ConversionStep]] = {}
         for step in self.policy.conversions:
@@ -189,20 +210,11 @@ class Resolver(_Identification, _Attachments, _LimitChecks):
                     continue
                 chain = (*path, step)
                 if step.target == target:
-                    trace.add(
-                        "conversion",
-                        "allowed",
-                        " then ".join(s.name for s in chain) + f" on {day}",
-                    )
-                    return chain
+                    return chain, "allowed", " then ".join(s.name for s in chain) + f" on {day}"
                 seen.add(step.target)
                 queue.append((step.target, chain))
-        trace.add(
-            "conversion",
-            "not-allowed",
-            f"{source}->{target} for {business_message} on {day} (VANS {vans or '-'})",
-        )
-        return None
+        detail = f"{source}->{target} for {business_message} on {day} (VANS {vans or '-'})"
+        return None, "not-allowed", detail
 
     # -- outcomes -------------------------------------------------------------------------
 

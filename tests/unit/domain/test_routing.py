@@ -214,6 +214,20 @@ class TestConversion:
         d = _route(_resolver(types, policy), receiver_gln=XML_GLN, at=AFTER_CONVERSION_ENDS)
         assert d.decision is Decision.REJECT and d.decided_on == AFTER_CONVERSION_ENDS
 
+    def test_one_resolver_answers_each_day_and_each_vans_by_its_own_conversion_path(
+        self, types, policy
+    ) -> None:
+        resolver = _resolver(
+            types, policy, agreements={TRUECOMMERCE: frozenset({"oioxml->edifact"})}
+        )
+        for _ in range(2):  # asked again: the remembered paths give the same answers
+            open_day = _route(resolver, receiver_gln=XML_GLN)
+            closed_day = _route(resolver, receiver_gln=XML_GLN, at=AFTER_CONVERSION_ENDS)
+            agreed = _route(resolver, receiver_gln=EDI_GLN)
+            assert open_day.decision is Decision.DELIVER
+            assert closed_day.reason is Reason.UNABLE_TO_RECEIVE_MSG_TYPE
+            assert [c.step for c in agreed.conversion] == ["fhir->oioxml", "oioxml->edifact"]
+
     def test_fhir_to_edifact_needs_an_agreement_with_the_receivers_vans(
         self, types, policy
     ) -> None:

@@ -137,3 +137,17 @@ def test_the_decision_log_keeps_its_buffer_while_the_database_is_away(clock: Clo
     uow.away = False
     assert log.flush() == 2
     assert [e.message_id for e in uow.decisions.entries] == ["m0", "m1"]
+
+
+def test_a_batch_of_decisions_is_buffered_at_once_up_to_the_cap_and_wakes_the_writer(
+    uow: FakeUnitOfWork, clock: Clock
+) -> None:
+    log = DecisionLog(lambda: uow, batch_size=3, max_pending=4)
+    woken: list[int] = []
+    log.on_backlog = lambda: woken.append(log.pending)
+    log.record_many([_entry(clock, minutes) for minutes in (0, 1)])
+    assert woken == [] and uow.decisions.entries == []
+    log.record_many([_entry(clock, minutes) for minutes in (2, 3, 4)])
+    assert woken == [4]  # the backlog reached batch_size: the writer is woken once
+    assert log.flush() == 4  # the fifth did not fit
+    assert [e.message_id for e in uow.decisions.entries] == ["m0", "m1", "m2", "m3"]
