@@ -153,14 +153,23 @@ def openapi_document() -> None:
 @click.option("--no-api", is_flag=True, help="Run the scheduled jobs only (a worker).")
 @click.option("--host", help="API address (default from config [api]).")
 @click.option("--port", type=click.IntRange(0, 65535), help="API port (default from config).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Processes answering the API on the one port (default from config [api]: 1); each "
+    "holds its own routing index.",
+)
 @click.pass_context
-def run_daemon(ctx: click.Context, no_api: bool, host: str | None, port: int | None) -> None:
+def run_daemon(
+    ctx: click.Context, no_api: bool, host: str | None, port: int | None, workers: int | None
+) -> None:
     """Run the scheduler and the HTTP API until SIGTERM or Ctrl-C.
 
     Jobs ([daemon] in the configuration): the full pull (daily 05:15 Europe/Copenhagen by
     default), the incremental SKRS pull where configured, after each stored snapshot the plan
     verification, audit summary and webhook deliveries, and the decision-log retention. On
     PostgreSQL several replicas elect one leader that runs the jobs; the others serve the API.
+    With --workers N (or [api] workers) the API runs in N processes beside the scheduler.
     """
     from soredi_sync.api.settings import api_settings
     from soredi_sync.daemon.runner import EXIT_ABANDONED, engine_note, run
@@ -171,12 +180,13 @@ def run_daemon(ctx: click.Context, no_api: bool, host: str | None, port: int | N
     # The service logs at [logging] level (INFO by default); -v goes further down.
     configure_logging(log_format, settings.logging.level, ctx.meta.get("soredi.verbose", 0))
     api, _log = api_settings(settings)
-    api = api.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
+    given = {"host": host, "port": port, "workers": workers}
+    api = api.model_copy(update={k: v for k, v in given.items() if v is not None})
 
     def ready(daemon: Daemon) -> None:
         where = "no API" if no_api else f"API on http://{api.host}:{api.port}/"
+        if not no_api and api.workers > 1:
+            where += f" in {api.workers} workers"
         click.echo(f"soredi-sync running ({where}); {engine_note(daemon.app)}", err=True)
 
     with open_app(ctx, migrate_empty=True) as app:

@@ -222,8 +222,11 @@ class Jobs:
 
     def want_webhooks(self) -> None:
         """Have the webhook job run now, in its own thread (never this one): at once if it is
-        idle, else once more when its current pass ends."""
-        if self._webhooks is None:
+        idle, else once more when its current pass ends. Not once stopping: the scheduler's
+        shutdown holds its job-store lock while it waits for the running jobs, so a job adding
+        one then would wait for the shutdown, and the shutdown for it, until the grace time
+        ran out (the deliveries stay queued for the next leader)."""
+        if self._webhooks is None or self.stopping.is_set():
             return
         self._webhooks_again.set()
         wake = self.on_webhooks_wanted

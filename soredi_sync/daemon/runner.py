@@ -6,6 +6,9 @@ sync stops at its next stage or download chunk and stores nothing, the scheduler
 running jobs (at most ``daemon.shutdown_grace_seconds``; a sync past that keeps its transaction
 uncommitted and the process exits, so the database rolls it back), the lease is released so
 another replica can lead at once, and the API finishes the requests it has.
+
+``[api] workers`` > 1: the API is served by that many forked worker processes, forked before
+the scheduler starts any thread (:mod:`.api_workers`); one worker: in this process, as always.
 """
 
 from __future__ import annotations
@@ -124,15 +127,21 @@ def run(
         otherwise keep it alive)
     """
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    json_logs = (log_format or app.settings.logging.format) == "json"
+    configured, log_settings = api_settings(app.settings)
+    api = api or configured
+    if with_api and api.workers > 1:
+        from soredi_sync.daemon.api_workers import run_with_workers
+
+        # It forks the workers before the scheduler's threads start.
+        return run_with_workers(
+            app, api, log_settings, on_ready=on_ready, metrics=metrics, json_logs=json_logs
+        )
     daemon = build_daemon(app, metrics=metrics)
-    logger.info(engine_note(app))
-    daemon.scheduler.start()
-    for line in describe(daemon.scheduler):
-        logger.info("Scheduled: %s", line)
+    start(daemon)
     metrics_server = None
     try:
         if with_api:
-            json_logs = (log_format or app.settings.logging.format) == "json"
             _serve_api(daemon, api, on_ready, metrics, json_logs)
         else:
             port = app.settings.daemon.metrics_port
@@ -152,6 +161,14 @@ def run(
         if metrics_server is not None:
             metrics_server.stop()
     return 0 if clean else EXIT_ABANDONED
+
+
+def start(daemon: Daemon) -> None:
+    """Start the scheduler (its threads) and log what it will run."""
+    logger.info(engine_note(daemon.app))
+    daemon.scheduler.start()
+    for line in describe(daemon.scheduler):
+        logger.info("Scheduled: %s", line)
 
 
 def shutdown(daemon: Daemon) -> bool:
@@ -204,7 +221,7 @@ def _restore_signal_handlers(previous: dict[int, Any]) -> None:
 
 def _serve_api(
     daemon: Daemon,
-    api: ApiSettings | None,
+    api: ApiSettings,
     on_ready: Callable[[Daemon], None] | None,
     metrics: Metrics | None,
     json_logs: bool,
@@ -212,22 +229,15 @@ def _serve_api(
     import uvicorn
 
     from soredi_sync.api.app import create_app
-    from soredi_sync.api.connections import uvicorn_limits
-    from soredi_sync.api.server import RedactTokens, log_config
-    from soredi_sync.observability.logging import uvicorn_log_config
+    from soredi_sync.api.server import redact_root_handlers, uvicorn_config
 
-    settings, log_settings = api_settings(daemon.app.settings)
-    api = api or settings
-    if api.workers > 1:
-        logger.warning(
-            "[api] workers = %d is for `soredi-sync serve`: the daemon serves its API in one "
-            "process (run `serve --workers N` beside `run --no-api` for more)",
-            api.workers,
-        )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactTokens())
+    _settings, log_settings = api_settings(daemon.app.settings)
+    redact_root_handlers()
     application = create_app(daemon.app, api, log_settings, metrics=metrics)
     application.state.daemon = daemon
+    application.state.daemon_readiness = lambda: (
+        "the daemon is stopping" if daemon.stop_event.is_set() else None
+    )
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -251,15 +261,5 @@ def _serve_api(
             if on_ready is not None and self.started:
                 on_ready(daemon)
 
-    config = uvicorn.Config(
-        application,
-        host=api.host,
-        port=api.port,
-        workers=1,
-        # JSON logs: uvicorn's lines go through the root handler in the same format.
-        log_config=uvicorn_log_config() if json_logs else log_config(),
-        server_header=False,
-        # Header deadline and cap, keep-alive, concurrency and backlog from [api].
-        **uvicorn_limits(api),
-    )
-    Server(config).run()
+    # The access log as `serve` has it by default.
+    Server(uvicorn_config(application, api, json_logs=json_logs)).run()

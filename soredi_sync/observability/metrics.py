@@ -11,13 +11,25 @@ Nothing per GLN, per token or per message goes into a label.
 
 ``/metrics`` carries no token check: it must be reachable only from inside (the scraper's
 network), never published through the gateway-facing proxy.
+
+Several processes (``[api] workers`` > 1): inside :func:`metrics_across_processes` (the
+supervisor enters it before it forks) prometheus_client's multiprocess mode is on. Every
+process writes its values to files of its own in a per-run directory, and a scrape of any
+worker reads them all: counters and histograms are the sum over the workers (and the daemon,
+whose syncs are counted in its own process), ``soredi_leader`` the largest value of the living
+processes, ``soredi_sync_rows`` the value set last. ``process_*`` are left out there (they
+would be one worker's). One process (``workers = 1``) is unchanged: values in memory.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,8 +43,10 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
     start_http_server,
+    values,
 )
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 __all__ = [
     "DECISION_BUCKETS",
@@ -42,6 +56,8 @@ __all__ = [
     "MetricsServer",
     "SnapshotCounts",
     "SyncResult",
+    "metrics_across_processes",
+    "process_ended",
     "shared_metrics",
     "start_metrics_server",
 ]
@@ -223,10 +239,17 @@ class Metrics:
 
     def __init__(self, *, process_collectors: bool = True) -> None:
         self.registry = CollectorRegistry()
-        registry = self.registry
+        exposed = self.registry
+        directory = _multiprocess_dir
+        # One process: the metrics are on the registry /metrics exposes. Several: their values
+        # go to this process's files, and the registry exposes the files of all processes.
+        registry = exposed if directory is None else None
+        if directory is not None:
+            MultiProcessCollector(exposed, path=directory)  # type: ignore[no-untyped-call]
         if process_collectors:
-            ProcessCollector(registry=registry)
-            PlatformCollector(registry=registry)
+            if directory is None:
+                ProcessCollector(registry=exposed)
+            PlatformCollector(registry=exposed)
 
         # -- syncs
         self.sync_runs = Counter(
@@ -247,6 +270,7 @@ class Metrics:
             "Rows in the snapshot current after the source's last run.",
             ["source", "kind"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
         self.sync_changes = Counter(
             "soredi_sync_changes",
@@ -261,14 +285,15 @@ class Metrics:
             registry=registry,
         )
         self._source_health = _SourceHealthCollector()
-        registry.register(self._source_health)
+        exposed.register(self._source_health)
         self.leader = Gauge(
             "soredi_leader",
             "1 while this process holds the scheduler lease (runs the syncs).",
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self._data_age = _DataAgeCollector()
-        registry.register(self._data_age)
+        exposed.register(self._data_age)
 
         # -- routing
         self.decisions = Counter(
@@ -303,7 +328,7 @@ class Metrics:
             "Webhook deliveries due for longer than webhooks.stuck_after_seconds without being "
             "sent, or whose dispatcher's claim ran out (read from the database at each scrape).",
         )
-        registry.register(self._webhooks_stuck)
+        exposed.register(self._webhooks_stuck)
 
         # Label children bound once: .labels() costs more than the increment itself.
         self._decision_children: dict[tuple[str, str | None], Any] = {}
@@ -427,6 +452,48 @@ class Metrics:
 
 _shared: Metrics | None = None
 _shared_lock = threading.Lock()
+# Set inside metrics_across_processes(); a forked worker inherits it.
+_multiprocess_dir: str | None = None
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_across_processes() -> Iterator[str]:
+    """prometheus_client's multiprocess mode for the metrics built inside the block, in this
+    process and in the processes it forks; yields the directory of their files.
+
+    Enter it before forking the workers and before any :class:`Metrics` is built (the
+    shared instance is built afresh inside). The directory is new, under the system's
+    temporary directory, and removed with its files when the block ends; call
+    :func:`process_ended` for each worker that exits meanwhile. Outside the block nothing
+    changes.
+    """
+    global _multiprocess_dir, _shared
+    if _multiprocess_dir is not None:
+        raise RuntimeError("metrics_across_processes() is already in effect")
+    directory = tempfile.mkdtemp(prefix="soredi-metrics-")
+    saved = (os.environ.get(_MULTIPROC_ENV), values.ValueClass, _shared)
+    os.environ[_MULTIPROC_ENV] = directory  # where prometheus_client's values open their files
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    _multiprocess_dir, _shared = directory, None
+    try:
+        yield directory
+    finally:
+        environment, values.ValueClass, _shared = saved
+        _multiprocess_dir = None
+        if environment is None:
+            os.environ.pop(_MULTIPROC_ENV, None)
+        else:
+            os.environ[_MULTIPROC_ENV] = environment
+        values.close_all_multiprocess_files()  # type: ignore[no-untyped-call]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def process_ended(pid: int) -> None:
+    """A worker ended: its gauges leave the scrape (its counts stay in the sums). Nothing to
+    do outside :func:`metrics_across_processes`."""
+    if _multiprocess_dir is not None:
+        mark_process_dead(pid, _multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
 def shared_metrics() -> Metrics:

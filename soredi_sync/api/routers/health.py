@@ -2,6 +2,11 @@
 
 ``/readyz`` is plain ``def``, on a pooled session in the thread pool: it must answer 503 rather
 than hang the event loop when the database does, and must not pin a connection to each thread.
+
+Under ``soredi-sync run`` the API also answers for its daemon: ``app.state.daemon_readiness``
+(set by ``daemon/runner.py`` and, in each API worker, ``daemon/api_workers.py``) says why the
+daemon is not ready (starting, stopping), or ``None``; ``/readyz`` answers 503
+``daemon-not-running`` then. Without it (``soredi-sync serve``) nothing changes.
 """
 
 from __future__ import annotations
@@ -75,6 +80,9 @@ def readyz(request: Request) -> ReadyOut:
     `daemon.max_data_age_hours` (default 36). The answer lists the data's age and each source's
     failures in a row (degraded after `daemon.degraded_after_failures`), and how many webhook
     deliveries are stuck (shown only: they do not make the replica unready)."""
+    daemon_readiness = getattr(request.app.state, "daemon_readiness", None)
+    if daemon_readiness is not None and (reason := daemon_readiness()) is not None:
+        raise ApiProblem(503, "daemon-not-running", reason)
     # A pooled session in the thread pool, not the routing service's per-thread connection:
     # the probe must not pin a connection to each pool thread, nor stall the event loop when
     # the database hangs.

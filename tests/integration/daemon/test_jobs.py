@@ -156,6 +156,22 @@ class TestStop:
         jobs.full_sync()  # once stopping, no new sync starts
         assert _statuses(app) == [RunStatus.FAILED]
 
+    def test_a_sync_stored_while_the_daemon_stops_does_not_wake_the_webhook_job(
+        self, app: App, files: SandboxServer
+    ) -> None:
+        # Waking it would add a job while the scheduler's shutdown holds its job-store lock
+        # waiting for this very job: both would wait until the grace time ran out.
+        woken: list[int] = []
+
+        def stop_during_follow_up(_app: App) -> None:
+            jobs.request_stop()
+
+        jobs = _jobs(app, files, webhooks=lambda _app: None, after_sync=(stop_during_follow_up,))
+        jobs.on_webhooks_wanted = lambda: woken.append(1)
+        jobs.full_sync()
+        assert _statuses(app) == [RunStatus.SUCCEEDED]
+        assert woken == []
+
 
 class TestWiring:
     def test_the_default_schedule_is_daily_at_05_15_copenhagen_and_jobs_never_overlap(

@@ -1,6 +1,7 @@
 """`soredi-sync serve --workers 2` as an operator runs it: two processes answer on one port,
 each on the current snapshot (a sync between two requests is seen by both), a worker that dies
-is started again, and SIGTERM ends them all."""
+is started again, SIGTERM ends them all, and one scrape of `/metrics` counts the requests of
+both."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,24 +20,9 @@ from soredi_sync.bootstrap import App
 from soredi_sync.services.tokens import create_token
 from tests.support.api import bearer, route_body
 from tests.support.app import sync_day
-from tests.support.live_server import serve_process
+from tests.support.live_server import children as _children
+from tests.support.live_server import decisions_by_worker, scraped, serve_process
 from tests.support.waiting import wait_until
-
-
-def _children(pid: int) -> set[int]:
-    """The live child processes of ``pid`` (from /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
 
 
 @dataclass
@@ -110,3 +97,20 @@ def test_two_workers_answer_on_the_current_snapshot_survive_a_death_and_stop_on_
     assert _children(served.process.pid) == set()
     text = served.log.read_text()
     assert "starting it again" in text and "Traceback" not in text, text
+
+
+def test_one_scrape_counts_the_decisions_every_worker_answered(served: Served, app: App) -> None:
+    token = create_token(app.uow, ("route:read",), (), "workers").token
+    gln = sorted(app.routing().resolver().index.registry.glns)[0]
+    workers = _children(served.process.pid)
+    port = urlsplit(served.base).port
+    assert len(workers) == 2 and port is not None, served.log.read_text()
+
+    answered = decisions_by_worker(port, token, gln, workers, each=3)
+    assert set(answered) == workers, answered
+
+    metrics = httpx.get(f"{served.base}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    total = sum(len(snapshots) for snapshots in answered.values())
+    assert scraped(metrics.text, "soredi_route_decisions_total") == total
+    assert scraped(metrics.text, "soredi_http_request_seconds_count", route="/v1/route") == total
