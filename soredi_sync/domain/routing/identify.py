@@ -3,6 +3,7 @@ one that addresses the message and compare the others with it (docs/routing.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -319,11 +320,19 @@ class _Identification:
             trace.add("receiver", "closed", f"GLN {gln} ended {record.to_date}")
             return address, Reason.RECEIVER_CLOSED
         owners = self.index.owners_by_gln.get(record.gln, ())
-        if owners and not any(registry.units[s].is_open_on(day) for s in owners):
+        if owners and not _any_open(registry.units, owners, day):
             trace.add("receiver", "closed", f"every unit carrying GLN {gln} is closed on {day}")
             return address, Reason.RECEIVER_CLOSED
         trace.add("receiver", "active", f"GLN {gln}, VANS {record.vans or 'none'}")
         return address, None
+
+
+def _any_open(units: Mapping[str, Unit], sor_ids: Iterable[str], day: date) -> bool:
+    # A loop, not any() over a generator: on every decision's path, with one owner mostly.
+    for sor_id in sor_ids:
+        if units[sor_id].is_open_on(day):
+            return True
+    return False
 
 
 def _request_reads(request: RouteRequest) -> list[ReadIdentifier]:
