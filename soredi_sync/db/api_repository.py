@@ -13,6 +13,7 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 _DECIDED_AT = _DECISION_COLUMNS.index("decided_at")
+_FACTS = _DECISION_COLUMNS.index("facts")
 
 
 @lru_cache(maxsize=64)
@@ -38,7 +40,19 @@ def _sqlite_datetime(moment: datetime) -> str:
 def _sqlite_row(entry: DecisionEntry) -> tuple[Any, ...]:
     values = list(_DECISION_VALUES(entry))
     values[_DECIDED_AT] = _sqlite_datetime(entry.decided_at)
+    values[_FACTS] = _json(entry.facts)
     return tuple(values)
+
+
+def _postgres_row(entry: DecisionEntry) -> tuple[Any, ...]:
+    values = list(_DECISION_VALUES(entry))
+    values[_FACTS] = _json(entry.facts)
+    return tuple(values)
+
+
+def _json(value: Any) -> str | None:
+    # The JSON column's text as SQLAlchemy would write it (compact), for the raw bulk insert.
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _token_record(row: ApiToken) -> TokenRecord:
@@ -139,7 +153,7 @@ class SqlAlchemyDecisionRepository:
         if self.session.get_bind().dialect.name == "sqlite":
             rows: Iterable[tuple[Any, ...]] = (_sqlite_row(e) for e in entries)
         else:
-            rows = (_DECISION_VALUES(e) for e in entries)
+            rows = (_postgres_row(e) for e in entries)
         bulk_insert(self.session, _table(DecisionRecord), _DECISION_COLUMNS, rows)
 
     def since(self, since: datetime, limit: int = 1000) -> list[DecisionEntry]:
@@ -166,6 +180,7 @@ class SqlAlchemyDecisionRepository:
                 address_sor_id=r.address_sor_id,
                 address_gln=r.address_gln,
                 snapshot_id=r.snapshot_id,
+                facts=r.facts,
             )
             for r in rows
         ]

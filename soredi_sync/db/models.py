@@ -268,6 +268,8 @@ class DecisionRecord(Base):
     address_sor_id: Mapped[str | None] = mapped_column(String(20))
     address_gln: Mapped[str | None] = mapped_column(String(13))
     snapshot_id: Mapped[int] = mapped_column(BigId)
+    # The question's other facts, no content (domain/routing/facts.py); NULL before 0010.
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ChangePlan(Base):

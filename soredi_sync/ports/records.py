@@ -135,6 +135,9 @@ class DecisionEntry:
     address_sor_id: str | None
     address_gln: str | None
     snapshot_id: int
+    # What the resolver read besides the columns above, no content (domain/routing/facts.py);
+    # None for decisions logged before the log kept them.
+    facts: Mapping[str, Any] | None = None
 
 
 # -- change plans --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from soredi_sync.domain.routing import RouteDecision, RouteRequest
+from soredi_sync.domain.routing.facts import facts_of
 from soredi_sync.ports.failures import is_storage_error
 from soredi_sync.ports.records import DecisionEntry
 from soredi_sync.ports.storage import UnitOfWork
@@ -72,6 +73,7 @@ def decision_entry(
         address_sor_id=_clip("address_sor_id", decision.address.sor_id),
         address_gln=_clip("address_gln", decision.address.gln),
         snapshot_id=decision.snapshot.id,
+        facts=facts_of(request),
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from soredi_sync.bootstrap import App
 from soredi_sync.domain.routing import RouteRequest
+from soredi_sync.domain.routing.facts import question_of
 from soredi_sync.ports.records import DecisionEntry
 from soredi_sync.sandbox.generate import Manifest
 from soredi_sync.services.decision_log import (
@@ -25,7 +26,7 @@ from soredi_sync.services.decision_log import (
     record_decisions,
     retention_cutoff,
 )
-from tests.support.api import api_uow, bearer, make_client, route_body
+from tests.support.api import api_uow, bearer, bundle_json, make_client, route_body
 
 HOUR_AGO = timedelta(hours=1)
 
@@ -264,3 +265,57 @@ class TestDecisionsCommand:
         self, cli, args: list[str]
     ) -> None:
         assert cli("decisions", *args, expect=2).exit_code == 2
+
+
+class TestDecisionFacts:
+    def test_each_logged_question_decided_again_from_the_log_gets_the_decision_it_got(
+        self,
+        client: TestClient,
+        synced_app: App,
+        issue: Callable[..., str],
+        manifest: Manifest,
+    ) -> None:
+        xmo = _xmo(manifest)
+        headers = bearer(issue("route:read"))
+        pdf = {"mime_type": "application/pdf", "size": 250_000, "title": "Epikrise Jens Hansen"}
+        questions = [
+            route_body(xmo, message_id="plain"),
+            route_body(xmo, message_id="long", text_length=40_000, topic="x" * 90),
+            route_body(xmo, message_id="attached", attachments=[pdf, {**pdf, "content": "link"}]),
+            route_body(xmo, message_id="later", at="2027-02-01", category_coded=False),
+        ]
+        answers = client.post("/v1/route/batch", json={"requests": questions}, headers=headers)
+        bundle = bundle_json(xmo)
+        message = client.post(
+            "/v1/route/message",
+            content=bundle,
+            headers={**headers, "Content-Type": "application/fhir+json"},
+        )
+        assert answers.status_code == 200 and message.status_code == 200, message.text
+        client.app.state.decision_log.flush()  # type: ignore[attr-defined]
+        logged = _logged(synced_app)
+        served = [r["decision"] for r in answers.json()["results"]] + [message.json()]
+        assert len(logged) == len(served) == 5
+        resolver = synced_app.routing().resolver()
+        for entry, answer in zip(logged, served, strict=True):
+            assert entry.facts is not None
+            assert "Jens Hansen" not in json.dumps(entry.facts)  # no content
+            again = resolver.resolve(
+                question_of(
+                    entry.facts,
+                    business_message=entry.business_message,
+                    sender_syntax=entry.sender_syntax,
+                    receiver_gln=entry.receiver_gln,
+                    receiver_sor_id=entry.receiver_sor_id,
+                ),
+                synced_app.routing().today(),
+            )
+            assert (again.decision.value, again.reason and again.reason.value) == (
+                answer["decision"],
+                answer["reason"],
+            )
+            assert [w.code.value for w in again.warnings] == [w["code"] for w in answer["warnings"]]
+            assert [(c.step, c.by) for c in again.conversion] == [
+                (c["step"], c["by"]) for c in answer["conversion"]
+            ]
+        assert logged[-1].facts is not None and logged[-1].facts["ids"]  # the message's own

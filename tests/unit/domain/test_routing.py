@@ -9,9 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from soredi_sync.config import config_dir
 from soredi_sync.domain.identifiers import IdentifierKind, IdentifierSource, ReceiverIdentifier
-from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Gln
 from soredi_sync.domain.routing import (
     Attachment,
@@ -25,7 +23,6 @@ from soredi_sync.domain.routing import (
     RouteRequest,
     RoutingIndex,
     RoutingInputError,
-    RoutingPolicy,
     SnapshotRef,
     WarningCode,
 )
@@ -53,17 +50,6 @@ UNKNOWN_GLN = gln(99)  # in no snapshot
 
 GS1 = "https://www.gs1.org/gln"
 SOR = "urn:oid:1.2.208.176.1.1"
-
-
-@pytest.fixture(scope="module")
-def types() -> MessageTypeRegistry:
-    with (config_dir() / "message-types.tsv").open(encoding="utf-8") as fh:
-        return MessageTypeRegistry.from_tsv_lines(fh)
-
-
-@pytest.fixture(scope="module")
-def policy() -> RoutingPolicy:
-    return load_routing_policy(config_dir() / "routing.toml")
 
 
 def _registry():
