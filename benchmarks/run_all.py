@@ -51,13 +51,13 @@ def _number(pattern: str, text: str) -> float:
 
 
 def _sync_targets(label: str, text: str) -> list[Target]:
-    ratio = _number(r"\| ([\d.]+)x bare parse \(target <= 3x\)", text)
+    ratio = _number(r"\| ([\d.]+)x bare parse \(target <= 2\.2x\)", text)
     unchanged = _number(r"\| unchanged re-sync \(304\) \| ([\d.]+) \|", text)
     peak = _number(r"peak RSS of any sync step: (\d+) MB", text)
     return [
-        Target(f"full sync vs bare parse, {label} (<= 3x)", f"{ratio:.2f}x", ratio <= 3),
+        Target(f"full sync vs bare parse, {label} (<= 2.2x)", f"{ratio:.2f}x", ratio <= 2.2),
         Target(f"unchanged re-sync, {label} (<= 2 s)", f"{unchanged:.2f} s", unchanged <= 2),
-        Target(f"peak RSS of any sync step, {label} (<= 400 MB)", f"{peak:.0f} MB", peak <= 400),
+        Target(f"peak RSS of any sync step, {label} (<= 300 MB)", f"{peak:.0f} MB", peak <= 300),
     ]
 
 

@@ -34,8 +34,9 @@ def bulk_insert(
         pg_cursor: Any = dbapi.cursor()  # psycopg 3: COPY is not in the DB-API
         try:
             with pg_cursor.copy(f"COPY {name} ({quoted}) FROM STDIN") as copy:
+                write_row = copy.write_row
                 for row in rows:
-                    copy.write_row(row)
+                    write_row(row)
                     count += 1
         finally:
             pg_cursor.close()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
-from operator import attrgetter
+from itertools import repeat
+from operator import add, attrgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, insert, update
@@ -159,13 +160,10 @@ class SnapshotWriter:
     ) -> None:
         if not records:
             return
-        values = attrgetter(*columns)
-        bulk_insert(
-            self.session,
-            table(model),
-            ("valid_from", *columns),
-            ((snapshot_id, *values(r)) for r in records),
-        )
+        # Rows are built without a Python frame per row: the record's values (one tuple from
+        # attrgetter) plus the snapshot id, valid_from last.
+        rows = map(add, map(attrgetter(*columns), records), repeat((snapshot_id,)))
+        bulk_insert(self.session, table(model), (*columns, "valid_from"), rows)
 
     def _insert_change_events(self, changes: ChangeSet, snapshot_id: int) -> None:
         def events() -> Iterator[dict[str, Any]]:

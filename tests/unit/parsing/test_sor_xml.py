@@ -192,6 +192,27 @@ class TestSchemaVersions:
         )
         assert [u.sor_id for u in parse(wrap(body)).units] == ["1001", "2001"]
 
+    def test_whitespace_inside_a_value_is_kept_and_around_it_is_not(self) -> None:
+        # The reader lets libxml2 drop indentation between elements; values read the same.
+        body = owner(inner=institution()).replace(
+            "<EntityName>Region</EntityName>",
+            "\n  <EntityName>\n   Region  Nord\t</EntityName>\n  ",
+        )
+        body = body.replace("<EntityName>Sygehus</EntityName>", "<EntityName>  </EntityName>")
+        data = wrap(body)
+        problems = Problems()
+        result = parse_sor_xml(io.BytesIO(data), problems)
+        assert result.units[0].name == "Region  Nord"
+        assert [p.split(": ", 1)[1] for p in problems] == [
+            "HealthInstitution 2001 has no EntityName"
+        ]
+
+    def test_repeated_values_are_one_string_object(self) -> None:
+        body = "".join(owner(str(1000 + n), institution(str(2000 + n))) for n in range(3))
+        units = parse(wrap(body)).units
+        assert len({id(u.type_code) for u in units if u.kind is UnitKind.INSTITUTION_OWNER}) == 1
+        assert len({id(u.name) for u in units if u.kind is UnitKind.HEALTH_INSTITUTION}) == 1
+
     def test_iso_8859_1_is_read_when_declared(self) -> None:
         data = (
             wrap(owner())
