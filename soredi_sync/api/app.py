@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -22,6 +23,9 @@ from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.decision_log import BackgroundFlusher, DecisionLog
 from soredi_sync.services.health import data_age_seconds, source_gauges_reader
 from soredi_sync.services.tokens import TokenVerifier
+
+# How long the event loop's thread can wait for the interpreter while another thread runs Python.
+SWITCH_INTERVAL_SECONDS = 0.001
 
 DESCRIPTION = """\
 Routing decisions for MedCom message conversion gateways, and read access to the versioned
@@ -107,6 +111,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        # The decision log's writer and the warm-up are threads beside the event loop: a
+        # request waits for them at most one switch interval (CPython's default: 5 ms).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         flusher = BackgroundFlusher(
             [decision_log.flush, verifier.flush_usage],
             interval=flush_interval,
@@ -128,6 +136,7 @@ def create_app(
             if warmer is not None:
                 warmer.stop()
             flusher.stop()
+            sys.setswitchinterval(switch_interval)
 
     api = FastAPI(
         title="soredi-sync",
