@@ -10,21 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from soredi_sync.sandbox.server import SandboxServer
-from tests.support.daemon import Daemon, Db
-
-
-@pytest.fixture
-def files(sandbox_dir: Path) -> Iterator[SandboxServer]:
-    with SandboxServer(sandbox_dir) as server:
-        yield server
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Db]:
-    reader = Db(database_url)
-    yield reader
-    reader.close()
+from tests.support.daemon import Daemon
 
 
 @pytest.fixture

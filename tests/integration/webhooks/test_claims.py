@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,12 +33,6 @@ from tests.support.webhooks import (
     uow,
     webhook_settings,
 )
-
-
-@pytest.fixture
-def files(sandbox_dir: Path) -> Iterator[SandboxServer]:
-    with SandboxServer(sandbox_dir) as server:
-        yield server
 
 
 class TestClaims:

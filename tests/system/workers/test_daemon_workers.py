@@ -51,19 +51,6 @@ class Running:
 
 
 @pytest.fixture
-def files(sandbox_dir: Path) -> Iterator[SandboxServer]:
-    with SandboxServer(sandbox_dir) as server:
-        yield server
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Db]:
-    reader = Db(database_url)
-    yield reader
-    reader.close()
-
-
-@pytest.fixture
 def running(database_url: str, files: SandboxServer, tmp_path: Path) -> Iterator[Running]:
     env = {f"SOREDI_{k}": v for k, v in FAST.items()}
     env |= {

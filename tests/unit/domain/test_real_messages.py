@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from soredi_sync.config import config_dir
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Gln, Registry
 from soredi_sync.domain.routing import (
@@ -33,7 +32,6 @@ from soredi_sync.domain.routing import (
     WarningCode,
 )
 from soredi_sync.parsing.message import parse_message
-from soredi_sync.reference_data import load_routing_policy
 from tests.support.factories import registry, unit
 from tests.support.reference import reference_path
 
@@ -70,14 +68,8 @@ def _registry(overrides: dict[str, tuple[str, ...]] | None = None) -> Registry:
 
 
 @pytest.fixture(scope="module")
-def message_types() -> MessageTypeRegistry:
-    with (config_dir() / "message-types.tsv").open(encoding="utf-8") as fh:
-        return MessageTypeRegistry.from_tsv_lines(fh)
-
-
-@pytest.fixture(scope="module")
-def policy() -> RoutingPolicy:
-    return load_routing_policy(config_dir() / "routing.toml")
+def message_types(types: MessageTypeRegistry) -> MessageTypeRegistry:
+    return types  # the shipped configuration's (tests/unit/domain/conftest.py)
 
 
 def _resolver(
