@@ -37,15 +37,12 @@ def _sqlite_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_SQLITE_DATETIME)
 
 
-def _sqlite_row(entry: DecisionEntry) -> tuple[Any, ...]:
+def _row(entry: DecisionEntry, *, sqlite: bool) -> tuple[Any, ...]:
+    """The entry as the bulk insert takes it: the facts as JSON text, and on SQLite the time as
+    SQLAlchemy stores it there."""
     values = list(_DECISION_VALUES(entry))
-    values[_DECIDED_AT] = _sqlite_datetime(entry.decided_at)
-    values[_FACTS] = _json(entry.facts)
-    return tuple(values)
-
-
-def _postgres_row(entry: DecisionEntry) -> tuple[Any, ...]:
-    values = list(_DECISION_VALUES(entry))
+    if sqlite:
+        values[_DECIDED_AT] = _sqlite_datetime(entry.decided_at)
     values[_FACTS] = _json(entry.facts)
     return tuple(values)
 
@@ -150,10 +147,8 @@ class SqlAlchemyDecisionRepository:
         """
         if not entries:
             return
-        if self.session.get_bind().dialect.name == "sqlite":
-            rows: Iterable[tuple[Any, ...]] = (_sqlite_row(e) for e in entries)
-        else:
-            rows = (_postgres_row(e) for e in entries)
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        rows: Iterable[tuple[Any, ...]] = (_row(e, sqlite=sqlite) for e in entries)
         bulk_insert(self.session, _table(DecisionRecord), _DECISION_COLUMNS, rows)
 
     def since(self, since: datetime, limit: int = 1000) -> list[DecisionEntry]:

@@ -104,14 +104,7 @@ class DecisionLog:
 
     def record(self, entry: DecisionEntry) -> None:
         """Buffer ``entry``; never touches the database."""
-        with self._lock:
-            if len(self._pending) >= self._max_pending:
-                self._dropped += 1
-                return
-            self._pending.append(entry)
-            backlog = len(self._pending) == self._batch_size
-        if backlog and self.on_backlog is not None:
-            self.on_backlog()
+        self.record_many((entry,))
 
     def record_many(self, entries: Sequence[DecisionEntry]) -> None:
         """Buffer ``entries`` (a batch's decisions) under one lock; never touches the database."""

@@ -3,7 +3,7 @@ written straight from the domain's :class:`RouteDecision` with ``orjson``.
 
 The published shape is ``RouteOut``'s, and its bytes are ``RouteOut.model_validate(decision,
 context={"now": now}).model_dump_json()``'s, member for member and in the same order
-(``tests/unit/api/test_route_json.py`` compares them on every decision of a request mix).
+(``tests/integration/api/test_route_json.py`` compares them on every decision of a request mix).
 Building the model from the decision and dumping it took about 39 us a decision on the national
 profile, most of it ``model_validate`` reading attributes through its validators; this takes
 about 5, which is what a batch of a thousand decisions needs.

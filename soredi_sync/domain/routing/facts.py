@@ -27,7 +27,6 @@ from soredi_sync.domain.routing.model import Attachment, AttachmentContent, Rout
 
 FACTS_VERSION = 1
 _SUBJECT_PLACEHOLDER = "x"  # the replayed subject: this character, as often as the original's
-_CONTENT = {content.value: content for content in AttachmentContent}
 
 
 def facts_of(request: RouteRequest) -> dict[str, Any]:
@@ -82,7 +81,7 @@ def question_of(
         text_length=facts.get("text"),
         subject=None if subject is None else _SUBJECT_PLACEHOLDER * subject,
         attachments=tuple(
-            Attachment(mime_type, size, None, _CONTENT[content], sniffed)
+            Attachment(mime_type, size, None, AttachmentContent(content), sniffed)
             for mime_type, size, content, sniffed in facts.get("att", ())
         ),
         total_size=facts.get("total"),
