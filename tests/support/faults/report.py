@@ -9,6 +9,7 @@ written to that JSON file at the end of the session; render the table with
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import sys
@@ -49,8 +50,15 @@ class FaultReport:
         self.records.append(record)
         return record
 
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps([asdict(r) for r in self.records], indent=2) + "\n")
+    def add_to(self, path: Path) -> None:
+        """These records added to the report at ``path`` (created if missing), under a lock:
+        the test processes of one run finish at about the same time."""
+        with open(path.with_name(path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            earlier = json.loads(path.read_text()) if path.exists() else []
+            records = earlier + [asdict(r) for r in self.records]
+            records.sort(key=lambda r: (r["test"], r["database"]))
+            path.write_text(json.dumps(records, indent=2) + "\n")
 
 
 # -- rendering ------------------------------------------------------------------------------
