@@ -176,6 +176,9 @@ class SqlAlchemyDecisionRepository:
                 address_gln=r.address_gln,
                 snapshot_id=r.snapshot_id,
                 facts=r.facts,
+                sender_gln=r.sender_gln,
+                sender_sor_id=r.sender_sor_id,
+                conversion=r.conversion,
             )
             for r in rows
         ]

@@ -270,6 +270,10 @@ class DecisionRecord(Base):
     snapshot_id: Mapped[int] = mapped_column(BigId)
     # The question's other facts, no content (domain/routing/facts.py); NULL before 0010.
     facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The sender as the question named it, and the conversion steps (0011; NULL before).
+    sender_gln: Mapped[str | None] = mapped_column(String(13))
+    sender_sor_id: Mapped[str | None] = mapped_column(String(20))
+    conversion: Mapped[str | None] = mapped_column(String(100))
 
 
 class ChangePlan(Base):

@@ -126,6 +126,7 @@ class LegacyFacts:
             message_id=self.message_id,
             receiver_identifiers=self.receiver_identifiers,
             category_coded=None,
+            sender_gln=self.sender_gln,
         )
 
 

@@ -138,6 +138,11 @@ class DecisionEntry:
     # What the resolver read besides the columns above, no content (domain/routing/facts.py);
     # None for decisions logged before the log kept them.
     facts: Mapping[str, Any] | None = None
+    # The sender when the question names it; the conversion steps of a converted delivery
+    # ("fhir->oioxml", steps joined by ","), None for a native one or a rejection.
+    sender_gln: str | None = None
+    sender_sor_id: str | None = None
+    conversion: str | None = None
 
 
 # -- change plans --------------------------------------------------------------------------------

@@ -42,6 +42,9 @@ _WIDTHS = {
     "message_type": 40,
     "address_sor_id": 20,
     "address_gln": 13,
+    "sender_gln": 13,
+    "sender_sor_id": 20,
+    "conversion": 100,
 }
 
 
@@ -74,6 +77,9 @@ def decision_entry(
         address_gln=_clip("address_gln", decision.address.gln),
         snapshot_id=decision.snapshot.id,
         facts=facts_of(request),
+        sender_gln=_clip("sender_gln", request.sender_gln),
+        sender_sor_id=_clip("sender_sor_id", request.sender_sor_id),
+        conversion=_clip("conversion", ",".join([c.step for c in decision.conversion]) or None),
     )
 
 

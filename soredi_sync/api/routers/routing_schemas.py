@@ -30,6 +30,16 @@ class ReceiverIn(BaseModel):
         return self
 
 
+class SenderIn(BaseModel):
+    """Who sends the message, as far as the caller knows: kept in the decision log for the
+    traffic counts per sender (the decision does not depend on it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gln: str | None = Field(default=None, pattern=GLN_PATTERN, examples=["5790001382445"])
+    sor_id: str | None = Field(default=None, pattern=SOR_ID_PATTERN)
+
+
 AttachmentContentName = Literal["data", "separate", "link", "none"]
 _CONTENT = {content.value: content for content in AttachmentContent}  # faster than the call
 
@@ -56,6 +66,9 @@ class RouteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     receiver: ReceiverIn
+    sender: SenderIn | None = Field(
+        default=None, description="the sender, if known: counted in the traffic, not decided on"
+    )
     business_message: str = Field(max_length=40, examples=["correspondence"])
     sender_syntax: str = Field(max_length=20, examples=["fhir"])
     message_id: str | None = Field(default=None, max_length=200)
@@ -87,6 +100,7 @@ def route_request(body: dict[str, Any]) -> RouteRequest | None:
     gln, sor_id = receiver["gln"], receiver["sor_id"]
     if gln is None and sor_id is None:
         return None
+    sender = body["sender"] or _NO_SENDER
     return RouteRequest(
         business_message=body["business_message"],
         sender_syntax=body["sender_syntax"],
@@ -104,7 +118,12 @@ def route_request(body: dict[str, Any]) -> RouteRequest | None:
         at=body["at"],
         message_id=body["message_id"],
         category_coded=body["category_coded"],
+        sender_gln=sender["gln"],
+        sender_sor_id=sender["sor_id"],
     )
+
+
+_NO_SENDER = {"gln": None, "sor_id": None}
 
 
 class ConversionOut(OutModel):

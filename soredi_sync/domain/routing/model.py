@@ -123,6 +123,9 @@ class RouteRequest:
     # False: the message has a category without a code (or none where one is required);
     # None: not known or not applicable (the request gave no such fact).
     category_coded: bool | None = None
+    # Who sends it, when known: for the traffic counts (never read by the resolver).
+    sender_gln: str | None = None
+    sender_sor_id: str | None = None
 
     def legacy_subject(self) -> str | None:
         """The subject a legacy receiver gets: given, or category + topic (FHIR→XDIS91)."""

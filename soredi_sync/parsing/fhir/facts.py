@@ -95,4 +95,6 @@ class BundleFacts:
             message_id=self.message_id,
             receiver_identifiers=self.receiver_identifiers,
             category_coded=self.category_coded,
+            sender_gln=self.sender_gln,
+            sender_sor_id=self.sender_sor_id,
         )

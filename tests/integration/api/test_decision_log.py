@@ -26,7 +26,15 @@ from soredi_sync.services.decision_log import (
     record_decisions,
     retention_cutoff,
 )
-from tests.support.api import api_uow, bearer, bundle_json, make_client, route_body
+from tests.support.api import (
+    api_uow,
+    assert_problem,
+    bearer,
+    bundle_json,
+    make_client,
+    route_body,
+)
+from tests.support.fhir import SENDER
 
 HOUR_AGO = timedelta(hours=1)
 
@@ -319,3 +327,81 @@ class TestDecisionFacts:
                 (c["step"], c["by"]) for c in answer["conversion"]
             ]
         assert logged[-1].facts is not None and logged[-1].facts["ids"]  # the message's own
+
+
+class TestSenderAndConversion:
+    def test_a_question_naming_its_sender_is_logged_with_it_and_with_its_conversion_steps(
+        self,
+        client: TestClient,
+        synced_app: App,
+        issue: Callable[..., str],
+        manifest: Manifest,
+    ) -> None:
+        xmo = _xmo(manifest)
+        headers = bearer(issue("route:read"))
+        sender = {"gln": "5790001382445", "sor_id": "1084101000016009"}
+        single = client.post(
+            "/v1/route",
+            json={**route_body(xmo, message_id="one"), "sender": sender},
+            headers=headers,
+        )
+        batch = client.post(
+            "/v1/route/batch",
+            json={
+                "requests": [
+                    {**route_body(xmo, message_id="gln-only"), "sender": {"gln": sender["gln"]}},
+                    route_body(xmo, message_id="unknown-sender"),
+                    route_body(xmo, message_id="rejected", at="2027-02-01"),
+                ]
+            },
+            headers=headers,
+        )
+        assert single.status_code == batch.status_code == 200, batch.text
+        client.app.state.decision_log.flush()  # type: ignore[attr-defined]
+        logged = {e.message_id: e for e in _logged(synced_app)}
+        assert (logged["one"].sender_gln, logged["one"].sender_sor_id) == tuple(sender.values())
+        assert (logged["gln-only"].sender_gln, logged["gln-only"].sender_sor_id) == (
+            sender["gln"],
+            None,
+        )
+        assert (logged["unknown-sender"].sender_gln, logged["unknown-sender"].sender_sor_id) == (
+            None,
+            None,
+        )
+        steps = ",".join(c["step"] for c in single.json()["conversion"])
+        assert steps == "fhir->oioxml"  # the XMO receiver takes XDIS91 only
+        assert logged["one"].conversion == logged["unknown-sender"].conversion == steps
+        assert logged["rejected"].outcome == "reject" and logged["rejected"].conversion is None
+
+    def test_a_message_is_logged_with_the_sender_it_names(
+        self,
+        client: TestClient,
+        synced_app: App,
+        issue: Callable[..., str],
+        manifest: Manifest,
+    ) -> None:
+        answer = client.post(
+            "/v1/route/message",
+            content=bundle_json(_xmo(manifest)),
+            headers={**bearer(issue("route:read")), "Content-Type": "application/fhir+json"},
+        )
+        assert answer.status_code == 200, answer.text
+        client.app.state.decision_log.flush()  # type: ignore[attr-defined]
+        (entry,) = _logged(synced_app)
+        assert (entry.sender_gln, entry.sender_sor_id) == SENDER
+
+    @pytest.mark.parametrize(
+        "sender",
+        [{"gln": "579000138244"}, {"sor_id": "x"}, {"gln": "5790001382445", "name": "A"}, "x"],
+        ids=["short-gln", "bad-sor-id", "unknown-field", "not-an-object"],
+    )
+    def test_a_malformed_sender_is_refused_like_any_malformed_field(
+        self,
+        client: TestClient,
+        issue: Callable[..., str],
+        manifest: Manifest,
+        sender: object,
+    ) -> None:
+        body = {**route_body(_xmo(manifest)), "sender": sender}
+        answer = client.post("/v1/route", json=body, headers=bearer(issue("route:read")))
+        assert_problem(answer, 422)
