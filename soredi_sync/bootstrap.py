@@ -23,6 +23,8 @@ from soredi_sync.config import Settings
 from soredi_sync.db.current_snapshot import SqlAlchemyCurrentSnapshot
 from soredi_sync.db.engine import make_engine, make_session_factory
 from soredi_sync.db.unit_of_work import SqlAlchemyUnitOfWork
+from soredi_sync.domain.traffic import Owners
+from soredi_sync.errors import NoSnapshot
 from soredi_sync.ports.webhooks import WebhookSender
 from soredi_sync.reference_data import ReferenceData
 from soredi_sync.services.audit import AuditCache
@@ -79,6 +81,16 @@ class App:
                 self.reference.message_types,
             )
         return self._routing
+
+    def traffic_owners(self) -> Owners:
+        """Owners as the current snapshot has them, for the traffic counts (the routing index's
+        registry); nobody's before the first sync."""
+        from soredi_sync.services.traffic import NO_OWNERS, owners_of
+
+        try:
+            return owners_of(self.routing().resolver().index)
+        except NoSnapshot:
+            return NO_OWNERS
 
     def fhir_directory(self) -> DirectoryCache:
         """The FHIR directory's index of this process (``/fhir`` reads and searches it; the API's

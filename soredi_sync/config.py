@@ -228,6 +228,8 @@ class DaemonSettings(BaseModel):
     incremental_interval_seconds: float | None = Field(default=None, gt=0)
     # Decision-log retention purge, as a crontab line.
     retention_cron: str = "30 3 * * *"
+    # The decision log counted into the daily traffic counts, as a crontab line.
+    traffic_cron: str = "7 * * * *"
     # Webhook deliveries that failed are retried this often.
     webhook_retry_seconds: float = Field(default=60.0, gt=0)
     # A job that could not start on time (process down, previous run busy) still runs when it

@@ -29,6 +29,7 @@ from soredi_sync.cli import (
     serve,
     sync,
     tokens,
+    traffic,
     webhooks,
 )
 from soredi_sync.cli.common import LazySettings
@@ -104,6 +105,7 @@ for _command in (
     plans.plan_group,
     export.export_group,
     webhooks.webhook_group,
+    traffic.traffic_group,
 ):
     cli.add_command(_command)
 

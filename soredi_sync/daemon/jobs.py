@@ -251,12 +251,22 @@ class Jobs:
             if not self._webhooks_again.is_set():
                 return
 
+    def count_traffic(self) -> None:
+        """Count the decision log into the daily traffic counts (leader only)."""
+        if self.stopping.is_set() or not self.lease.is_leader:
+            return
+        from soredi_sync.services.traffic import update_traffic
+
+        done = update_traffic(self.app.uow, self.app.traffic_owners(), datetime.now(UTC))
+        self.log.add("traffic", f"counted {done.decisions} decisions of {len(done.days)} day(s)")
+
     def purge_decisions(self) -> None:
-        """Delete decisions older than the retention (leader only)."""
+        """Delete decisions older than the retention, once they are counted (leader only)."""
         if self.stopping.is_set() or not self.lease.is_leader:
             return
         from soredi_sync.services.decision_log import purge_decisions, retention_cutoff
 
+        self.count_traffic()
         days = self.app.settings.decision_log.retention_days
         cutoff = retention_cutoff(datetime.now(UTC), days)
         count = purge_decisions(self.app.uow, cutoff)

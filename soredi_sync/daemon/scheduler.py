@@ -78,6 +78,12 @@ def build_scheduler(jobs: Jobs, settings: DaemonSettings) -> BackgroundScheduler
         name="decision-log retention",
     )
     scheduler.add_job(
+        jobs.count_traffic,
+        CronTrigger.from_crontab(settings.traffic_cron, timezone=zone),
+        id="traffic",
+        name="traffic counts",
+    )
+    scheduler.add_job(
         jobs.deliver_webhooks,
         IntervalTrigger(seconds=settings.webhook_retry_seconds, timezone=zone),
         id="webhooks",

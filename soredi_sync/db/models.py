@@ -480,3 +480,48 @@ class FhirResourceVersion(Base):
         # _history pages and the index build: one type's versions in id order, after an id.
         Index("ix_fhir_resource_versions_type_id", "resource_type", "id"),
     )
+
+
+class TrafficRecord(Base):
+    """The decision log counted (``domain/traffic.py``): messages logged on ``logged_on`` and
+    routed for ``day``, per receiver, sender, business message, sender syntax and delivery
+    (``native``, ``converted`` with its steps, ``rejected`` with its reason). Kept after the
+    log's retention; counting a logged day again replaces its rows. Identifiers, owners,
+    reasons and numbers only."""
+
+    __tablename__ = "traffic_counts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    logged_on: Mapped[date] = mapped_column(index=True)
+    day: Mapped[date]
+    receiver_gln: Mapped[str | None] = mapped_column(String(13))
+    receiver_sor_id: Mapped[str | None] = mapped_column(String(20))
+    receiver_owner: Mapped[str | None] = mapped_column(String(20))
+    sender_gln: Mapped[str | None] = mapped_column(String(13))
+    sender_sor_id: Mapped[str | None] = mapped_column(String(20))
+    sender_owner: Mapped[str | None] = mapped_column(String(20))
+    business_message: Mapped[str] = mapped_column(String(40))
+    sender_syntax: Mapped[str] = mapped_column(String(20))
+    delivery: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(String(60))
+    conversion: Mapped[str | None] = mapped_column(String(100))
+    messages: Mapped[int]
+
+    __table_args__ = (
+        # A window of days, per receiver GLN (the traffic-weighted audit) or per owner.
+        Index("ix_traffic_counts_day_receiver", "day", "receiver_gln"),
+        Index("ix_traffic_counts_receiver_owner_day", "receiver_owner", "day"),
+        Index("ix_traffic_counts_sender_owner_day", "sender_owner", "day"),
+    )
+
+
+class TrafficState(Base):
+    """How far the decision log has been counted (one row): every logged day up to
+    ``counted_through`` is counted whole; ``purged_before`` is the oldest decision time the
+    log still holds whole (the retention's last cut), so a day before it is never recounted."""
+
+    __tablename__ = "traffic_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    counted_through: Mapped[date | None]
+    purged_before: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -18,6 +18,7 @@ from soredi_sync.db.fhir_repository import SqlAlchemyFhirRepository
 from soredi_sync.db.plan_repository import SqlAlchemyPlanRepository
 from soredi_sync.db.registry_repository import SqlAlchemyRegistryRepository
 from soredi_sync.db.run_repository import SqlAlchemySyncRunRepository
+from soredi_sync.db.traffic_repository import SqlAlchemyTrafficRepository
 from soredi_sync.db.webhook_repository import SqlAlchemyWebhookRepository
 
 
@@ -76,6 +77,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
     plans: SqlAlchemyPlanRepository
     webhooks: SqlAlchemyWebhookRepository
     cursors: SqlAlchemyCursorRepository
+    traffic: SqlAlchemyTrafficRepository
 
     def _open(self, session: Session) -> None:
         self.registry = SqlAlchemyRegistryRepository(session)
@@ -87,3 +89,4 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.plans = SqlAlchemyPlanRepository(session)
         self.webhooks = SqlAlchemyWebhookRepository(session)
         self.cursors = SqlAlchemyCursorRepository(session)
+        self.traffic = SqlAlchemyTrafficRepository(session)

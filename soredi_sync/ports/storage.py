@@ -16,6 +16,7 @@ from typing import Any, Protocol, Self
 from soredi_sync.domain.diff import ChangeSet
 from soredi_sync.domain.model import Capability, Gln, Registry, Unit
 from soredi_sync.domain.plans import ItemDraft
+from soredi_sync.domain.traffic import LoggedGroup, TrafficCount
 from soredi_sync.ports.records import (
     ChangeRecord,
     DecisionEntry,
@@ -273,6 +274,39 @@ class DecisionRepository(Protocol):
     def purge(self, older_than: datetime) -> int: ...
 
 
+class TrafficRepository(Protocol):
+    """The decision log's counts (``domain/traffic.py``) and how far they reach."""
+
+    def logged_groups(self, start: datetime, end: datetime) -> list[LoggedGroup]:
+        """The decisions logged in [``start``, ``end``), grouped by what is counted."""
+        ...
+
+    def replace_day(self, logged_on: date, counts: Sequence[TrafficCount]) -> None:
+        """``counts`` instead of whatever was counted for ``logged_on`` before."""
+        ...
+
+    def oldest_logged(self) -> datetime | None:
+        """When the oldest decision the log still holds was made; None for an empty log."""
+        ...
+
+    def state(self) -> tuple[date | None, datetime | None]:
+        """(the last logged day counted whole, the retention's last cut), None where unset."""
+        ...
+
+    def set_state(
+        self, *, counted_through: date | None = None, purged_before: datetime | None = None
+    ) -> None:
+        """Move either mark forward (a mark never moves back; None leaves it)."""
+        ...
+
+    def counts(
+        self, first: date, last: date, owners: frozenset[str] = frozenset()
+    ) -> list[TrafficCount]:
+        """The counts of the messages routed for ``first``..``last``; with ``owners``, those
+        whose receiver or sender belongs to one of them."""
+        ...
+
+
 class PlanRepository(Protocol):
     """Change plans, their items and the record of every state change."""
 
@@ -465,6 +499,9 @@ class UnitOfWork(Protocol):
 
     @property
     def cursors(self) -> CursorRepository: ...
+
+    @property
+    def traffic(self) -> TrafficRepository: ...
 
     def __enter__(self) -> Self: ...
 

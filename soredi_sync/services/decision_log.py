@@ -227,6 +227,7 @@ def purge_decisions(uow_factory: UowFactory, older_than: datetime) -> int:
     """Delete decisions made before ``older_than``; returns how many were deleted."""
     with uow_factory() as uow:
         count = uow.decisions.purge(older_than)
+        uow.traffic.set_state(purged_before=older_than)  # no traffic recount before it
         uow.commit()
     if count:
         logger.info("Purged %d decisions older than %s", count, older_than.isoformat())

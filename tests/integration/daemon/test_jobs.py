@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,8 +17,9 @@ from soredi_sync.daemon.leader import Lease
 from soredi_sync.daemon.scheduler import build_scheduler
 from soredi_sync.db.models import AuditSummary
 from soredi_sync.domain.plans import gln_owners
-from soredi_sync.ports.records import RunStatus
+from soredi_sync.ports.records import DecisionEntry, RunStatus
 from soredi_sync.sandbox.server import SandboxServer
+from soredi_sync.services.decision_log import record_decisions
 from soredi_sync.services.plans import create_plan, get_plan, submit_plan
 from tests.support.app import current_view
 from tests.support.sandbox import SWITCHED
@@ -180,8 +181,12 @@ class TestWiring:
         jobs = _jobs(app, files, leader=False)
         scheduler = build_scheduler(jobs, DaemonSettings())
         by_id = {job.id: job for job in scheduler.get_jobs()}
-        assert set(by_id) == {"lease", "full-sync", "decision-retention", "webhooks"}
+        assert set(by_id) == {"lease", "full-sync", "decision-retention", "traffic", "webhooks"}
         zone = ZoneInfo("Europe/Copenhagen")
+        counted = by_id["traffic"].trigger.get_next_fire_time(
+            None, datetime(2026, 11, 26, 6, 8, tzinfo=zone)
+        )
+        assert counted == datetime(2026, 11, 26, 7, 7, tzinfo=zone)  # hourly
         fire = by_id["full-sync"].trigger.get_next_fire_time(
             None, datetime(2026, 11, 26, 6, 0, tzinfo=zone)
         )
@@ -210,3 +215,48 @@ class TestWiring:
         jobs = _jobs(app, files, leader=False)
         with pytest.raises(ValueError):
             build_scheduler(jobs, DaemonSettings(full_sync_cron="every morning"))
+
+
+class TestTrafficCounts:
+    def test_the_leader_counts_the_log_and_counts_it_before_the_retention_purges_it(
+        self, app: App, files: SandboxServer
+    ) -> None:
+        follower = _jobs(app, files, leader=False)
+        old = datetime.now(UTC) - timedelta(days=400)  # past any retention
+        record_decisions(app.uow, [_logged(old), _logged(old), _logged(datetime.now(UTC))])
+        other = Lease(app.session_factory, holder="other", ttl=60)
+        assert other.refresh()
+        follower.refresh_lease()
+        follower.count_traffic()
+        assert _traffic(app) == 0  # not the leader
+        other.release()
+        leader = _jobs(app, files)
+        leader.purge_decisions()
+        with app.uow() as uow:
+            assert len(uow.decisions.since(old - timedelta(days=1))) == 1  # today's is kept
+        assert _traffic(app) == 3  # the purged two were counted first
+
+
+def _logged(decided_at: datetime) -> DecisionEntry:
+    return DecisionEntry(
+        decided_at=decided_at,
+        caller="test",
+        token_id=None,
+        message_id=None,
+        receiver_gln="5790000120314",
+        receiver_sor_id=None,
+        business_message="correspondence",
+        sender_syntax="fhir",
+        outcome="reject",
+        reason="RECEIVER_CLOSED",
+        message_type=None,
+        address_sor_id=None,
+        address_gln=None,
+        snapshot_id=1,
+    )
+
+
+def _traffic(app: App) -> int:
+    with app.uow() as uow:
+        counts = uow.traffic.counts(date(2000, 1, 1), date(2100, 1, 1))
+    return sum(c.messages for c in counts)

@@ -1,0 +1,92 @@
+"""The decision log's counts (``traffic_counts``) and how far they reach (``traffic_state``).
+
+The log is grouped in the database (one row per distinct kind of decision, not per decision);
+the routing date a question asked for is read from its facts with the JSON operators of each
+engine, through SQLAlchemy's JSON index expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, fields
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from soredi_sync.db.bulk import bulk_insert
+from soredi_sync.db.models import DecisionRecord, TrafficRecord, TrafficState
+from soredi_sync.domain.traffic import LoggedGroup, TrafficCount
+
+_COUNT_COLUMNS = tuple(f.name for f in fields(TrafficCount))
+_STATE_ID = 1
+
+_GROUPED = (
+    DecisionRecord.receiver_gln,
+    DecisionRecord.receiver_sor_id,
+    DecisionRecord.address_gln,
+    DecisionRecord.address_sor_id,
+    DecisionRecord.sender_gln,
+    DecisionRecord.sender_sor_id,
+    DecisionRecord.business_message,
+    DecisionRecord.sender_syntax,
+    DecisionRecord.outcome,
+    DecisionRecord.reason,
+    DecisionRecord.conversion,
+)
+
+
+class SqlAlchemyTrafficRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def logged_groups(self, start: datetime, end: datetime) -> list[LoggedGroup]:
+        at = DecisionRecord.facts["at"].as_string()
+        rows = self.session.execute(
+            select(at, *_GROUPED, func.count())
+            .where(DecisionRecord.decided_at >= start, DecisionRecord.decided_at < end)
+            .group_by(at, *_GROUPED)
+        )
+        return [
+            LoggedGroup(date.fromisoformat(row[0]) if row[0] else None, *row[1:]) for row in rows
+        ]
+
+    def replace_day(self, logged_on: date, counts: Sequence[TrafficCount]) -> None:
+        self.session.execute(delete(TrafficRecord).where(TrafficRecord.logged_on == logged_on))
+        table = cast(Table, TrafficRecord.__table__)
+        bulk_insert(self.session, table, _COUNT_COLUMNS, (astuple(c) for c in counts))
+
+    def oldest_logged(self) -> datetime | None:
+        return self.session.scalar(select(func.min(DecisionRecord.decided_at)))
+
+    def state(self) -> tuple[date | None, datetime | None]:
+        row = self.session.get(TrafficState, _STATE_ID)
+        return (None, None) if row is None else (row.counted_through, row.purged_before)
+
+    def set_state(
+        self, *, counted_through: date | None = None, purged_before: datetime | None = None
+    ) -> None:
+        row = self.session.get(TrafficState, _STATE_ID, with_for_update=True)
+        if row is None:
+            row = TrafficState(id=_STATE_ID)
+            self.session.add(row)
+        if counted_through and (not row.counted_through or counted_through > row.counted_through):
+            row.counted_through = counted_through
+        if purged_before and (not row.purged_before or purged_before > row.purged_before):
+            row.purged_before = purged_before
+        self.session.flush()
+
+    def counts(
+        self, first: date, last: date, owners: frozenset[str] = frozenset()
+    ) -> list[TrafficCount]:
+        query = select(*(getattr(TrafficRecord, c) for c in _COUNT_COLUMNS)).where(
+            TrafficRecord.day >= first, TrafficRecord.day <= last
+        )
+        if owners:
+            mine = or_(
+                TrafficRecord.receiver_owner.in_(owners), TrafficRecord.sender_owner.in_(owners)
+            )
+            query = query.where(mine)
+        rows: Any = self.session.execute(query.order_by(TrafficRecord.day, TrafficRecord.id))
+        return [TrafficCount(*row) for row in rows]
