@@ -34,6 +34,7 @@ from tests.support.api import (
     make_client,
     route_body,
 )
+from tests.support.decisions import logged
 from tests.support.fhir import SENDER
 
 HOUR_AGO = timedelta(hours=1)
@@ -44,22 +45,7 @@ def _xmo(manifest: Manifest) -> str:
 
 
 def _entry(decided_at: datetime, message_id: str = "m") -> DecisionEntry:
-    return DecisionEntry(
-        decided_at=decided_at,
-        caller="test",
-        token_id=None,
-        message_id=message_id,
-        receiver_gln="5790000120314",
-        receiver_sor_id=None,
-        business_message="correspondence",
-        sender_syntax="fhir",
-        outcome="deliver",
-        reason=None,
-        message_type="XDIS91",
-        address_sor_id=None,
-        address_gln="5790000120314",
-        snapshot_id=1,
-    )
+    return logged(decided_at, message_id=message_id)
 
 
 def _logged(app: App) -> list[DecisionEntry]:

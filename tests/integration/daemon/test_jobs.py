@@ -22,6 +22,7 @@ from soredi_sync.sandbox.server import SandboxServer
 from soredi_sync.services.decision_log import record_decisions
 from soredi_sync.services.plans import create_plan, get_plan, submit_plan
 from tests.support.app import current_view
+from tests.support.decisions import logged
 from tests.support.sandbox import SWITCHED
 
 
@@ -223,7 +224,7 @@ class TestTrafficCounts:
     ) -> None:
         follower = _jobs(app, files, leader=False)
         old = datetime.now(UTC) - timedelta(days=400)  # past any retention
-        record_decisions(app.uow, [_logged(old), _logged(old), _logged(datetime.now(UTC))])
+        record_decisions(app.uow, [_rejected(old), _rejected(old), _rejected(datetime.now(UTC))])
         other = Lease(app.session_factory, holder="other", ttl=60)
         assert other.refresh()
         follower.refresh_lease()
@@ -237,23 +238,8 @@ class TestTrafficCounts:
         assert _traffic(app) == 3  # the purged two were counted first
 
 
-def _logged(decided_at: datetime) -> DecisionEntry:
-    return DecisionEntry(
-        decided_at=decided_at,
-        caller="test",
-        token_id=None,
-        message_id=None,
-        receiver_gln="5790000120314",
-        receiver_sor_id=None,
-        business_message="correspondence",
-        sender_syntax="fhir",
-        outcome="reject",
-        reason="RECEIVER_CLOSED",
-        message_type=None,
-        address_sor_id=None,
-        address_gln=None,
-        snapshot_id=1,
-    )
+def _rejected(decided_at: datetime) -> DecisionEntry:
+    return logged(decided_at, outcome="reject", reason="RECEIVER_CLOSED", address_gln=None)
 
 
 def _traffic(app: App) -> int:

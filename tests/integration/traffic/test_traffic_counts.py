@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -19,6 +18,7 @@ from soredi_sync.services.decision_log import decisions_since, purge_decisions, 
 from soredi_sync.services.traffic import day_bounds, rebuild_traffic, update_traffic
 from tests.support.api import World, api_uow, bearer, route_body
 from tests.support.cli_runner import Cli
+from tests.support.decisions import logged
 
 NOON = timedelta(hours=12)
 
@@ -103,24 +103,7 @@ class TestFromTheApi:
 
 
 def _entry(decided_at: datetime, **fields: object) -> DecisionEntry:
-    entry = DecisionEntry(
-        decided_at=decided_at,
-        caller="test",
-        token_id=None,
-        message_id=None,
-        receiver_gln="5790000120314",
-        receiver_sor_id=None,
-        business_message="correspondence",
-        sender_syntax="fhir",
-        outcome="deliver",
-        reason=None,
-        message_type="XDIS91",
-        address_sor_id=None,
-        address_gln="5790000120314",
-        snapshot_id=1,
-        facts={"v": 1},
-    )
-    return replace(entry, **fields)  # type: ignore[arg-type]
+    return logged(decided_at, message_id=None, facts={"v": 1}, **fields)
 
 
 class TestRecounting:
