@@ -23,6 +23,8 @@ from soredi_sync.cli.common import (
 from soredi_sync.errors import NoSnapshot, SorediError
 
 if TYPE_CHECKING:
+    from soredi_sync.ports.storage import UnitOfWork
+    from soredi_sync.services.audit import AuditReport
     from soredi_sync.services.cutover import CutoverReport
 
 
@@ -55,6 +57,21 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (required for xlsx and html).",
 )
+@click.option(
+    "--by-traffic",
+    is_flag=True,
+    help="Rank the findings by the messages converted and rejected at their GLN (the traffic "
+    "counts, `soredi-sync traffic`); table, csv or json.",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(1, 3660),
+    default=30,
+    show_default=True,
+    metavar="DAYS",
+    help="With --by-traffic: the days routed for, ending today.",
+)
+@click.option("--top", type=click.IntRange(1), help="With --by-traffic: only the first N.")
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -66,6 +83,9 @@ def audit(
     at: date | None,
     fmt: str,
     out: Path | None,
+    by_traffic: bool,
+    window: int,
+    top: int | None,
 ) -> None:
     """Findings in SOR-EDI on the current snapshot (or --snapshot/--at), per rule and owner."""
     from soredi_sync.reports import audit as report_files
@@ -74,6 +94,8 @@ def audit(
 
     if fmt in ("xlsx", "html") and out is None:
         raise click.UsageError(f"--format {fmt} needs --out FILE")
+    if by_traffic and (fmt in ("xlsx", "html") or since is not None):
+        raise click.UsageError("--by-traffic writes a table, csv or json, without --since")
     if snapshot_id is not None and at is not None:
         raise click.UsageError("give --snapshot or --at, not both")
     owner = owner.strip() if owner else None
@@ -95,6 +117,9 @@ def audit(
             )
         except SorediError as exc:
             fail(ctx, exc)
+        if by_traffic:
+            _by_traffic(report, uow, window, top, fmt, out)
+            return
     if fmt == "table":
         report_files.render_table(console(), report)
         return
@@ -108,6 +133,22 @@ def audit(
     else:
         text = json_text(report_files.to_json(report))
     write_or_echo(text, out)
+
+
+def _by_traffic(
+    report: AuditReport, uow: UnitOfWork, window: int, top: int | None, fmt: str, out: Path | None
+) -> None:
+    from soredi_sync.domain.days import today_in_denmark
+    from soredi_sync.reports.traffic import render_weighed, weighed_csv, weighed_json
+    from soredi_sync.services.traffic import weigh_audit
+
+    weighed = weigh_audit(uow, report, window, today_in_denmark())
+    if fmt == "table":
+        render_weighed(console(), weighed, top)
+    elif fmt == "csv":
+        write_or_echo(weighed_csv(weighed, top), out)
+    else:
+        write_or_echo(json_text(weighed_json(weighed, top)), out)
 
 
 @click.command("adoption")

@@ -7,7 +7,7 @@ engine, through SQLAlchemy's JSON index expression.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import astuple, fields
 from datetime import date, datetime
 from typing import Any, cast
@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from soredi_sync.db.bulk import bulk_insert
 from soredi_sync.db.models import DecisionRecord, TrafficRecord, TrafficState
-from soredi_sync.domain.traffic import LoggedGroup, TrafficCount
+from soredi_sync.domain.traffic import (
+    CONVERTED,
+    NATIVE,
+    REJECTED,
+    LoggedGroup,
+    TrafficCount,
+    TrafficTotal,
+)
 
 _COUNT_COLUMNS = tuple(f.name for f in fields(TrafficCount))
 _STATE_ID = 1
@@ -90,3 +97,28 @@ class SqlAlchemyTrafficRepository:
             query = query.where(mine)
         rows: Any = self.session.execute(query.order_by(TrafficRecord.day, TrafficRecord.id))
         return [TrafficCount(*row) for row in rows]
+
+    def receiver_totals(
+        self, first: date, last: date, glns: Collection[str] | None = None
+    ) -> dict[str, TrafficTotal]:
+        received = select(
+            TrafficRecord.receiver_gln, TrafficRecord.delivery, func.sum(TrafficRecord.messages)
+        ).where(
+            TrafficRecord.day >= first,
+            TrafficRecord.day <= last,
+            TrafficRecord.receiver_gln.is_not(None),
+        )
+        if glns is not None:
+            received = received.where(TrafficRecord.receiver_gln.in_(sorted(glns)))
+        sums: dict[str, dict[str, int]] = {}
+        rows: Any = self.session.execute(
+            received.group_by(TrafficRecord.receiver_gln, TrafficRecord.delivery)
+        )
+        for gln, delivery, messages in rows:
+            sums.setdefault(gln, {})[delivery] = int(messages)
+        return {
+            gln: TrafficTotal(
+                (gln,), found.get(NATIVE, 0), found.get(CONVERTED, 0), found.get(REJECTED, 0)
+            )
+            for gln, found in sums.items()
+        }

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
+from soredi_sync.domain.audit import Finding
 from soredi_sync.domain.model import Registry
 
 NATIVE = "native"
@@ -205,3 +206,33 @@ def totals(counts: Iterable[TrafficCount], by: str) -> list[TrafficTotal]:
         sums.setdefault(key_of(c), [0, 0, 0])[slot[c.delivery]] += c.messages
     found = [TrafficTotal(key, *numbers) for key, numbers in sums.items()]
     return sorted(found, key=lambda t: (-t.messages, tuple(map(_text, t.key))))
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedFinding:
+    """A finding with the traffic that touched its GLN: messages converted and rejected there
+    in the window cost something (a conversion, a lost message); native ones did not."""
+
+    finding: Finding
+    native: int
+    converted: int
+    rejected: int
+
+    @property
+    def cost(self) -> int:
+        return self.converted + self.rejected
+
+
+def weigh_findings(
+    findings: Iterable[Finding], received: Mapping[str, TrafficTotal]
+) -> list[WeightedFinding]:
+    """``findings`` with the traffic their GLN received (``received``: totals by receiver GLN),
+    those that cost the most messages first; a finding without a GLN or traffic costs none."""
+    weighed = []
+    for f in findings:
+        total = received.get(f.gln) if f.gln else None
+        if total is None:
+            weighed.append(WeightedFinding(f, 0, 0, 0))
+        else:
+            weighed.append(WeightedFinding(f, total.native, total.converted, total.rejected))
+    return sorted(weighed, key=lambda w: (-w.cost, -w.native, w.finding.code, *w.finding.key))

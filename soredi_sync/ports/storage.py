@@ -16,7 +16,7 @@ from typing import Any, Protocol, Self
 from soredi_sync.domain.diff import ChangeSet
 from soredi_sync.domain.model import Capability, Gln, Registry, Unit
 from soredi_sync.domain.plans import ItemDraft
-from soredi_sync.domain.traffic import LoggedGroup, TrafficCount
+from soredi_sync.domain.traffic import LoggedGroup, TrafficCount, TrafficTotal
 from soredi_sync.ports.records import (
     ChangeRecord,
     DecisionEntry,
@@ -304,6 +304,13 @@ class TrafficRepository(Protocol):
     ) -> list[TrafficCount]:
         """The counts of the messages routed for ``first``..``last``; with ``owners``, those
         whose receiver or sender belongs to one of them."""
+        ...
+
+    def receiver_totals(
+        self, first: date, last: date, glns: Collection[str] | None = None
+    ) -> dict[str, TrafficTotal]:
+        """Messages routed for ``first``..``last`` per receiver GLN (those of ``glns`` only,
+        when given), by delivery."""
         ...
 
 

@@ -17,8 +17,15 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from soredi_sync.domain.days import DANISH_TIME, danish_day
 from soredi_sync.domain.routing import RoutingIndex
-from soredi_sync.domain.traffic import Owners, count_traffic, owners_in
+from soredi_sync.domain.traffic import (
+    Owners,
+    WeightedFinding,
+    count_traffic,
+    owners_in,
+    weigh_findings,
+)
 from soredi_sync.ports.storage import UnitOfWork
+from soredi_sync.services.audit import AuditReport
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +134,24 @@ def _count(
             decisions,
         )
     return TrafficUpdate(tuple(days), decisions, counted_through)
+
+
+@dataclass(frozen=True)
+class TrafficAudit:
+    """An audit's findings weighed by the traffic their GLNs received in a window of days
+    routed for (``first``..``last``), those that cost the most messages first."""
+
+    report: AuditReport
+    first: date
+    last: date
+    weighed: list[WeightedFinding]
+
+
+def weigh_audit(
+    uow: UnitOfWork, report: AuditReport, window_days: int, today: date
+) -> TrafficAudit:
+    """``report``'s findings with the messages converted and rejected at their GLNs in the
+    ``window_days`` days ending ``today``."""
+    first = today - timedelta(days=window_days - 1)
+    received = uow.traffic.receiver_totals(first, today)
+    return TrafficAudit(report, first, today, weigh_findings(report.findings, received))

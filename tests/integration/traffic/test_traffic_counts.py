@@ -103,7 +103,7 @@ class TestFromTheApi:
 
 
 def _entry(decided_at: datetime, **fields: object) -> DecisionEntry:
-    return logged(decided_at, message_id=None, facts={"v": 1}, **fields)
+    return logged(decided_at, **{"message_id": None, "facts": {"v": 1}, **fields})
 
 
 class TestRecounting:
@@ -169,3 +169,67 @@ class TestCommandLine:
         assert [t["receiver"]["gln"] for t in mine["totals"]] == [world.gln_out]
         text = cli("traffic", "show", "--by", "pair").output
         assert world.gln_in in text and "(not named)" in text
+
+
+class TestAuditByTraffic:
+    def test_findings_are_ranked_by_the_messages_converted_and_rejected_at_their_gln(
+        self, cli: Cli, synced_app: App
+    ) -> None:
+        findings = json.loads(cli("audit", "--format", "json").output)["findings"]
+        glns = list(dict.fromkeys(f["gln"] for f in findings if f["gln"]))
+        quiet, busy, costly = glns[:3]
+        now = datetime.now(UTC)
+        converted = {"conversion": "fhir->oioxml"}
+        record_decisions(
+            synced_app.uow,
+            [_entry(now, address_gln=busy) for _ in range(10)]  # native: costs nothing
+            + [_entry(now, address_gln=busy, **converted) for _ in range(2)]
+            + [_entry(now, address_gln=costly, **converted) for _ in range(3)]
+            + [_entry(now, address_gln=costly, outcome="reject", reason="RECEIVER_CLOSED")],
+        )
+        cli("traffic", "update")
+        ranked = json.loads(cli("audit", "--by-traffic", "--format", "json").output)
+        assert ranked["total"] == len(findings) and ranked["costing"] == sum(
+            1 for f in findings if f["gln"] in (busy, costly)
+        )
+        rows = ranked["findings"]
+        assert {r["gln"] for r in rows[: ranked["costing"]]} == {busy, costly}
+        first = rows[0]
+        assert (first["gln"], first["messages_cost"], first["converted"], first["rejected"]) == (
+            costly,
+            4,
+            3,
+            1,
+        )
+        busy_row = next(r for r in rows if r["gln"] == busy)
+        assert (busy_row["messages_cost"], busy_row["native"]) == (2, 10)
+        assert all(r["messages_cost"] == 0 for r in rows if r["gln"] == quiet)
+        top = json.loads(cli("audit", "--by-traffic", "--top", "1", "--format", "json").output)
+        assert [r["gln"] for r in top["findings"]] == [costly]
+        table = cli("audit", "--by-traffic", "--top", "3", env={"COLUMNS": "250"}).output
+        assert "messages they cost" in table and costly in table
+
+    def test_traffic_outside_the_window_costs_nothing(self, cli: Cli, synced_app: App) -> None:
+        findings = json.loads(cli("audit", "--format", "json").output)["findings"]
+        gln = next(f["gln"] for f in findings if f["gln"])
+        long_ago = (today_in_denmark() - timedelta(days=40)).isoformat()
+        record_decisions(
+            synced_app.uow,
+            [_entry(datetime.now(UTC), address_gln=gln, facts={"v": 1, "at": long_ago})] * 5,
+        )
+        cli("traffic", "update")
+        within = json.loads(
+            cli("audit", "--by-traffic", "--window", "30", "--format", "json").output
+        )
+        wider = json.loads(
+            cli("audit", "--by-traffic", "--window", "60", "--format", "json").output
+        )
+        assert within["costing"] == 0
+        assert wider["findings"][0]["gln"] == gln and wider["findings"][0]["native"] == 5
+
+    def test_by_traffic_refuses_the_formats_and_comparison_it_does_not_write(
+        self, cli: Cli, synced_app: App
+    ) -> None:
+        for extra in (["--format", "xlsx", "--out", "x.xlsx"], ["--since", "1"]):
+            result = cli("audit", "--by-traffic", *extra, expect=2)
+            assert "--by-traffic writes a table, csv or json" in result.output
