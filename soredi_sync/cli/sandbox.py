@@ -3,13 +3,14 @@ offline tour that runs on one."""
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from soredi_sync.cli.common import console, reference_of
+from soredi_sync.cli.common import console, reference_of, settings_of
 
 if TYPE_CHECKING:
     from soredi_sync.sandbox.generate import Manifest
@@ -128,6 +129,131 @@ def _start_sandbox_soap(stack: ExitStack, server: SandboxServer, host: str, port
     click.echo(
         f"SOAP: SORLS {soap.wsdl_url('sorls')}, SKRS {soap.wsdl_url('skrs')}, "
         f"SORUS {soap.wsdl_url('sorus')}"
+    )
+
+
+@sandbox_group.command("traffic")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="A generated sandbox: senders and receivers are drawn from its register.",
+)
+@click.option(
+    "--day",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="The sandbox day whose register to draw from (the day the API has synced).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=1,
+    show_default=True,
+    help="Spread the messages over the N days ending today (Danish date), each dated `at` its day.",
+)
+@click.option(
+    "--per-day",
+    type=click.IntRange(1),
+    help="Messages a day (default: 1.4 per GLN of the register, as MedCom's 825k "
+    "letters a month over about 20,000 GLNs).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="At most R requests a second (default 0: as fast as the API answers, 1,000 a batch).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="The same seed, register and days give the same requests, message ids included.",
+)
+@click.option("--url", help="The API's base URL (default from config [api]: http://HOST:PORT).")
+@click.option(
+    "--token",
+    envvar="SOREDI_TRAFFIC_TOKEN",
+    required=True,
+    help="Bearer token with route:read (or SOREDI_TRAFFIC_TOKEN); never shown.",
+)
+# Until every API takes a question's `sender`: leave it out.
+@click.option("--no-sender", "without_sender", is_flag=True, hidden=True)
+@click.pass_context
+def sandbox_traffic(
+    ctx: click.Context,
+    directory: Path,
+    day: int,
+    days: int,
+    per_day: int | None,
+    rate: float,
+    seed: int,
+    url: str | None,
+    token: str,
+    without_sender: bool,
+) -> None:
+    """Post a gateway's routing traffic to a running API (POST /v1/route/batch), so that its
+    decision log has realistic days to work on.
+
+    Senders and receivers are the sandbox's locations by owner kind (most letters between
+    hospitals, general practice and municipalities), a few receivers getting most of them;
+    each sender writes in the syntax it advertises, some letters carry attachments. Prints one
+    line per day and a total: requests sent, decisions by outcome, errors.
+    """
+    from soredi_sync.clients.sor_files import make_http_client
+    from soredi_sync.domain.days import today_in_denmark
+    from soredi_sync.errors import InvalidSourceData
+    from soredi_sync.sandbox.traffic import (
+        TrafficCounts,
+        TrafficError,
+        TrafficSender,
+        read_sandbox_registry,
+    )
+    from soredi_sync.sandbox.traffic_mix import TrafficDay, build_traffic
+
+    settings = settings_of(ctx)
+    reference = reference_of(ctx)
+    try:
+        registry = read_sandbox_registry(
+            directory, day, columns=reference.csv_columns, message_types=reference.message_types
+        )
+        traffic = build_traffic(
+            registry,
+            reference.message_types,
+            reference.audit_context.owner_kinds,
+            last_day=today_in_denmark(),
+            days=days,
+            per_day=per_day,
+            seed=seed,
+        )
+    except (ValueError, InvalidSourceData) as exc:
+        raise click.ClickException(str(exc)) from exc
+    base_url = url or f"http://{settings.api.host}:{settings.api.port}"
+
+    def on_day(traffic_day: TrafficDay, counts: TrafficCounts) -> None:
+        click.echo(f"{traffic_day.day}: {counts.summary()}")
+
+    started = time.monotonic()
+    with make_http_client(settings.http) as http:
+        sender = TrafficSender(
+            http,
+            base_url,
+            token,
+            retry=settings.retry,
+            rate=rate,
+            with_sender=not without_sender,
+        )
+        try:
+            total = sender.send(traffic, on_day)
+        except TrafficError as exc:
+            click.echo(f"stopped after {exc.counts.summary()}", err=True)
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"total: {total.summary()} in {total.batches} batches, "
+        f"{time.monotonic() - started:.1f} s, to {base_url}"
     )
 
 
