@@ -207,13 +207,30 @@ def adoption(
     metavar="SOR_ID",
     help="Only receivers of this institution owner (repeatable).",
 )
+@click.option(
+    "--traffic-window",
+    type=click.IntRange(1, 3660),
+    metavar="DAYS",
+    help="Also price it in messages: the decisions logged in the last DAYS days decided "
+    "again for DATE (the decision log's own retention limits how far back).",
+)
 @json_option
 @click.pass_context
-def cutover(ctx: click.Context, on: date, owners: tuple[str, ...], as_json: bool) -> None:
+def cutover(
+    ctx: click.Context,
+    on: date,
+    owners: tuple[str, ...],
+    traffic_window: int | None,
+    as_json: bool,
+) -> None:
     """Receivers each sender syntax reaches today but could not reach if the configured
     conversions ended on DATE (decided by the routing policy in force)."""
+    from soredi_sync.domain.days import today_in_denmark
+    from soredi_sync.reports.traffic import print_priced
     from soredi_sync.services.cutover import cutover as cutover_report
+    from soredi_sync.services.cutover_traffic import price_cutover, priced_json
 
+    priced = None
     with open_app(ctx) as app:
         try:
             resolver = app.routing().resolver()
@@ -221,6 +238,16 @@ def cutover(ctx: click.Context, on: date, owners: tuple[str, ...], as_json: bool
             fail(ctx, error)
         with app.uow() as uow:
             info = uow.registry.get_snapshot(resolver.index.snapshot.id)
+            if traffic_window is not None:
+                priced = price_cutover(
+                    uow,
+                    resolver,
+                    app.traffic_owners(),
+                    on,
+                    window_days=traffic_window,
+                    today=today_in_denmark(),
+                    restrict=frozenset(owners),
+                )
         report = cutover_report(
             resolver,
             on,
@@ -229,21 +256,24 @@ def cutover(ctx: click.Context, on: date, owners: tuple[str, ...], as_json: bool
             today=info.effective_date if info else None,
         )
     if as_json:
-        emit_json(
-            {
-                "snapshot_id": report.snapshot.id,
-                "today": report.today,
-                "date": report.on,
-                "receivers": report.receivers,
-                "counts": report.counts,
-                "senders": [
-                    {"sender_syntax": s.sender_syntax, "count": s.count, "lost": s.lost}
-                    for s in report.senders
-                ],
-            }
-        )
+        data: dict[str, object] = {
+            "snapshot_id": report.snapshot.id,
+            "today": report.today,
+            "date": report.on,
+            "receivers": report.receivers,
+            "counts": report.counts,
+            "senders": [
+                {"sender_syntax": s.sender_syntax, "count": s.count, "lost": s.lost}
+                for s in report.senders
+            ],
+        }
+        if priced is not None:
+            data["traffic"] = priced_json(priced)
+        emit_json(data)
         return
     _print_cutover(report)
+    if priced is not None:
+        print_priced(console(), priced)
 
 
 def _print_cutover(report: CutoverReport) -> None:

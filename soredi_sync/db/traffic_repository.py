@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import astuple, fields
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
+from typing import cast as typing_cast
 
-from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy import Table, Text, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from soredi_sync.db.bulk import bulk_insert
@@ -22,6 +23,7 @@ from soredi_sync.domain.traffic import (
     NATIVE,
     REJECTED,
     LoggedGroup,
+    LoggedQuestion,
     TrafficCount,
     TrafficTotal,
 )
@@ -61,7 +63,7 @@ class SqlAlchemyTrafficRepository:
 
     def replace_day(self, logged_on: date, counts: Sequence[TrafficCount]) -> None:
         self.session.execute(delete(TrafficRecord).where(TrafficRecord.logged_on == logged_on))
-        table = cast(Table, TrafficRecord.__table__)
+        table = typing_cast(Table, TrafficRecord.__table__)
         bulk_insert(self.session, table, _COUNT_COLUMNS, (astuple(c) for c in counts))
 
     def oldest_logged(self) -> datetime | None:
@@ -122,3 +124,22 @@ class SqlAlchemyTrafficRepository:
             )
             for gln, found in sums.items()
         }
+
+    def logged_questions(self, start: datetime, end: datetime) -> list[LoggedQuestion]:
+        facts = cast(DecisionRecord.facts, Text)  # json has no equality on PostgreSQL
+        asked = (
+            DecisionRecord.receiver_gln,
+            DecisionRecord.receiver_sor_id,
+            DecisionRecord.sender_gln,
+            DecisionRecord.sender_sor_id,
+            DecisionRecord.business_message,
+            DecisionRecord.sender_syntax,
+            DecisionRecord.outcome,
+            facts,
+        )
+        rows = self.session.execute(
+            select(*asked, func.count())
+            .where(DecisionRecord.decided_at >= start, DecisionRecord.decided_at < end)
+            .group_by(*asked)
+        )
+        return [LoggedQuestion(*row) for row in rows]

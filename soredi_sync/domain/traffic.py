@@ -50,6 +50,21 @@ class LoggedGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedQuestion:
+    """Decisions logged in a window that asked the same question, and how they went."""
+
+    receiver_gln: str | None
+    receiver_sor_id: str | None
+    sender_gln: str | None
+    sender_sor_id: str | None
+    business_message: str
+    sender_syntax: str
+    outcome: str  # as logged: "deliver" | "reject"
+    facts: str | None  # the facts' JSON text; None: logged before they were kept
+    decisions: int
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficCount:
     """How many messages of one kind went from one sender to one receiver on one day."""
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol, Self
 from soredi_sync.domain.diff import ChangeSet
 from soredi_sync.domain.model import Capability, Gln, Registry, Unit
 from soredi_sync.domain.plans import ItemDraft
-from soredi_sync.domain.traffic import LoggedGroup, TrafficCount, TrafficTotal
+from soredi_sync.domain.traffic import LoggedGroup, LoggedQuestion, TrafficCount, TrafficTotal
 from soredi_sync.ports.records import (
     ChangeRecord,
     DecisionEntry,
@@ -311,6 +311,10 @@ class TrafficRepository(Protocol):
     ) -> dict[str, TrafficTotal]:
         """Messages routed for ``first``..``last`` per receiver GLN (those of ``glns`` only,
         when given), by delivery."""
+        ...
+
+    def logged_questions(self, start: datetime, end: datetime) -> list[LoggedQuestion]:
+        """The questions logged in [``start``, ``end``), identical ones counted together."""
         ...
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from soredi_sync.reports.audit import FINDING_COLUMNS, finding_row, snapshot_json, snapshot_label
+from soredi_sync.services.cutover_traffic import PricedCutover
 from soredi_sync.services.traffic import TrafficAudit
 
 TRAFFIC_COLUMNS = ("messages_cost", "converted", "rejected", "native")
@@ -77,3 +78,31 @@ def weighed_json(audit: TrafficAudit, top: int | None = None) -> dict[str, Any]:
         "costing": sum(1 for w in audit.weighed if w.cost),
         "findings": weighed_rows(audit, top),
     }
+
+
+def print_priced(console: Console, priced: PricedCutover, top: int = 10) -> None:
+    from rich.table import Table
+
+    console.print(
+        f"Traffic logged {priced.first}..{priced.last} ({priced.days} days), decided again for "
+        f"{priced.on}: {priced.lost:,} of {priced.delivered:,} delivered messages would be "
+        f"rejected, {priced.lost_per_day:,.1f} a day"
+        + (
+            f"; {priced.not_replayable:,} logged without their facts not replayed"
+            if priced.not_replayable
+            else ""
+        )
+    )
+    for title, counts in (
+        ("receiver owner", priced.by_receiver_owner),
+        ("sender owner", priced.by_sender_owner),
+        ("business message", priced.by_business_message),
+        ("VANS", priced.by_vans),
+        ("reason", priced.by_reason),
+    ):
+        if not counts:
+            continue
+        table = Table(title, "messages lost", "a day", title=f"Lost by {title}")
+        for key, n in list(counts.items())[:top]:
+            table.add_row(key, f"{n:,}", f"{n / priced.days:,.1f}")
+        console.print(table)

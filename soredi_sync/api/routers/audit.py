@@ -19,7 +19,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from soredi_sync.api.common import MAX_ROW_ID, SOR_ID_PATTERN, OutModel, SnapshotOut
 from soredi_sync.api.deps import AuditReader, context
@@ -27,6 +27,7 @@ from soredi_sync.api.problems import Forbidden, problem_responses
 from soredi_sync.domain.audit import AdoptionDimension, Finding
 from soredi_sync.ports.records import TokenRecord
 from soredi_sync.services import queries
+from soredi_sync.services.cutover_traffic import price_cutover, priced_json
 from soredi_sync.services.tokens import may_read_owner
 
 CSV_MEDIA_TYPE = "text/csv"
@@ -117,6 +118,26 @@ class SenderCutoverOut(OutModel):
     lost: list[LostReceiverOut]
 
 
+class CutoverTrafficOut(BaseModel):
+    """The messages logged in the window's days, decided again for the date."""
+
+    first: date = Field(description="the first day of the window (logged on)")
+    last: date = Field(description="its last day, today")
+    date: date  # after the other dates: the field's name hides the type below it
+    days: int
+    snapshot_id: int
+    logged: int = Field(description="decisions logged in the window (in the token's scope)")
+    not_replayable: int = Field(description="of those, logged before their facts were kept")
+    delivered: int = Field(description="replayed decisions that were deliveries")
+    lost: int = Field(description="deliveries that are rejected on the date")
+    lost_per_day: float
+    by_receiver_owner: dict[str, int]
+    by_sender_owner: dict[str, int]
+    by_business_message: dict[str, int]
+    by_vans: dict[str, int]
+    by_reason: dict[str, int]
+
+
 class CutoverOut(BaseModel):
     snapshot: SnapshotOut
     today: date
@@ -124,6 +145,9 @@ class CutoverOut(BaseModel):
     receivers: int
     counts: dict[str, int]
     senders: list[SenderCutoverOut]
+    traffic: CutoverTrafficOut | None = Field(
+        default=None, description="with `traffic_window`: the cut-over priced in messages"
+    )
 
 
 def owner_scope(caller: TokenRecord, owner: str | None) -> set[str] | None:
@@ -246,11 +270,18 @@ def cutover_report(
     caller: AuditReader,
     date: Annotated[date, Query(description="the day the conversion paths would be gone")],
     owner: OwnerFilter = None,
+    traffic_window: Annotated[
+        int | None,
+        Query(ge=1, le=3660, description="also price it in the messages logged in these days"),
+    ] = None,
 ) -> CutoverOut:
     """For each sender syntax, the active correspondence receivers it reaches on the
     snapshot's date but that are rejected with `MSG_RECEIVER_UNABLE_TO_RECEIVE_MSG_TYPE` on
-    `date`, decided by the routing policy in force. Needs `audit:read`; an owner-restricted
-    token sees only its owners' receivers."""
+    `date`, decided by the routing policy in force. With `traffic_window`, also the decisions
+    logged in that many days (ending today) decided again for `date`: the messages that would
+    be rejected, by receiver owner, sender owner, business message, VANS and reason. Needs
+    `audit:read`; an owner-restricted token sees only its owners' receivers, and only the
+    traffic its owners send or receive."""
     ctx = context(request)
     scope = owner_scope(caller, owner)
     service = ctx.app.routing()
@@ -262,6 +293,18 @@ def cutover_report(
         info, report = ctx.app.cutover_cache.cutover_on(
             uow, resolver, date, owners=scope, context=ctx.app.reference.audit_context
         )
+        traffic = None
+        if traffic_window is not None:
+            priced = price_cutover(
+                uow,
+                resolver,
+                ctx.app.traffic_owners(),
+                date,
+                window_days=traffic_window,
+                today=service.today(),
+                restrict=frozenset(scope or ()),
+            )
+            traffic = CutoverTrafficOut.model_validate(priced_json(priced))
     return CutoverOut(
         snapshot=SnapshotOut.model_validate(info, context={"now": service.now()}),
         today=report.today,
@@ -269,4 +312,5 @@ def cutover_report(
         receivers=report.receivers,
         counts=report.counts,
         senders=[SenderCutoverOut.model_validate(s) for s in report.senders],
+        traffic=traffic,
     )
