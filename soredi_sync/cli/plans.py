@@ -146,6 +146,62 @@ def plan_show(ctx: click.Context, plan_id: int, as_json: bool) -> None:
         _print_plan(found)
 
 
+@plan_group.command("traffic")
+@click.argument("plan_id", metavar="ID", type=int)
+@click.option(
+    "--window",
+    type=click.IntRange(1, 3660),
+    default=30,
+    show_default=True,
+    metavar="DAYS",
+    help="The decisions logged in these days, ending today.",
+)
+@json_option
+@click.pass_context
+def plan_traffic(ctx: click.Context, plan_id: int, window: int, as_json: bool) -> None:
+    """What the plan would change in real traffic: the messages logged to its GLNs decided
+    today without and with its changes (native, converted, rejected; per day)."""
+    from soredi_sync.domain.days import today_in_denmark
+    from soredi_sync.domain.traffic import CONVERTED, NATIVE, REJECTED
+    from soredi_sync.services.cutover_traffic import price_plan
+    from soredi_sync.services.plans import get_plan
+
+    with open_app(ctx) as app, app.uow() as uow:
+        try:
+            found = get_plan(uow, plan_id)
+            resolver = app.routing().resolver()
+        except SorediError as exc:
+            fail(ctx, exc)
+        priced = price_plan(uow, resolver, found, window_days=window, today=today_in_denmark())
+    kinds = (NATIVE, CONVERTED, REJECTED)
+    if as_json:
+        emit_json(
+            {
+                "plan_id": priced.plan_id,
+                "first": priced.first,
+                "last": priced.last,
+                "days": priced.days,
+                "messages": priced.messages,
+                "not_replayable": priced.not_replayable,
+                "before": {k: priced.before.get(k, 0) for k in kinds},
+                "after": {k: priced.after.get(k, 0) for k in kinds},
+                "fewer_per_day": {k: round(priced.fewer_per_day(k), 1) for k in kinds},
+            }
+        )
+        return
+    click.echo(
+        f"Plan {plan_id}: {priced.messages:,} messages logged to its GLNs "
+        f"{priced.first}..{priced.last} ({priced.days} days), decided today:"
+    )
+    for kind in kinds:
+        before, after = priced.before.get(kind, 0), priced.after.get(kind, 0)
+        fewer = priced.fewer_per_day(kind)
+        click.echo(
+            f"  {kind:9} {before:>9,} now, {after:>9,} after the plan: "
+            f"{abs(fewer):,.1f} {'fewer' if fewer >= 0 else 'more'} a day"
+        )
+
+
 @plan_group.command("export")
 @click.argument("plan_id", metavar="ID", type=int)
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv")

@@ -12,8 +12,9 @@ verification reads a :class:`Registry`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from soredi_sync.domain.audit import AuditView, Owner, OwnerKind, audit
 from soredi_sync.domain.model import Registry
@@ -196,3 +197,31 @@ def count_states(states: Iterable[ItemState]) -> dict[str, int]:
     for state in states:
         counts[state.value] += 1
     return counts
+
+
+def planned_types(
+    types_by_gln: Mapping[str, frozenset[str]], items: Iterable[ItemDraft | PlanChange]
+) -> dict[str, frozenset[str]]:
+    """The message types each GLN a plan changes would advertise once the plan is carried out
+    (only the GLNs it changes): its items' additions added, removals removed."""
+    changed: dict[str, set[str]] = {}
+    for item in items:
+        types = changed.setdefault(item.gln, set(types_by_gln.get(item.gln, frozenset())))
+        if item.action is PlanAction.ADD:
+            types.add(item.message_type)
+        else:
+            types.discard(item.message_type)
+    return {gln: frozenset(types) for gln, types in changed.items()}
+
+
+class PlanChange(Protocol):
+    """What :func:`planned_types` reads of a plan item (a draft or a stored item)."""
+
+    @property
+    def gln(self) -> str: ...
+
+    @property
+    def action(self) -> PlanAction: ...
+
+    @property
+    def message_type(self) -> str: ...

@@ -13,17 +13,19 @@ An owner-restricted caller gets the messages whose receiver or sender belongs to
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
 import orjson
 
-from soredi_sync.domain.routing import Decision, Resolver, RouteRequest
+from soredi_sync.domain.plans import planned_types
+from soredi_sync.domain.routing import Decision, Resolver, RouteDecision, RouteRequest
 from soredi_sync.domain.routing.facts import question_of
-from soredi_sync.domain.traffic import LoggedQuestion, Owners
+from soredi_sync.domain.traffic import CONVERTED, NATIVE, REJECTED, LoggedQuestion, Owners
+from soredi_sync.ports.records import Plan
 from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.traffic import day_bounds
 
@@ -168,3 +170,68 @@ def route_request_of(q: LoggedQuestion, on: date) -> RouteRequest | None:
         receiver_gln=q.receiver_gln,
         receiver_sor_id=q.receiver_sor_id,
     )
+
+
+@dataclass(frozen=True)
+class PlanTraffic:
+    """The messages logged in a window to the GLNs a plan changes, decided today as the
+    registry stands and as it would stand with the plan carried out."""
+
+    plan_id: int
+    first: date
+    last: date
+    messages: int  # logged messages whose address is one of the plan's GLNs (replayed)
+    not_replayable: int  # messages to the plan's GLNs logged without their facts
+    before: dict[str, int]  # delivery (native, converted, rejected) -> messages
+    after: dict[str, int]
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def fewer_per_day(self, delivery: str) -> float:
+        """How many fewer messages a day go ``delivery`` with the plan carried out."""
+        return (self.before.get(delivery, 0) - self.after.get(delivery, 0)) / self.days
+
+
+def price_plan(
+    uow: UnitOfWork,
+    resolver: Resolver,
+    plan: Plan,
+    *,
+    window_days: int,
+    today: date,
+) -> PlanTraffic:
+    """The window's logged traffic to ``plan``'s GLNs decided today without and with the plan
+    (its items' types added and removed; the rest of the snapshot as it is)."""
+    first = today - timedelta(days=window_days - 1)
+    start, end = day_bounds(first)[0], day_bounds(today)[1]
+    index = resolver.index
+    changed = planned_types(index.types_by_gln, plan.items)
+    planned = Resolver(
+        replace(index, types_by_gln=ChainMap(changed, dict(index.types_by_gln))),
+        resolver.policy,
+        resolver.message_types,
+    )
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    messages = not_replayable = 0
+    for q in uow.traffic.logged_questions(start, end):
+        question = route_request_of(q, today)
+        if question is None:
+            not_replayable += q.decisions if q.receiver_gln in changed else 0
+            continue
+        now = resolver.resolve(question, today)
+        if now.address.gln not in changed:
+            continue  # the plan changes nothing the decision reads
+        then = planned.resolve(question, today)
+        messages += q.decisions
+        before[_delivery(now)] += q.decisions
+        after[_delivery(then)] += q.decisions
+    return PlanTraffic(plan.id, first, today, messages, not_replayable, dict(before), dict(after))
+
+
+def _delivery(decision: RouteDecision) -> str:
+    if decision.decision is Decision.REJECT:
+        return REJECTED
+    return CONVERTED if decision.conversion else NATIVE

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,42 +17,14 @@ from soredi_sync.api.routers.routing_schemas import RouteIn
 from soredi_sync.bootstrap import App
 from soredi_sync.domain.days import today_in_denmark
 from soredi_sync.domain.routing import Decision
-from soredi_sync.sandbox.traffic_mix import build_traffic
 from soredi_sync.services.cutover_traffic import price_cutover
 from soredi_sync.services.decision_log import record_decisions
+from tests.integration.traffic.conftest import Posted
 from tests.support.api import bearer
 from tests.support.cli_runner import Cli
 from tests.support.decisions import logged
 
 AFTER_THE_CONVERSIONS = date(2027, 2, 1)  # config/routing.toml: they end 2026-12-31
-
-
-@dataclass
-class Posted:
-    bodies: list[dict[str, Any]]
-    answers: list[dict[str, Any]]
-
-
-@pytest.fixture
-def posted(client: TestClient, synced_app: App, issue: Callable[..., str]) -> Posted:
-    """A realistic day of traffic (the sandbox's generator) routed through the API and logged."""
-    reference = synced_app.reference
-    (day,) = build_traffic(
-        synced_app.routing().resolver().index.registry,
-        reference.message_types,
-        reference.audit_context.owner_kinds,
-        last_day=today_in_denmark(),
-        days=1,
-        per_day=400,
-        seed=7,
-    )
-    bodies = [request.body() for request in day.requests]
-    answer = client.post(
-        "/v1/route/batch", json={"requests": bodies}, headers=bearer(issue("route:read"))
-    )
-    assert answer.status_code == 200, answer.text
-    client.app.state.decision_log.flush()  # type: ignore[attr-defined]
-    return Posted(bodies, answer.json()["results"])
 
 
 def _directly(app: App, posted: Posted, on: date, owners: frozenset[str] = frozenset()) -> Any:

@@ -7,6 +7,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
+from soredi_sync.domain.plans import ItemDraft, PlanAction, planned_types
 from soredi_sync.domain.traffic import (
     CONVERTED,
     NATIVE,
@@ -160,3 +161,20 @@ class TestTotals:
             ("5790000000002", None, "OWNER-B", *receiver): 2,
         }
         assert [t.messages for t in totals(counts, "sender")] == [3, 2]
+
+
+class TestPlannedTypes:
+    def test_a_plan_adds_and_removes_types_of_the_glns_it_changes_only(self) -> None:
+        advertised = {
+            "5790000000001": frozenset({"XDIS91", "DIS91"}),
+            "5790000000002": frozenset({"FDIS91"}),
+        }
+        items = [
+            ItemDraft("5790000000001", "O", PlanAction.ADD, "FDIS91", None, "SWITCH"),
+            ItemDraft("5790000000001", "O", PlanAction.REMOVE, "DIS91", None, "SWITCH"),
+            ItemDraft("5790000000003", "O", PlanAction.ADD, "FDIS91", None, "SWITCH"),
+        ]
+        assert planned_types(advertised, items) == {
+            "5790000000001": frozenset({"XDIS91", "FDIS91"}),
+            "5790000000003": frozenset({"FDIS91"}),  # a GLN advertising nothing yet
+        }
