@@ -30,6 +30,7 @@ from soredi_sync.domain.audit import CORRESPONDENCE, Owner, OwnerKind
 from soredi_sync.domain.routing import ConversionStep, Resolver, RoutingPolicy
 from soredi_sync.ports.records import SnapshotInfo, TokenRecord
 from soredi_sync.services.cutover import CutoverReport, LostReceiver
+from soredi_sync.services.cutover_traffic import PricedCutover, price_cutover
 from soredi_sync.services.tokens import Scope
 from soredi_sync.ui.web import (
     Caller,
@@ -53,6 +54,8 @@ GLNS_PER_OWNER = 25
 DEFAULT_HORIZON = timedelta(days=365)  # when the policy names no end of its conversions
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)  # a date outside is a typing error
 MAX_VALUE_LENGTH = 40  # a SOR-ID or region code is far shorter
+MAX_WINDOW = 366  # days of logged traffic (the decision log keeps 90 by default)
+PRICED_ROWS = 10  # the largest groups of lost messages shown per table
 SUGGESTED_OWNER_KINDS = (OwnerKind.REGION, OwnerKind.MUNICIPALITY)
 CSV_COLUMNS = (
     "sender_syntax",
@@ -108,6 +111,7 @@ class Filters:
     sort: str = "count"
     order: str = "desc"
     page: int = 1
+    window: int | None = None  # days of logged traffic to price the cut-over in; None: not
 
     def query(self, **changes: Any) -> dict[str, str]:
         """The query string of these filters (defaults left out), with ``changes``."""
@@ -133,6 +137,11 @@ def read_filters(params: Mapping[str, str | None]) -> tuple[Filters, list[str]]:
     if text("date") is not None and day is None:
         errors.append("date")
     page = (params.get("page") or "").strip()
+    window = (params.get("window") or "").strip()
+    days = int(window) if window.isascii() and window.isdigit() and len(window) < 5 else None
+    if window and not (days and days <= MAX_WINDOW):
+        errors.append("window")
+        days = None
     sort = choice("sort", SORT_KEYS, "count")
     return Filters(
         date=day,
@@ -143,6 +152,7 @@ def read_filters(params: Mapping[str, str | None]) -> tuple[Filters, list[str]]:
         sort=sort,
         order=choice("order", ("asc", "desc"), DEFAULT_ORDER.get(sort, "asc")),
         page=int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 7 else 1,
+        window=days,
     ), errors
 
 
@@ -169,6 +179,7 @@ class Selection:
     report: CutoverReport  # the caller's owners (or the one asked for)
     shown: dict[str, list[OwnerLoss]]  # sender syntax -> owners, after kind and region, sorted
     owner_names: dict[str, str]  # SOR-ID -> name, of the owners offered in the form
+    priced: PricedCutover | None = None  # the cut-over in the logged traffic, when asked
 
 
 def _regions(resolver: Resolver, receivers: tuple[LostReceiver, ...]) -> tuple[str, ...]:
@@ -238,7 +249,21 @@ def select(app: App, caller: TokenRecord, filters: Filters, on: date) -> Selecti
             if r.owner is not None and r.owner.kind in SUGGESTED_OWNER_KINDS
         }
     owner_names = dict(sorted(names.items(), key=lambda item: (item[1].casefold(), item[0])))
-    return Selection(info, report, shown, owner_names)
+    priced = None
+    if filters.window is not None:
+        # The traffic the caller may see: its owners' (or the one asked for) as receiver or
+        # sender; an unrestricted caller without an owner sees all of it.
+        with app.uow() as uow:
+            priced = price_cutover(
+                uow,
+                resolver,
+                app.traffic_owners(),
+                on,
+                window_days=filters.window,
+                today=app.routing().today(),
+                restrict=frozenset(owners or ()),
+            )
+    return Selection(info, report, shown, owner_names, priced)
 
 
 def warm_default_date(app: App, _snapshot: SnapshotInfo) -> None:
@@ -331,7 +356,32 @@ def cutover_page(request: Request, caller: Caller) -> Response:
         default_order=DEFAULT_ORDER,
         page_path=PAGE_PATH,
         csv_path=CSV_PATH,
+        priced_tables=_priced_tables(app, selection.priced),
+        max_window=MAX_WINDOW,
     )
+
+
+def _priced_tables(app: App, priced: PricedCutover | None) -> list[tuple[str, list[Any]]]:
+    """(what the messages are grouped by, its largest groups as (name, key, messages))."""
+    if priced is None:
+        return []
+    units = app.routing().resolver().index.registry.units
+    vans = app.reference.vans_names
+
+    def owner(sor_id: str) -> str:
+        return units[sor_id].name if sor_id in units else ""
+
+    groups = (
+        ("receiver owner", priced.by_receiver_owner, owner),
+        ("sender owner", priced.by_sender_owner, owner),
+        ("business message", priced.by_business_message, lambda _key: ""),
+        ("VANS", priced.by_vans, lambda key: vans.get(key, "")),
+        ("reason", priced.by_reason, lambda _key: ""),
+    )
+    return [
+        (title, [(name(key), key, n) for key, n in list(counts.items())[:PRICED_ROWS]])
+        for title, counts, name in groups
+    ]
 
 
 @router.get(CSV_PATH.removeprefix(PREFIX))

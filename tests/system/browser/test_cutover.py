@@ -1,17 +1,27 @@
 """The cut-over page in headless Chromium: the date picker changes what is lost, an owner's lost
 receivers open up, owners sort by name, a regional auditor sees only their region's receivers,
-and the page fits a narrow window; axe-core finds no serious violation."""
+the page fits a narrow window, and the cut-over is priced in the logged traffic when asked;
+axe-core finds no serious violation."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
+from soredi_sync.config import Settings
+from soredi_sync.domain.days import today_in_denmark
+from soredi_sync.reference_data import ReferenceData
+from soredi_sync.sandbox.traffic import read_sandbox_registry
+from soredi_sync.sandbox.traffic_mix import build_traffic
 from tests.support.browser import Browser, Console
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +128,84 @@ def test_the_page_fits_a_narrow_window(
     browser.shoot("narrow-owner-opened")
     browser.assert_accessible()
     browser.publish("cutover-narrow")
+
+
+def _post_traffic(console: Console, sandbox_dir: Path) -> int:
+    """A day of the sandbox generator's traffic routed through the console's API; how many
+    questions were decided (and so logged)."""
+    reference = ReferenceData.load(Settings().config_dir)
+    registry = read_sandbox_registry(
+        sandbox_dir, 1, columns=reference.csv_columns, message_types=reference.message_types
+    )
+    (day,) = build_traffic(
+        registry,
+        reference.message_types,
+        reference.audit_context.owner_kinds,
+        last_day=today_in_denmark(),
+        days=1,
+        per_day=600,  # more than the log's batch: written at once (the console's flushes hourly)
+        seed=11,
+    )
+    bodies = [request.body() for request in day.requests]
+    answer = httpx.post(
+        console.url("/v1/route/batch"),
+        json={"requests": bodies},
+        headers={"Authorization": f"Bearer {console.router}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return sum(1 for result in answer.json()["results"] if result["status"] == 200)
+
+
+def _priced(console: Console, token: str) -> dict[str, Any]:
+    answer = httpx.get(
+        console.url("/v1/cutover", date=CUTOVER.isoformat(), traffic_window="30"),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    answer.raise_for_status()
+    traffic: dict[str, Any] = answer.json()["traffic"]
+    return traffic
+
+
+def _number(browser: Browser, element_id: str) -> int:
+    text = browser.driver.find_element(By.ID, element_id).text
+    return int(re.sub(r"\D", "", text))
+
+
+def test_the_cutover_is_priced_in_the_logged_traffic_for_the_operator_and_an_auditor(
+    console: Console, signed_in: Callable[[str], Browser], sandbox_dir: Path
+) -> None:
+    posted = _post_traffic(console, sandbox_dir)
+    everyone = wait_until(
+        lambda: (t := _priced(console, console.operator))["logged"] >= posted and t,
+        timeout=15,
+        what="the posted traffic in the decision log",
+    )
+    browser = signed_in(console.operator)
+    browser.open("/ui/cutover", date=CUTOVER.isoformat())
+    assert not browser.driver.find_elements(By.ID, "traffic-heading")  # only when asked
+    form = browser.driver.find_element(By.CSS_SELECTOR, "main form.filters")
+    field = form.find_element(By.NAME, "window")
+    field.clear()
+    field.send_keys("30")
+    browser.submit(form)
+    browser.assert_page()
+    assert "window=30" in browser.path
+    assert _number(browser, "traffic-lost") == everyone["lost"] > 0
+    assert _number(browser, "traffic-logged") == everyone["logged"]
+    captions = [
+        c.text for c in browser.driver.find_elements(By.CSS_SELECTOR, "table.priced caption")
+    ]
+    assert len(captions) == 5 and "Mistede meddelelser efter modtagers ejer" in captions
+    browser.shoot("traffic")
+    browser.publish("cutover-traffic")
+    browser.assert_accessible()
+
+    mine = _priced(console, console.auditor)
+    browser.sign_out()
+    auditor = browser.sign_in(console.auditor)
+    auditor.open("/ui/cutover", date=CUTOVER.isoformat(), window="30")
+    auditor.assert_page()
+    assert _number(auditor, "traffic-lost") == mine["lost"] < everyone["lost"]
+    auditor.shoot("traffic-auditor")
