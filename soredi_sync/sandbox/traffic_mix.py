@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 from soredi_sync.domain.audit import ACKNOWLEDGEMENT, CORRESPONDENCE, OwnerKind
 from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Registry, effective_gln
+from soredi_sync.domain.routing import Attachment, AttachmentContent, RouteRequest
 
 HOSPITAL_NOTIFICATION = "hospital-notification"
 _R, _M, _P, _O = OwnerKind.REGION, OwnerKind.MUNICIPALITY, OwnerKind.PRIVATE, OwnerKind.OTHER
@@ -224,6 +225,30 @@ class TrafficRequest:
                 for a in self.attachments
             ]
         return body
+
+    def question(self) -> RouteRequest:
+        """The routing question :meth:`body` asks, as the resolver takes it (what the API
+        reads from the body; for callers that decide in process, such as the benchmarks)."""
+        return RouteRequest(
+            business_message=self.business_message,
+            sender_syntax=self.sender_syntax,
+            receiver_gln=None if self.by_sor_id else self.receiver.gln,
+            receiver_sor_id=self.receiver.sor_id if self.by_sor_id else None,
+            text_length=self.text_length,
+            subject=self.subject,
+            category=self.category,
+            topic=self.topic,
+            attachments=tuple(
+                Attachment(a.mime_type, a.size, None, AttachmentContent(a.content))
+                for a in self.attachments
+            ),
+            total_size=self.total_size,
+            at=self.day,
+            message_id=self.message_id,
+            category_coded=self.category_coded,
+            sender_gln=self.sender.gln,
+            sender_sor_id=self.sender.sor_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

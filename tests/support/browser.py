@@ -105,6 +105,7 @@ class Console:
     router: str  # route:read only
     world: World  # owner_in (the auditor's region) and owner_out, a unit and a GLN of each
     days: tuple[date, ...]  # the effective dates of the synced snapshots, oldest first
+    database_url: str = ""  # the database it serves (for a test that writes there too)
 
     def url(self, path: str, **query: str) -> str:
         return self.base + path + (f"?{urlencode(query)}" if query else "")

@@ -21,12 +21,15 @@ import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from soredi_sync.bootstrap import App
 from soredi_sync.domain.audit import RULES, RULES_BY_CODE, Finding, OwnerKind, Severity
+from soredi_sync.domain.traffic import WeightedFinding, weigh_findings
 from soredi_sync.errors import NoSnapshot, NotFound
 from soredi_sync.ports.records import SnapshotInfo, TokenRecord
 from soredi_sync.reports.audit import FINDING_COLUMNS, FINDING_HEADINGS, finding_row
@@ -277,6 +280,8 @@ def audit_page(request: Request, caller: Caller) -> Response:
         with app.uow() as uow:
             earlier = uow.registry.list_snapshots(SINCE_CHOICES)
         page |= {
+            "by_traffic": _top_by_traffic(app, caller, filters, selection),
+            "traffic_days": TRAFFIC_DAYS,
             "filters": filters,
             "selection": selection,
             "owner_names": selection.owner_names,
@@ -287,6 +292,31 @@ def audit_page(request: Request, caller: Caller) -> Response:
             "earlier": [s for s in earlier if s.id != selection.snapshot.id],
         }
     return render(request, "audit.html", caller, status_code=status, **page)
+
+
+TRAFFIC_DAYS = 30  # the window of the owner view's "top by traffic"
+TRAFFIC_TOP = 10
+
+
+def _top_by_traffic(
+    app: App, caller: TokenRecord, filters: Filters, selection: Selection
+) -> list[WeightedFinding]:
+    """The owner view's findings that cost the most messages in the last days (the traffic
+    their GLNs received converted or rejected); only for one owner's or a restricted caller's
+    findings, whose GLNs are few enough to look up on every visit."""
+    if not (filters.owner or owner_scope(caller)):
+        return []
+    findings = [row.finding for row in selection.rows if row.change != "resolved"]
+    glns = {f.gln for f in findings if f.gln}
+    if not glns:
+        return []
+    today = app.routing().today()
+    with app.uow() as uow:
+        received = uow.traffic.receiver_totals(
+            today - timedelta(days=TRAFFIC_DAYS - 1), today, glns
+        )
+    weighed = weigh_findings(findings, received)
+    return [w for w in weighed if w.cost][:TRAFFIC_TOP]
 
 
 def _download(request: Request, caller: TokenRecord) -> tuple[Selection, Filters]:

@@ -84,7 +84,9 @@ def console(
         router = create_token(api_uow(app), (Scope.ROUTE_READ,), (), "browser router").token
         asgi = create_app(app, ApiSettings(), QUIET_LOG, Metrics(process_collectors=False))
         with uvicorn_in_thread(asgi) as (host, port):
-            yield Console(f"http://{host}:{port}", engine, operator, auditor, router, world, days)
+            yield Console(
+                f"http://{host}:{port}", engine, operator, auditor, router, world, days, url
+            )
 
 
 @pytest.fixture(scope="session")

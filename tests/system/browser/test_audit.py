@@ -6,13 +6,20 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from soredi_sync.bootstrap import bootstrap
+from soredi_sync.services.decision_log import record_decisions
+from soredi_sync.services.traffic import update_traffic
+from tests.support.app import make_settings
 from tests.support.browser import Browser, Console
+from tests.support.decisions import logged
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +93,43 @@ def test_a_regional_auditor_sees_and_downloads_only_their_region(
     assert {row["owner_sor_id"] for row in downloaded} == {region}
     assert {row["code"] for row in downloaded} == {rule}
     browser.assert_accessible()
+
+
+def test_a_regional_auditor_sees_their_findings_that_cost_the_most_traffic_first(
+    console: Console, signed_in: Callable[[str], Browser]
+) -> None:
+    region = console.world.owner_in
+    findings = httpx.get(
+        console.url("/v1/audit", owner=region),
+        headers={"Authorization": f"Bearer {console.operator}"},
+        timeout=60,
+    ).json()["findings"]
+    glns = list(dict.fromkeys(f["gln"] for f in findings if f["gln"]))[:3]
+    now = datetime.now(UTC)
+    with bootstrap(make_settings(console.database_url)) as app:
+        record_decisions(
+            app.uow,
+            [
+                logged(now, address_gln=gln, conversion="fhir->oioxml")
+                for n, gln in enumerate(glns, start=1)
+                for _ in range(10 * n)
+            ],
+        )
+        update_traffic(app.uow, app.traffic_owners(), now)
+
+    browser = signed_in(console.auditor)
+    browser.open("/ui/audit")
+    browser.assert_page()
+    rows = browser.rows("table.by-traffic")
+    shown = [row.find_element(By.CSS_SELECTOR, "td.mono").text for row in rows]
+    assert shown[0] == glns[-1] and set(shown) == set(glns)
+    converted = [int(row.find_elements(By.CSS_SELECTOR, "td.num")[0].text) for row in rows]
+    assert converted == sorted(converted, reverse=True) and converted[0] == 30
+    browser.shoot("by-traffic")
+    browser.publish("audit-by-traffic")
+    browser.assert_accessible()
+
+    browser.sign_out()
+    browser.sign_in(console.operator)
+    browser.open("/ui/audit")  # every owner: no owner view, no traffic look-up
+    assert not browser.driver.find_elements(By.CSS_SELECTOR, "table.by-traffic")

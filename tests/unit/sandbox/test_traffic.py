@@ -237,6 +237,14 @@ class TestBuildTraffic:
             month[0].body()
         )
 
+    def test_the_question_is_the_one_the_api_reads_from_the_body(
+        self, month: list[TrafficRequest]
+    ) -> None:
+        from soredi_sync.api.routers.routing_schemas import RouteIn
+
+        for request in month[:500]:
+            assert request.question() == RouteIn.model_validate(request.body()).to_request()
+
     def test_a_register_where_no_one_can_send_is_refused(
         self, build: Callable[..., list[TrafficDay]], register: Registry
     ) -> None:
