@@ -19,4 +19,5 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.api",
     "tests.fixtures.ui",
+    "tests.fixtures.run_outputs",
 ]

@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from soredi_sync.domain.plans import ItemDraft, ItemState, count_states
 from soredi_sync.ports.fake_registry import Clock, FakeRegistryRepository, utc_now
+from soredi_sync.ports.fake_traffic import FakeTrafficRepository
 from soredi_sync.ports.fake_webhooks import FakeWebhookRepository
 from soredi_sync.ports.records import (
     DecisionEntry,
@@ -497,6 +498,7 @@ class FakeUnitOfWork:
         self.plans = FakePlanRepository()
         self.webhooks = FakeWebhookRepository(self.registry)
         self.cursors = FakeCursorRepository(clock)
+        self.traffic = FakeTrafficRepository(self.decisions)
         self.commits = 0
         self.committed = False
         self._saved = self._state()
@@ -512,6 +514,7 @@ class FakeUnitOfWork:
             self.plans,
             self.webhooks,
             self.cursors,
+            self.traffic,
         )
 
     def _state(self) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -125,12 +126,19 @@ class TestHealth:
         response = client.get("/healthz")
         assert response.status_code == 200 and response.json() == {"status": "ok"}
 
-    def test_readyz_is_ready_once_a_snapshot_exists(self, client: TestClient) -> None:
+    def test_readyz_is_ready_once_a_snapshot_exists(
+        self, client: TestClient, synced_app: App
+    ) -> None:
         response = client.get("/readyz")
         assert response.status_code == 200
         body = response.json()
         assert (body["status"], body["snapshot_id"]) == ("ready", 2)
-        assert 0 <= body["data_age_seconds"] < 600
+        with synced_app.uow() as uow:
+            confirmed = uow.runs.last_confirmed_at()
+        assert confirmed is not None
+        # The age of the data: since the last sync that confirmed it (the session's, copied).
+        expected = (datetime.now(UTC) - confirmed).total_seconds()
+        assert abs(body["data_age_seconds"] - expected) < 5
 
     def test_readyz_is_a_503_problem_before_the_first_sync(self, empty_app: App) -> None:
         with make_client(empty_app) as client:

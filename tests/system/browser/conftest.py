@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,8 +41,6 @@ from tests.support.browser import (
 )
 from tests.support.live_server import uvicorn_in_thread
 
-_SHOTS = pytest.StashKey[Path]()
-_CHOSEN = pytest.StashKey[bool]()  # the folder is a new temporary one
 AUDITOR_SCOPES = (Scope.REGISTRY_READ, Scope.AUDIT_READ, Scope.ROUTE_READ)
 
 
@@ -105,29 +102,10 @@ def axe() -> str:
     return axe_source()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """The run's screenshot folder, chosen once by the process that reports: pytest-xdist's
-    workers inherit it through ``SOREDI_SCREENSHOTS`` (they start after this hook)."""
-    if hasattr(config, "workerinput"):
-        return  # a worker: the controller chose already
-    if not os.environ.get(SCREENSHOTS_ENV):
-        # Not pytest's temporary folder, which keeps only the last few runs.
-        os.environ[SCREENSHOTS_ENV] = tempfile.mkdtemp(prefix="soredi-screenshots-")
-        config.stash[_CHOSEN] = True
-    config.stash[_SHOTS] = Path(os.environ[SCREENSHOTS_ENV])
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """The folder chosen here is removed again when no browser test ran."""
-    folder = config.stash.get(_SHOTS, None)
-    if config.stash.get(_CHOSEN, False) and folder is not None and not any(folder.rglob("*")):
-        folder.rmdir()
-
-
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     """Where the PNGs go: ``SOREDI_SCREENSHOTS`` (by default a new folder in the system's
-    temporary folder, see ``pytest_configure``)."""
+    temporary folder, chosen for the run by ``tests/fixtures/run_outputs.py``)."""
     folder = Path(os.environ[SCREENSHOTS_ENV])
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -165,9 +143,3 @@ def narrow(browser: Browser) -> Browser:
     """The browser in a phone-sized window (390 px wide)."""
     browser.driver.set_window_size(*NARROW)
     return browser
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    folder = terminalreporter.config.stash.get(_SHOTS, None)
-    if folder is not None and any(folder.rglob("*.png")):
-        terminalreporter.write_line(f"browser screenshots: {folder}")

@@ -30,14 +30,6 @@ from tests.support.faults.report import REPORT_ENV, FaultReport
 from tests.support.faults.settings import PROBE_GLN, fault_settings
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """A run's report starts empty: the process that reports removes the last run's, and each
-    process (pytest-xdist's workers, or the only one) adds its cases at its end."""
-    target = os.environ.get(REPORT_ENV)
-    if target and not hasattr(config, "workerinput"):
-        Path(target).unlink(missing_ok=True)
-
-
 @pytest.fixture(scope="session")
 def fault_report() -> Iterator[FaultReport]:
     """Collects what every case observed; added to the file ``SOREDI_FAULT_REPORT`` names."""
