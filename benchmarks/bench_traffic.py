@@ -67,13 +67,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--per-day", type=int)
     parser.add_argument("--database-url")
+    parser.add_argument("--keep", type=Path, help="leave the SQLite database in this file")
     args = parser.parse_args()
 
     sandbox = DATA / f"{args.profile}-seed{args.seed}"
     if not (sandbox / "manifest.json").exists():
         generate(sandbox, profile=args.profile, seed=args.seed, days=1)
     with tempfile.TemporaryDirectory(prefix="soredi-bench-traffic-") as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'traffic.db'}"
+        kept = args.keep.resolve() if args.keep else Path(tmp) / "traffic.db"
+        url = args.database_url or f"sqlite:///{kept}"
         upgrade(url)
         rows: list[tuple[str, float, str]] = []
         with bootstrap(Settings(database_url=url)) as app:

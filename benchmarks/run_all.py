@@ -116,6 +116,19 @@ def _fhir_targets(label: str, text: str) -> list[Target]:
     ]
 
 
+def _traffic_targets(text: str) -> list[Target]:
+    audit = _number(r"\| audit --by-traffic --window 30 \| ([\d.]+) \|", text)
+    cutover = _number(r"\| cutover --date \S+ --traffic-window 30 \| ([\d.]+) \|", text)
+    return [
+        Target("audit --by-traffic, a national month (<= 30 s)", f"{audit:.1f} s", audit <= 30),
+        Target(
+            "cutover --traffic-window 30, a national month (<= 30 s)",
+            f"{cutover:.1f} s",
+            cutover <= 30,
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", help="also run the sync benchmark on this database URL")
@@ -154,6 +167,10 @@ def main() -> None:
         fhir_pg = _run("benchmarks.bench_fhir", "--database-url", args.postgres)
         sections.append(("FHIR directory, PostgreSQL", fhir_pg))
         targets += _fhir_targets("PostgreSQL", fhir_pg)
+
+    traffic = _run("benchmarks.bench_traffic")
+    sections.append(("Traffic, SQLite", traffic))
+    targets += _traffic_targets(traffic)
 
     command = "python -m benchmarks.run_all " + " ".join(sys.argv[1:])
     out = [

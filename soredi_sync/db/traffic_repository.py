@@ -8,8 +8,9 @@ engine, through SQLAlchemy's JSON index expression.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import astuple, fields
+from dataclasses import fields
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 from typing import cast as typing_cast
 
@@ -29,6 +30,7 @@ from soredi_sync.domain.traffic import (
 )
 
 _COUNT_COLUMNS = tuple(f.name for f in fields(TrafficCount))
+_COUNT_VALUES = attrgetter(*_COUNT_COLUMNS)  # a row's values (dataclasses.astuple copies)
 _STATE_ID = 1
 
 _GROUPED = (
@@ -64,7 +66,7 @@ class SqlAlchemyTrafficRepository:
     def replace_day(self, logged_on: date, counts: Sequence[TrafficCount]) -> None:
         self.session.execute(delete(TrafficRecord).where(TrafficRecord.logged_on == logged_on))
         table = typing_cast(Table, TrafficRecord.__table__)
-        bulk_insert(self.session, table, _COUNT_COLUMNS, (astuple(c) for c in counts))
+        bulk_insert(self.session, table, _COUNT_COLUMNS, map(_COUNT_VALUES, counts))
 
     def oldest_logged(self) -> datetime | None:
         return self.session.scalar(select(func.min(DecisionRecord.decided_at)))

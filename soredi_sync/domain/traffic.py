@@ -146,12 +146,7 @@ def count_traffic(
             g.conversion,
         )
         counts[kind] += g.decisions
-    ordered = sorted(counts.items(), key=lambda item: tuple(map(_text, item[0])))
-    return [TrafficCount(logged_on, *kind, n) for kind, n in ordered]
-
-
-def _text(part: object) -> str:
-    return "" if part is None else str(part)
+    return [TrafficCount(logged_on, *kind, n) for kind, n in counts.items()]
 
 
 def owners_in(registry: Registry, carriers: Mapping[str, tuple[str, ...]]) -> Owners:
@@ -220,7 +215,7 @@ def totals(counts: Iterable[TrafficCount], by: str) -> list[TrafficTotal]:
     for c in counts:
         sums.setdefault(key_of(c), [0, 0, 0])[slot[c.delivery]] += c.messages
     found = [TrafficTotal(key, *numbers) for key, numbers in sums.items()]
-    return sorted(found, key=lambda t: (-t.messages, tuple(map(_text, t.key))))
+    return sorted(found, key=lambda t: (-t.messages, tuple(p or "" for p in t.key)))
 
 
 @dataclass(frozen=True, slots=True)
