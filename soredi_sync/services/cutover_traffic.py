@@ -22,7 +22,13 @@ from typing import Any
 import orjson
 
 from soredi_sync.domain.plans import planned_types
-from soredi_sync.domain.routing import Decision, Resolver, RouteDecision, RouteRequest
+from soredi_sync.domain.routing import (
+    Decision,
+    Resolver,
+    RouteDecision,
+    RouteRequest,
+    RoutingIndex,
+)
 from soredi_sync.domain.routing.facts import question_of
 from soredi_sync.domain.traffic import CONVERTED, NATIVE, REJECTED, LoggedQuestion, Owners
 from soredi_sync.ports.records import Plan
@@ -97,7 +103,15 @@ def price_cutover(
     first = today - timedelta(days=window_days - 1)
     start, end = day_bounds(first)[0], day_bounds(today)[1]
     questions = uow.traffic.logged_questions(start, end)
-    return _price(questions, resolver, owners, on, first, today, restrict)
+    return _price(questions, _replaying(resolver), owners, on, first, today, restrict)
+
+
+def _replaying(resolver: Resolver, index: RoutingIndex | None = None) -> Resolver:
+    """A resolver like ``resolver`` (on ``index`` when given) that identifies each receiver
+    once: a window of logged traffic asks for the same few thousand receivers again and again."""
+    return Resolver(
+        index or resolver.index, resolver.policy, resolver.message_types, remember_receivers=True
+    )
 
 
 def _price(
@@ -208,11 +222,10 @@ def price_plan(
     start, end = day_bounds(first)[0], day_bounds(today)[1]
     index = resolver.index
     changed = planned_types(index.types_by_gln, plan.items)
-    planned = Resolver(
-        replace(index, types_by_gln=ChainMap(changed, dict(index.types_by_gln))),
-        resolver.policy,
-        resolver.message_types,
+    planned = _replaying(
+        resolver, replace(index, types_by_gln=ChainMap(changed, dict(index.types_by_gln)))
     )
+    resolver = _replaying(resolver)
     before: Counter[str] = Counter()
     after: Counter[str] = Counter()
     messages = not_replayable = 0

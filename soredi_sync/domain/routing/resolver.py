@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
+from soredi_sync.domain.identifiers import ReceiverIdentifier
 from soredi_sync.domain.message_types import MessageType, MessageTypeRegistry
 from soredi_sync.domain.routing.attachments import _Attachments
 from soredi_sync.domain.routing.identify import _Identification
@@ -22,7 +23,9 @@ from soredi_sync.domain.routing.model import (
     Reason,
     RouteDecision,
     RouteRequest,
+    RouteWarning,
     RoutingInputError,
+    TraceEntry,
     WarningCode,
     _Trace,
 )
@@ -32,6 +35,9 @@ from soredi_sync.domain.routing.policy import ConversionStep, RoutingPolicy
 BINARY_ATTACHMENT = "binary-attachment"
 # Conversion paths remembered by a resolver (per source, target, message, day and VANS).
 _PATHS_KEPT = 4096
+# A receiver as a request names it, on a day; and what identifying it gave.
+_ReceiverKey = tuple[str | None, str | None, tuple[ReceiverIdentifier, ...], date]
+_Identified = tuple[Address, Reason | None, tuple[TraceEntry, ...], tuple[RouteWarning, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +60,21 @@ class Resolver(_Identification, _Attachments, _LimitChecks):
     """
 
     def __init__(
-        self, index: RoutingIndex, policy: RoutingPolicy, message_types: MessageTypeRegistry
+        self,
+        index: RoutingIndex,
+        policy: RoutingPolicy,
+        message_types: MessageTypeRegistry,
+        *,
+        remember_receivers: bool = False,
     ) -> None:
         self.index = index
         self.policy = policy
         self.message_types = message_types
+        # With remember_receivers, each receiver is identified once per day asked for (its
+        # address, reason, trace entries and warnings replayed after): for deciding many
+        # logged questions again (services/cutover_traffic.py), not for live routing, where
+        # the receivers asked for are unbounded.
+        self._receivers: dict[_ReceiverKey, _Identified] | None = {} if remember_receivers else None
         self._paths: dict[
             tuple[str, str, str, date, str | None],
             tuple[tuple[ConversionStep, ...] | None, str, str],
@@ -115,7 +131,10 @@ class Resolver(_Identification, _Attachments, _LimitChecks):
 
         day = request.at or today
         trace = _Trace()
-        address, reason = self._address(request, day, trace)
+        if self._receivers is None:
+            address, reason = self._address(request, day, trace)
+        else:
+            address, reason = self._remembered(request, day, trace, self._receivers)
         if reason is not None:
             return self._reject(reason, address, day, trace)
         gln = address.gln
@@ -160,6 +179,25 @@ class Resolver(_Identification, _Attachments, _LimitChecks):
             return self._deliver(request, target, takes, letters, plans, address, day, trace)
         trace.add("conversion", "none", "no allowed conversion path to a syntax the receiver takes")
         return self._reject(Reason.UNABLE_TO_RECEIVE_MSG_TYPE, address, day, trace)
+
+    def _remembered(
+        self,
+        request: RouteRequest,
+        day: date,
+        trace: _Trace,
+        remembered: dict[_ReceiverKey, _Identified],
+    ) -> tuple[Address, Reason | None]:
+        """``_address`` once per receiver and day: it reads nothing else of the request."""
+        key = (request.receiver_gln, request.receiver_sor_id, request.receiver_identifiers, day)
+        found = remembered.get(key)
+        if found is None:
+            address, reason = self._address(request, day, trace)
+            remembered[key] = (address, reason, tuple(trace.entries), tuple(trace.warnings))
+            return address, reason
+        address, reason, entries, warnings = found
+        trace.entries.extend(entries)
+        trace.warnings.extend(warnings)
+        return address, reason
 
     # -- conversion ---------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from soredi_sync.api.routers.routing_schemas import RouteIn
 from soredi_sync.bootstrap import App
 from soredi_sync.domain.days import today_in_denmark
-from soredi_sync.domain.routing import Decision
+from soredi_sync.domain.routing import Decision, Resolver
 from soredi_sync.services.cutover_traffic import price_cutover
 from soredi_sync.services.decision_log import record_decisions
 from tests.integration.traffic.conftest import Posted
@@ -156,3 +156,16 @@ class TestApi:
             f"/v1/cutover?date={on.isoformat()}", headers=bearer(issue("audit:read"))
         )
         assert plain.json()["traffic"] is None
+
+
+class TestRememberingResolver:
+    def test_it_decides_every_question_exactly_as_the_live_resolver_trace_included(
+        self, synced_app: App, posted: Posted
+    ) -> None:
+        live = synced_app.routing().resolver()
+        remembering = Resolver(live.index, live.policy, live.message_types, remember_receivers=True)
+        questions = [RouteIn.model_validate(body).to_request() for body in posted.bodies]
+        for on in (today_in_denmark(), AFTER_THE_CONVERSIONS):
+            for question in questions * 2:  # the second time from what it remembered
+                asked = replace(question, at=on)
+                assert remembering.resolve(asked, on) == live.resolve(asked, on)
