@@ -26,11 +26,10 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
 
+from benchmarks.bench_audit import DATA, timed
 from soredi_sync.bootstrap import bootstrap
 from soredi_sync.config import Settings
 from soredi_sync.db.schema import upgrade
@@ -47,17 +46,7 @@ from soredi_sync.services.sync import sync_source
 from soredi_sync.services.tokens import Scope
 from soredi_sync.services.traffic import update_traffic, weigh_audit
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / ".data"
 CUTOVER = date(2027, 1, 4)
-T = TypeVar("T")
-
-
-def timed(rows: list[tuple[str, float, str]], label: str, fn: Callable[[], T], note: str = "") -> T:
-    started = time.perf_counter()
-    result = fn()
-    rows.append((label, time.perf_counter() - started, note))
-    return result
 
 
 def main() -> None:

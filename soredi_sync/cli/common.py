@@ -4,7 +4,7 @@ schema, database failures as one line, JSON and console output, and the common o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -177,6 +177,20 @@ def actor_name(actor: str | None) -> str:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def window_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--window DAYS`` (default 30): a window of days of routing traffic, ending today."""
+    return click.option(
+        "--window",
+        type=click.IntRange(1, 3660),
+        default=30,
+        show_default=True,
+        metavar="DAYS",
+        help=help_text,
+    )
+
+
 at_option = click.option(
     "--at", "at", callback=parse_day, metavar="DATE", help="As it was on this date."
 )

@@ -18,6 +18,7 @@ from soredi_sync.cli.common import (
     jsonable,
     open_app,
     split_values,
+    window_option,
 )
 from soredi_sync.errors import SorediError
 
@@ -148,14 +149,7 @@ def plan_show(ctx: click.Context, plan_id: int, as_json: bool) -> None:
 
 @plan_group.command("traffic")
 @click.argument("plan_id", metavar="ID", type=int)
-@click.option(
-    "--window",
-    type=click.IntRange(1, 3660),
-    default=30,
-    show_default=True,
-    metavar="DAYS",
-    help="The decisions logged in these days, ending today.",
-)
+@window_option("The decisions logged in these days, ending today.")
 @json_option
 @click.pass_context
 def plan_traffic(ctx: click.Context, plan_id: int, window: int, as_json: bool) -> None:

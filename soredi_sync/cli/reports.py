@@ -18,6 +18,7 @@ from soredi_sync.cli.common import (
     json_text,
     open_app,
     parse_day,
+    window_option,
     write_or_echo,
 )
 from soredi_sync.errors import NoSnapshot, SorediError
@@ -63,14 +64,7 @@ if TYPE_CHECKING:
     help="Rank the findings by the messages converted and rejected at their GLN (the traffic "
     "counts, `soredi-sync traffic`); table, csv or json.",
 )
-@click.option(
-    "--window",
-    type=click.IntRange(1, 3660),
-    default=30,
-    show_default=True,
-    metavar="DAYS",
-    help="With --by-traffic: the days routed for, ending today.",
-)
+@window_option("With --by-traffic: the days routed for, ending today.")
 @click.option("--top", type=click.IntRange(1), help="With --by-traffic: only the first N.")
 @click.pass_context
 def audit(

@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import click
 
-from soredi_sync.cli.common import console, emit_json, json_option, open_app, parse_day
+from soredi_sync.cli.common import (
+    console,
+    emit_json,
+    json_option,
+    open_app,
+    parse_day,
+    window_option,
+)
 
 
 @click.group("traffic")
@@ -51,14 +58,7 @@ def _summary(verb: str, days: tuple[date, ...], decisions: int) -> str:
 
 
 @traffic_group.command("show")
-@click.option(
-    "--window",
-    type=click.IntRange(1, 3660),
-    default=30,
-    show_default=True,
-    metavar="DAYS",
-    help="The days routed for, ending today.",
-)
+@window_option("The days routed for, ending today.")
 @click.option(
     "--by", type=click.Choice(["receiver", "sender", "pair"]), default="receiver", show_default=True
 )
