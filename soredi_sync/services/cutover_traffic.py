@@ -9,6 +9,9 @@ and is rejected on the date. Identical questions (same receiver, sender, message
 facts) are decided once and counted as often as they were logged.
 
 An owner-restricted caller gets the messages whose receiver or sender belongs to its owners.
+
+:func:`price_plan` is the same replay for a change plan: the window's messages to the plan's
+GLNs decided today as the registry stands and as it would with the plan carried out.
 """
 
 from __future__ import annotations
