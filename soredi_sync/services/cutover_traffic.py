@@ -31,6 +31,7 @@ from soredi_sync.domain.routing import (
     RouteDecision,
     RouteRequest,
     RoutingIndex,
+    SnapshotRef,
 )
 from soredi_sync.domain.routing.facts import question_of
 from soredi_sync.domain.traffic import CONVERTED, NATIVE, REJECTED, LoggedQuestion, Owners
@@ -102,11 +103,27 @@ def price_cutover(
 ) -> PricedCutover:
     """The messages logged in the ``window_days`` days ending ``today`` that conversion
     ending on ``on`` would lose, by receiver owner, sender owner, business message, VANS and
-    reason (``restrict``: only those whose receiver or sender belongs to these owners)."""
+    reason (``restrict``: only those whose receiver or sender belongs to these owners).
+    Decided on ``resolver``'s snapshot, or on the one current on ``on`` when an older one
+    describes that day (:func:`resolver_on`)."""
     first = today - timedelta(days=window_days - 1)
     start, end = day_bounds(first)[0], day_bounds(today)[1]
     questions = uow.traffic.logged_questions(start, end)
-    return _price(questions, _replaying(resolver), owners, on, first, today, restrict)
+    replaying = _replaying(resolver_on(uow, resolver, on))
+    return _price(questions, replaying, owners, on, first, today, restrict)
+
+
+def resolver_on(uow: UnitOfWork, current: Resolver, on: date) -> Resolver:
+    """The resolver a replay for ``on`` decides with: ``current`` (the current snapshot's), or,
+    when ``on`` is a day an older snapshot describes, one on the snapshot current on that day
+    (its registry loaded and indexed: seconds on the national profile)."""
+    then = uow.registry.snapshot_on(on)
+    if then is None or then.id == current.index.snapshot.id:
+        return current
+    index = RoutingIndex.build(
+        SnapshotRef(then.id, then.taken_at), uow.registry.load_registry(then.id)
+    )
+    return Resolver(index, current.policy, current.message_types)
 
 
 def _replaying(resolver: Resolver, index: RoutingIndex | None = None) -> Resolver:

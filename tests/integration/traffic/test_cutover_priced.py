@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from soredi_sync.api.routers.routing_schemas import RouteIn
 from soredi_sync.bootstrap import App
 from soredi_sync.domain.days import today_in_denmark
-from soredi_sync.domain.routing import Decision, Resolver
+from soredi_sync.domain.routing import Decision, Resolver, RoutingIndex, SnapshotRef
 from soredi_sync.services.cutover_traffic import price_cutover
 from soredi_sync.services.decision_log import record_decisions
 from tests.integration.traffic.conftest import Posted
@@ -169,3 +169,28 @@ class TestRememberingResolver:
             for question in questions * 2:  # the second time from what it remembered
                 asked = replace(question, at=on)
                 assert remembering.resolve(asked, on) == live.resolve(asked, on)
+
+
+class TestOnAnOlderSnapshot:
+    def test_a_date_an_older_snapshot_describes_is_decided_on_that_snapshot(
+        self, synced_app: App, posted: Posted
+    ) -> None:
+        with synced_app.uow() as uow:
+            older, current = sorted(uow.registry.list_snapshots(), key=lambda s: s.id)
+            registry = uow.registry.load_registry(older.id)
+        on = older.effective_date
+        assert current.effective_date > on
+        live = synced_app.routing().resolver()
+        then = Resolver(
+            RoutingIndex.build(SnapshotRef(older.id, older.taken_at), registry),
+            live.policy,
+            live.message_types,
+        )
+        priced = _priced(synced_app, on)
+        assert priced.snapshot_id == older.id != live.index.snapshot.id
+        lost = 0
+        for body, result in zip(posted.bodies, posted.answers, strict=True):
+            if result["status"] == 200 and result["decision"]["decision"] == "deliver":
+                request = replace(RouteIn.model_validate(body).to_request(), at=on)
+                lost += then.resolve(request, on).decision is Decision.REJECT
+        assert priced.lost == lost
