@@ -179,15 +179,27 @@ def actor_name(actor: str | None) -> str:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+class Days(click.ParamType[int]):
+    """A number of days, ``30`` or ``30d``, from 1 to 3660."""
+
+    name = "days"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removesuffix("d")
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= 3660:
+            return int(text)
+        self.fail(f"{value!r} is not a number of days from 1 to 3660 (30 or 30d)", param, ctx)
+
+
+DAYS = Days()
+
+
 def window_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--window DAYS`` (default 30): a window of days of routing traffic, ending today."""
     return click.option(
-        "--window",
-        type=click.IntRange(1, 3660),
-        default=30,
-        show_default=True,
-        metavar="DAYS",
-        help=help_text,
+        "--window", type=DAYS, default=30, show_default=True, metavar="DAYS", help=help_text
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from soredi_sync.cli.common import (
+    DAYS,
     at_option,
     console,
     emit_json,
@@ -203,7 +204,7 @@ def adoption(
 )
 @click.option(
     "--traffic-window",
-    type=click.IntRange(1, 3660),
+    type=DAYS,
     metavar="DAYS",
     help="Also price it in messages: the decisions logged in the last DAYS days decided "
     "again for DATE (the decision log's own retention limits how far back).",

@@ -233,3 +233,17 @@ class TestAuditByTraffic:
         for extra in (["--format", "xlsx", "--out", "x.xlsx"], ["--since", "1"]):
             result = cli("audit", "--by-traffic", *extra, expect=2)
             assert "--by-traffic writes a table, csv or json" in result.output
+
+
+class TestWindows:
+    def test_a_window_is_a_number_of_days_with_or_without_a_d(
+        self, cli: Cli, synced_app: App
+    ) -> None:
+        for window in ("30", "30d", " 30D "):
+            shown = json.loads(cli("traffic", "show", "--window", window, "--json").output)
+            assert (
+                date.fromisoformat(shown["last"]) - date.fromisoformat(shown["first"])
+            ).days == 29
+        for wrong in ("0", "0d", "d", "30 days", "-3"):
+            result = cli("traffic", "show", "--window", wrong, expect=2)
+            assert "is not a number of days from 1 to 3660" in result.output
