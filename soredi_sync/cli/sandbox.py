@@ -210,20 +210,17 @@ def sandbox_traffic(
         TrafficCounts,
         TrafficError,
         TrafficSender,
-        read_sandbox_registry,
+        traffic_from_sandbox,
     )
-    from soredi_sync.sandbox.traffic_mix import TrafficDay, build_traffic
+    from soredi_sync.sandbox.traffic_mix import TrafficDay
 
     settings = settings_of(ctx)
     reference = reference_of(ctx)
     try:
-        registry = read_sandbox_registry(
-            directory, day, columns=reference.csv_columns, message_types=reference.message_types
-        )
-        traffic = build_traffic(
-            registry,
-            reference.message_types,
-            reference.audit_context.owner_kinds,
+        traffic = traffic_from_sandbox(
+            directory,
+            day,
+            reference,
             last_day=today_in_denmark(),
             days=days,
             per_day=per_day,

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,10 @@ from soredi_sync.domain.message_types import MessageTypeRegistry
 from soredi_sync.domain.model import Registry
 from soredi_sync.errors import SorediError, TransientUpstreamError
 from soredi_sync.parsing.load import load_registry_from_dir
-from soredi_sync.reference_data import CsvColumns
+from soredi_sync.reference_data import CsvColumns, ReferenceData
 from soredi_sync.retry import retrying
 from soredi_sync.sandbox.generate import Manifest
-from soredi_sync.sandbox.traffic_mix import TrafficDay, TrafficRequest
+from soredi_sync.sandbox.traffic_mix import TrafficDay, TrafficRequest, build_traffic
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,36 @@ class TrafficError(SorediError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.counts = TrafficCounts()
+
+
+def traffic_from_sandbox(
+    directory: Path,
+    day: int,
+    reference: ReferenceData,
+    *,
+    last_day: date,
+    days: int,
+    per_day: int | None = None,
+    seed: int = 1,
+) -> list[TrafficDay]:
+    """The traffic of ``days`` days ending ``last_day``, drawn from day ``day`` of the sandbox
+    ``directory`` (what ``sandbox traffic`` posts; see :func:`build_traffic`).
+
+    :raises ValueError: not a sandbox, no such day, or nobody to send or receive
+    :raises InvalidSourceData: the day's files do not parse or validate
+    """
+    registry = read_sandbox_registry(
+        directory, day, columns=reference.csv_columns, message_types=reference.message_types
+    )
+    return build_traffic(
+        registry,
+        reference.message_types,
+        reference.audit_context.owner_kinds,
+        last_day=last_day,
+        days=days,
+        per_day=per_day,
+        seed=seed,
+    )
 
 
 def read_sandbox_registry(

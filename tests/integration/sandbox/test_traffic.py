@@ -19,8 +19,8 @@ from soredi_sync.config import RetrySettings
 from soredi_sync.domain.days import today_in_denmark
 from soredi_sync.observability.metrics import Metrics
 from soredi_sync.ports.records import DecisionEntry
-from soredi_sync.sandbox.traffic import TrafficSender, read_sandbox_registry
-from soredi_sync.sandbox.traffic_mix import TrafficDay, TrafficRequest, build_traffic
+from soredi_sync.sandbox.traffic import TrafficSender, traffic_from_sandbox
+from soredi_sync.sandbox.traffic_mix import TrafficDay, TrafficRequest
 from soredi_sync.services.decision_log import decisions_since
 from tests.support.api import QUIET_LOG, api_uow
 from tests.support.cli_runner import Cli
@@ -41,17 +41,10 @@ def traffic_of(
     synced_app: App, sandbox_dir: Path, *, days: int, per_day: int, seed: int
 ) -> list[TrafficDay]:
     """The traffic the command builds from the synced day of the sandbox, up to today."""
-    reference = synced_app.reference
-    registry = read_sandbox_registry(
+    return traffic_from_sandbox(
         sandbox_dir,
         int(SYNCED_DAY),
-        columns=reference.csv_columns,
-        message_types=reference.message_types,
-    )
-    return build_traffic(
-        registry,
-        reference.message_types,
-        reference.audit_context.owner_kinds,
+        synced_app.reference,
         last_day=today_in_denmark(),
         days=days,
         per_day=per_day,

@@ -18,8 +18,7 @@ from selenium.webdriver.common.by import By
 from soredi_sync.config import Settings
 from soredi_sync.domain.days import today_in_denmark
 from soredi_sync.reference_data import ReferenceData
-from soredi_sync.sandbox.traffic import read_sandbox_registry
-from soredi_sync.sandbox.traffic_mix import build_traffic
+from soredi_sync.sandbox.traffic import traffic_from_sandbox
 from tests.support.browser import Browser, Console
 from tests.support.waiting import wait_until
 
@@ -133,14 +132,10 @@ def test_the_page_fits_a_narrow_window(
 def _post_traffic(console: Console, sandbox_dir: Path) -> int:
     """A day of the sandbox generator's traffic routed through the console's API; how many
     questions were decided (and so logged)."""
-    reference = ReferenceData.load(Settings().config_dir)
-    registry = read_sandbox_registry(
-        sandbox_dir, 1, columns=reference.csv_columns, message_types=reference.message_types
-    )
-    (day,) = build_traffic(
-        registry,
-        reference.message_types,
-        reference.audit_context.owner_kinds,
+    (day,) = traffic_from_sandbox(
+        sandbox_dir,
+        1,
+        ReferenceData.load(Settings().config_dir),
         last_day=today_in_denmark(),
         days=1,
         per_day=600,  # more than the log's batch: written at once (the console's flushes hourly)
