@@ -193,6 +193,39 @@ class SqlAlchemyFhirRepository:
         )
         return [_record(row) for row in rows]
 
+    def newest_first(
+        self,
+        resource_type: str,
+        *,
+        since: datetime | None,
+        before_id: int | None = None,
+        limit: int = 100,
+        resource_id: str | None = None,
+    ) -> list[FhirVersion]:
+        """Versions of ``resource_type`` (of one resource: ``resource_id``) made at or after
+        ``since`` (None: all), newest first, older than the version ``before_id`` (for
+        paging), their contents as the stored JSON text: a FHIR history page."""
+        v = FhirResourceVersion
+        where = [v.resource_type == resource_type]
+        if resource_id is not None:
+            where.append(v.resource_id == resource_id)
+        if before_id is not None:
+            where.append(v.id < before_id)
+        if since is not None:
+            where.append(v.last_updated >= since)
+        return list(self._as_json(resource_type, where, v.id.desc(), limit))
+
+    def version(self, resource_type: str, resource_id: str, snapshot_id: int) -> FhirVersion | None:
+        """The version of a resource that snapshot ``snapshot_id`` made (its ``versionId``),
+        its content as the stored JSON text; None if that snapshot made none."""
+        v = FhirResourceVersion
+        where = (
+            v.resource_type == resource_type,
+            v.resource_id == resource_id,
+            v.snapshot_id == snapshot_id,
+        )
+        return next(self._as_json(resource_type, where, None, 1), None)
+
     def has_versions_up_to(self, snapshot_id: int) -> bool:
         """Whether a version was made by ``snapshot_id`` or an earlier snapshot."""
         found = self.session.scalar(

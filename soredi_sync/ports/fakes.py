@@ -264,6 +264,35 @@ class FakeFhirRepository:
         ][:limit]
         return [_as_json(v) for v in found] if as_json else found
 
+    def newest_first(
+        self,
+        resource_type: str,
+        *,
+        since: datetime | None,
+        before_id: int | None = None,
+        limit: int = 100,
+        resource_id: str | None = None,
+    ) -> list[FhirVersion]:
+        found = [
+            v
+            for v in reversed(self.versions)
+            if v.resource_type == resource_type
+            and (resource_id is None or v.resource_id == resource_id)
+            and (before_id is None or v.id < before_id)
+            and (since is None or v.last_updated >= since)
+        ]
+        return [_as_json(v) for v in found[:limit]]
+
+    def version(self, resource_type: str, resource_id: str, snapshot_id: int) -> FhirVersion | None:
+        for found in self.versions:
+            if (found.resource_type, found.resource_id, found.snapshot_id) == (
+                resource_type,
+                resource_id,
+                snapshot_id,
+            ):
+                return _as_json(found)
+        return None
+
     def has_versions_up_to(self, snapshot_id: int) -> bool:
         return any(v.snapshot_id <= snapshot_id for v in self.versions)
 

@@ -234,6 +234,25 @@ class FhirRepository(Protocol):
         (``content_json``), not decoded."""
         ...
 
+    def newest_first(
+        self,
+        resource_type: str,
+        *,
+        since: datetime | None,
+        before_id: int | None = None,
+        limit: int = 100,
+        resource_id: str | None = None,
+    ) -> list[FhirVersion]:
+        """Versions of ``resource_type`` (of one resource: ``resource_id``) made at or after
+        ``since`` (None: all), newest first, older than the version ``before_id``; contents
+        as JSON text (``content_json``): a FHIR history page."""
+        ...
+
+    def version(self, resource_type: str, resource_id: str, snapshot_id: int) -> FhirVersion | None:
+        """The version of a resource that snapshot ``snapshot_id`` made, as JSON text; None
+        if it made none."""
+        ...
+
     def has_versions_up_to(self, snapshot_id: int) -> bool:
         """Whether a version was made by ``snapshot_id`` or an earlier snapshot."""
         ...

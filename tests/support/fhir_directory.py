@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from soredi_sync.bootstrap import App
 from soredi_sync.ports.records import SnapshotInfo
 from soredi_sync.ports.storage import UnitOfWork
 from soredi_sync.services.fhir_directory import record_versions
+from tests.support.app import sync_day
 
 SOR_SYSTEM = "urn:oid:1.2.208.176.1.1"
 GLN_SYSTEM = "https://www.gs1.org/gln"
@@ -133,3 +136,12 @@ def record_directory(
 def instant(snapshot: SnapshotInfo) -> str:
     """The snapshot's time as a FHIR instant to the microsecond."""
     return snapshot.taken_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def record_third(app: App, sandbox_dir: Path, resources: dict[str, Any]) -> None:
+    """Sync day 2 of the sandbox (a third snapshot) and record ``resources`` as its versions."""
+    sync_day(app, sandbox_dir, 2)
+    with app.uow() as uow:
+        third = uow.registry.current_snapshot()
+        assert third is not None
+        record_versions(uow, third, resources)

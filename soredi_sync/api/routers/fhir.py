@@ -139,14 +139,14 @@ def system_history(request: Request, caller: RegistryReader) -> Response:
 
 
 def _history(
-    request: Request, caller: TokenRecord, resource_types: Sequence[str], path: str
+    request: Request,
+    caller: TokenRecord,
+    resource_types: Sequence[str],
+    path: str,
+    resource_id: str | None = None,
 ) -> Response:
     _negotiate(request)
-    if caller.owners:
-        raise Forbidden(
-            "history needs a token without an owner restriction: narrowed to owners it "
-            "would leave out deletions and moves between owners"
-        )
+    _unrestricted(caller)
     parameters = list(request.query_params.multi_items())
     unknown = sorted({name for name, _ in parameters if name not in _HISTORY_KNOWN})
     if unknown and _strict(request):
@@ -155,24 +155,46 @@ def _history(
         values = dict(parameters)
         since = parse_instant(values["_since"]) if values.get("_since") else None
         count = _count(values.get("_count"))
-        after_id = _history_page(values.get("_page"))
+        before_id = _history_page(values.get("_page"))
     except InvalidSearch as exc:
         raise _invalid(exc) from None
     with context(request).app.uow() as uow:
-        page = read_history(uow, resource_types, since=since, after_id=after_id, count=count)
+        page = read_history(
+            uow,
+            resource_types,
+            since=since,
+            before_id=before_id,
+            count=count,
+            resource_id=resource_id,
+        )
+        if resource_id is not None and not page.versions:
+            [resource_type] = resource_types
+            if not uow.fhir.newest_first(resource_type, since=None, resource_id=resource_id):
+                raise ApiProblem(404, "not-found", f"no {resource_type}/{resource_id}")
     base = _base(request)
     kept = [(k, v) for k, v in parameters if k in ("_since",)] + [("_count", str(count))]
     links = [{"relation": "self", "url": f"{base}/{path}?{urlencode(parameters)}"}]
-    if page.next_after is not None:
-        token = encode_page("version", str(page.next_after))
+    if page.next_before is not None:
+        token = encode_page("version", str(page.next_before))
         links.append(
             {"relation": "next", "url": f"{base}/{path}?{urlencode([*kept, ('_page', token)])}"}
         )
-    head = _dumps({"resourceType": "Bundle", "type": "history", "link": links})
+    bundle: dict[str, Any] = {"resourceType": "Bundle"}
+    if page.versions:  # newest first: this page's newest change (the first page's: the newest)
+        bundle["meta"] = {"lastUpdated": _instant(page.versions[0])}
+    head = _dumps({**bundle, "type": "history", "link": links})
     if page.versions:
         entries = b",".join(_history_entry(base, v) for v in page.versions)
         head = head[:-1] + b',"entry":[' + entries + b"]}"
     return Response(head, media_type=FHIR_MEDIA_TYPE)
+
+
+def _unrestricted(caller: TokenRecord) -> None:
+    if caller.owners:
+        raise Forbidden(
+            "history needs a token without an owner restriction: narrowed to owners it "
+            "would leave out deletions and moves between owners"
+        )
 
 
 def _count(value: str | None) -> int:
@@ -183,9 +205,9 @@ def _count(value: str | None) -> int:
     return min(int(value), MAX_COUNT)
 
 
-def _history_page(token: str | None) -> int:
+def _history_page(token: str | None) -> int | None:
     if not token:
-        return 0
+        return None
     direction, version = decode_page(token)
     if direction != "version" or not version.isdigit() or len(version) > 18:
         raise InvalidSearch("_page is not a page of this history")
@@ -251,7 +273,10 @@ def _search_bundle(base: str, index: DirectoryIndex, page: SearchPage) -> bytes:
         links.append(link("previous", page.previous_page))
     if page.next_page:
         links.append(link("next", page.next_page))
-    head = {"resourceType": "Bundle", "type": "searchset", "total": page.total, "link": links}
+    head: dict[str, Any] = {"resourceType": "Bundle"}
+    if index.marks.last_updated is not None:  # the directory as of its newest version
+        head["meta"] = {"lastUpdated": Version(0, index.marks.last_updated).meta()["lastUpdated"]}
+    head |= {"type": "searchset", "total": page.total, "link": links}
     entries = [_search_entry(base, index, r, b"match") for r in page.matches]
     entries += [_search_entry(base, index, r, b"include") for r in page.included]
     if search.ignored:  # FHIR's lenient handling: ignored, and said so
@@ -296,6 +321,31 @@ def _read(request: Request, caller: TokenRecord, resource_type: str, resource_id
         "Last-Modified": format_datetime(found.last_updated, usegmt=True),
     }
     return Response(index.json(found), media_type=FHIR_MEDIA_TYPE, headers=headers)
+
+
+def _vread(
+    request: Request, caller: TokenRecord, resource_type: str, resource_id: str, version_id: str
+) -> Response:
+    """One version of a resource: ``version_id`` is the snapshot that made it (its
+    ``meta.versionId``)."""
+    _negotiate(request)
+    _unrestricted(caller)
+    reference = f"{resource_type}/{resource_id}/_history/{version_id}"
+    if not version_id.isdigit() or len(version_id) > 18:
+        raise ApiProblem(404, "not-found", f"no {reference}")
+    with context(request).app.uow() as uow:
+        found = uow.fhir.version(resource_type, resource_id, int(version_id))
+    if found is None:
+        raise ApiProblem(404, "not-found", f"no {reference}")
+    if found.deleted or found.content_json is None:
+        raise ApiProblem(
+            410, "gone", f"{resource_type}/{resource_id} was deleted by version {version_id}"
+        )
+    headers = {
+        "ETag": f'W/"{found.snapshot_id}"',
+        "Last-Modified": format_datetime(found.last_updated, usegmt=True),
+    }
+    return Response(found.content_json.encode(), media_type=FHIR_MEDIA_TYPE, headers=headers)
 
 
 def _add_type_routes(resource_type: str) -> None:
@@ -375,6 +425,58 @@ def _add_type_routes(resource_type: str) -> None:
         summary=f"Search {plural} (parameters in a form body)",
         operation_id=f"search{plural}ByPost",
         openapi_extra=schemas.form_body(resource_type),
+    )
+
+    def instance_history(request: Request, caller: RegistryReader) -> Response:
+        rid = request.path_params["resource_id"]
+        return _history(request, caller, (resource_type,), f"{resource_type}/{rid}/_history", rid)
+
+    instance_history.__doc__ = (
+        f"Needs `registry:read` and a token without an owner restriction. Every version of one "
+        f"{resource_type}, newest first, as a Bundle of type `history` (`DELETE`: deleted by "
+        "that snapshot); 404 for an id that never had a version."
+    )
+    router.add_api_route(
+        f"/{resource_type}/{{resource_id}}/_history",
+        instance_history,
+        methods=["GET"],
+        response_model=None,
+        responses={
+            200: {"model": schemas.Bundle},
+            **schemas.fhir_responses(400, 401, 403, 404, 406),
+        },
+        summary=f"Every version of one {resource_type}, newest first",
+        operation_id=f"list{resource_type}VersionHistory",
+        openapi_extra={"parameters": [schemas.ID_PARAMETER, *schemas.HISTORY_PARAMETERS]},
+    )
+
+    def vread(request: Request, caller: RegistryReader) -> Response:
+        path = request.path_params
+        return _vread(request, caller, resource_type, path["resource_id"], path["version_id"])
+
+    vread.__doc__ = (
+        f"Needs `registry:read` and a token without an owner restriction. The version of a "
+        f"{resource_type} that a snapshot made (`meta.versionId`); 410 if that version is its "
+        "deletion, 404 if the snapshot made no version of it."
+    )
+    router.add_api_route(
+        f"/{resource_type}/{{resource_id}}/_history/{{version_id}}",
+        vread,
+        methods=["GET"],
+        response_model=None,
+        responses={
+            200: {"model": model},
+            **schemas.fhir_responses(401, 403, 404, 406, 410),
+        },
+        summary=f"One version of a {resource_type}",
+        operation_id=f"get{resource_type}Version",
+        openapi_extra={
+            "parameters": [
+                schemas.ID_PARAMETER,
+                schemas.VERSION_ID_PARAMETER,
+                schemas.FORMAT_PARAMETER,
+            ]
+        },
     )
 
     # The id is taken from the path as it is: any id that is not there is a 404 (FHIR's

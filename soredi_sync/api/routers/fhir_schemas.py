@@ -27,7 +27,7 @@ from soredi_sync.services.fhir_search import (
 
 FHIR_VERSION = "4.0.1"
 # When the CapabilityStatement below last changed (its `date`): change it with it.
-CAPABILITIES_CHANGED = "2026-12-02"
+CAPABILITIES_CHANGED = "2026-12-04"
 
 
 def _absent_when_unused(schema: dict[str, Any]) -> None:
@@ -115,11 +115,22 @@ class BundleEntry(FhirModel):
     )
 
 
+class BundleMeta(FhirModel):
+    lastUpdated: str = Field(
+        description="searchset: the time of the newest version the directory holds; history: "
+        "the newest change on the page (on the first page, of the whole history): the `_since` "
+        "of the next history request"
+    )
+
+
 class Bundle(FhirModel):
     """A FHIR R4 Bundle: `searchset` (a page of search results, then what `_include` and
-    `_revinclude` brought in) or `history` (versions, oldest first)."""
+    `_revinclude` brought in) or `history` (versions, newest first)."""
 
     resourceType: Literal["Bundle"]
+    meta: BundleMeta | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_absent_when_unused
+    )
     type: Literal["searchset", "history"]
     total: int | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_absent_when_unused)
     link: list[BundleLink]
@@ -166,6 +177,13 @@ ID_PARAMETER = {
     "in": "path",
     "required": True,
     "description": "the resource's id: a SOR-ID (Organization) or a GLN (Endpoint)",
+    "schema": _STRING,
+}
+VERSION_ID_PARAMETER = {
+    "name": "version_id",
+    "in": "path",
+    "required": True,
+    "description": "the version: the snapshot that made it (the resource's `meta.versionId`)",
     "schema": _STRING,
 }
 FORMAT_PARAMETER = _parameter(
@@ -257,11 +275,13 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                 "type": resource_type,
                 "interaction": [
                     {"code": "read"},
+                    {"code": "vread"},
                     {"code": "search-type"},
+                    {"code": "history-instance"},
                     {"code": "history-type"},
                 ],
                 "versioning": "versioned",
-                "readHistory": False,
+                "readHistory": True,
                 "updateCreate": False,
                 "conditionalRead": "not-supported",
                 "searchInclude": list(INCLUDES[resource_type]),
@@ -308,13 +328,19 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                     "Every interaction but this CapabilityStatement needs a bearer token with "
                     "the scope registry:read; a token restricted to institution owners sees "
                     "only their Organizations (by the root of the partOf tree) and the "
-                    "Endpoints those refer to, and may not read history. Search results come in "
+                    "Endpoints those refer to, and may read neither history nor earlier versions. "
+                    "Search results come in "
                     f"id order, {DEFAULT_COUNT} per page unless _count says otherwise (at most "
                     f"{MAX_COUNT}), with next and previous links. Unknown search parameters are "
                     "ignored and reported in an OperationOutcome entry (search.mode outcome), "
                     "or refused with 400 under the header Prefer: handling=strict; an "
                     "unsupported modifier or a malformed value is refused with 400. History "
-                    "entries are PUT (a new or changed version) or DELETE, oldest first."
+                    "entries are PUT (a new or changed version) or DELETE, newest first; a history "
+                    "paged by its next links holds the versions stored when its first page was "
+                    "read. A version's id is the snapshot that made it, its lastUpdated that "
+                    "snapshot's time, shared by every version the snapshot made; the first "
+                    "history page's meta.lastUpdated is the newest change, the _since to ask "
+                    "with next (at or after: that snapshot's versions come again)."
                 ),
                 "security": {
                     "description": "Authorization: Bearer <token> (soredi-sync token create "

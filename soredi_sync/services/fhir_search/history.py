@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from soredi_sync.ports.records import FhirVersion
 from soredi_sync.ports.storage import UnitOfWork
@@ -16,8 +16,8 @@ from soredi_sync.services.fhir_search.query import DATE_PATTERN, date_span
 
 @dataclass(frozen=True)
 class HistoryPage:
-    versions: list[FhirVersion]  # oldest first
-    next_after: int | None  # the version id the next page starts after
+    versions: list[FhirVersion]  # newest first, as FHIR's history lists them
+    next_before: int | None  # the next page holds the versions older than this version id
 
 
 def parse_instant(value: str) -> datetime:
@@ -37,20 +37,28 @@ def read_history(
     resource_types: Sequence[str],
     *,
     since: datetime | None,
-    after_id: int,
+    before_id: int | None,
     count: int,
+    resource_id: str | None = None,
 ) -> HistoryPage:
-    """Up to ``count`` versions of ``resource_types`` made at or after ``since`` (FHIR's
-    ``_since``), oldest first, from the version after ``after_id``; their contents as JSON
-    text (``content_json``), to be served as they are."""
-    # The repository takes versions strictly after; times are kept to the microsecond.
-    after = since - timedelta(microseconds=1) if since is not None else None
+    """Up to ``count`` versions of ``resource_types`` (of one resource: ``resource_id``) made at
+    or after ``since`` (FHIR's ``_since``), newest first, older than the version ``before_id``
+    (None: from the newest); their contents as JSON text (``content_json``), to be served as
+    they are.
+
+    A history paged this way is the state of the moment its first page was read: later pages
+    hold only older versions, so versions a sync stores meanwhile are not mixed in.
+    """
     fetched: list[FhirVersion] = []
     for resource_type in resource_types:
-        fetched += uow.fhir.history(
-            resource_type, since=after, after_id=after_id, limit=count + 1, as_json=True
+        fetched += uow.fhir.newest_first(
+            resource_type,
+            since=since,
+            before_id=before_id,
+            limit=count + 1,
+            resource_id=resource_id,
         )
-    fetched.sort(key=lambda v: v.id)
+    fetched.sort(key=lambda v: v.id, reverse=True)
     page = fetched[:count]
     more = len(fetched) > count
     return HistoryPage(page, page[-1].id if more and page else None)

@@ -45,10 +45,14 @@ ENDPOINTS = {
     ("get", "/fhir/Organization"),
     ("post", "/fhir/Organization/_search"),
     ("get", "/fhir/Organization/_history"),
+    ("get", "/fhir/Organization/{resource_id}/_history"),
+    ("get", "/fhir/Organization/{resource_id}/_history/{version_id}"),
     ("get", "/fhir/Organization/{resource_id}"),
     ("get", "/fhir/Endpoint"),
     ("post", "/fhir/Endpoint/_search"),
     ("get", "/fhir/Endpoint/_history"),
+    ("get", "/fhir/Endpoint/{resource_id}/_history"),
+    ("get", "/fhir/Endpoint/{resource_id}/_history/{version_id}"),
     ("get", "/fhir/Endpoint/{resource_id}"),
 }
 FHIR = "application/fhir+json"  # under /fhir errors are OperationOutcomes

@@ -74,10 +74,14 @@ STABLE_OPERATION_IDS = {
     ("get", "/fhir/Organization"): "searchOrganizations",
     ("post", "/fhir/Organization/_search"): "searchOrganizationsByPost",
     ("get", "/fhir/Organization/_history"): "listOrganizationHistory",
+    ("get", "/fhir/Organization/{resource_id}/_history"): "listOrganizationVersionHistory",
+    ("get", "/fhir/Organization/{resource_id}/_history/{version_id}"): "getOrganizationVersion",
     ("get", "/fhir/Organization/{resource_id}"): "getOrganization",
     ("get", "/fhir/Endpoint"): "searchEndpoints",
     ("post", "/fhir/Endpoint/_search"): "searchEndpointsByPost",
     ("get", "/fhir/Endpoint/_history"): "listEndpointHistory",
+    ("get", "/fhir/Endpoint/{resource_id}/_history"): "listEndpointVersionHistory",
+    ("get", "/fhir/Endpoint/{resource_id}/_history/{version_id}"): "getEndpointVersion",
     ("get", "/fhir/Endpoint/{resource_id}"): "getEndpoint",
 }
 VERBS = ("route", "get", "list", "create", "delete", "verify", "submit", "search")

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
@@ -25,12 +23,27 @@ from soredi_sync.api import create_app
 from soredi_sync.api.settings import ApiSettings
 from soredi_sync.bootstrap import App, bootstrap
 from soredi_sync.observability.metrics import Metrics
-from soredi_sync.services.fhir_directory import RESOURCE_TYPES, record_versions
+from soredi_sync.services.fhir_directory import RESOURCE_TYPES
 from soredi_sync.services.fhir_search import DirectoryCache
 from soredi_sync.services.tokens import new_token
 from tests.support.api import ALL_SCOPES, PROBLEM, QUIET_LOG, bearer, make_client
-from tests.support.app import make_settings, sync_day
+from tests.support.app import make_settings
 from tests.support.cli_runner import Cli
+from tests.support.fhir_api import (
+    FHIR,
+    Headers,
+    assert_outcome,
+    bookmark,
+    fetch,
+    history,
+    ids,
+    link,
+    page_through,
+    relative,
+    replay,
+    search,
+    typed,
+)
 from tests.support.fhir_directory import (
     BULK,
     CLINIC,
@@ -45,80 +58,11 @@ from tests.support.fhir_directory import (
     SOR_SYSTEM,
     Directory,
     endpoint,
-    first_snapshot,
     instant,
     organization,
-    record_directory,
+    record_third,
     second_snapshot,
 )
-
-FHIR = "application/fhir+json"
-Headers = dict[str, str]
-
-
-@pytest.fixture
-def directory(synced_app: App) -> Directory:
-    with synced_app.uow() as uow:
-        second, first = uow.registry.list_snapshots(2)
-    return record_directory(synced_app.uow, first, second)
-
-
-@pytest.fixture
-def reader(directory: Directory, issue: Callable[..., str]) -> Headers:
-    """``registry:read``, every owner."""
-    return bearer(issue("registry:read"))
-
-
-def fetch(client: TestClient, url: str, headers: Headers, **kwargs: Any) -> dict[str, Any]:
-    """GET ``url``: a 200 FHIR JSON answer, its body."""
-    response = client.get(url, headers=headers, **kwargs)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == FHIR
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def search(client: TestClient, headers: Headers, path: str, **params: str) -> dict[str, Any]:
-    """A searchset Bundle, checked against FHIR R4 as it comes."""
-    bundle = fetch(client, f"/fhir/{path}", headers, params=params)
-    Bundle.model_validate(bundle)
-    assert bundle["type"] == "searchset"
-    return bundle
-
-
-def ids(bundle: dict[str, Any], mode: str = "match") -> list[str]:
-    return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode]
-
-
-def typed(bundle: dict[str, Any], mode: str) -> list[str]:
-    return [
-        f"{e['resource']['resourceType']}/{e['resource']['id']}"
-        for e in bundle.get("entry", [])
-        if e["search"]["mode"] == mode
-    ]
-
-
-def link(bundle: dict[str, Any], relation: str) -> str | None:
-    return next((k["url"] for k in bundle["link"] if k["relation"] == relation), None)
-
-
-def relative(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
-
-
-def assert_outcome(response: Any, status: int, code: str) -> dict[str, Any]:
-    """The answer is a FHIR OperationOutcome with ``status`` and an issue of ``code``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == FHIR
-    body: dict[str, Any] = response.json()
-    OperationOutcome.model_validate(body)
-    assert body["resourceType"] == "OperationOutcome"
-    assert [issue["code"] for issue in body["issue"]] == [code]
-    assert body["issue"][0]["severity"] == "error"
-    assert body["issue"][0]["diagnostics"]
-    return body
-
 
 ALL_ORGANIZATIONS = sorted(o["id"] for o in second_snapshot()["Organization"])
 ALL_ENDPOINTS = sorted(e["id"] for e in second_snapshot()["Endpoint"])
@@ -469,28 +413,7 @@ class TestSearchRules:
         assert_outcome(response, 415, "not-supported")
 
 
-def record_third(app: App, sandbox_dir: Path, resources: dict[str, Any]) -> None:
-    """Sync day 2 of the sandbox (a third snapshot) and record ``resources`` as its versions."""
-    sync_day(app, sandbox_dir, 2)
-    with app.uow() as uow:
-        third = uow.registry.current_snapshot()
-        assert third is not None
-        record_versions(uow, third, resources)
-
-
 # -- paging -----------------------------------------------------------------------------------
-
-
-def page_through(client: TestClient, headers: Headers, first_url: str) -> list[dict[str, Any]]:
-    """Every page from ``first_url`` on, by ``next`` links."""
-    pages = []
-    url: str | None = first_url
-    while url is not None:
-        bundle = fetch(client, relative(url) if url.startswith("http") else url, headers)
-        pages.append(bundle)
-        url = link(bundle, "next")
-        assert len(pages) < 100, "the next links do not end"
-    return pages
 
 
 class TestPaging:
@@ -595,100 +518,6 @@ class TestOwnerRestriction:
             assert_outcome(client.get(path, headers=alpha), 403, "forbidden")
 
 
-# -- history ----------------------------------------------------------------------------------
-
-
-def history(client: TestClient, headers: Headers, url: str) -> list[dict[str, Any]]:
-    """Every entry of a history from ``url`` on, following ``next``."""
-    entries = []
-    for page in page_through(client, headers, url):
-        Bundle.model_validate(page)
-        assert page["type"] == "history"
-        entries += page.get("entry", [])
-    return entries
-
-
-class TestHistory:
-    def test_since_the_second_snapshot_its_changes_and_deletions_oldest_first(
-        self, client: TestClient, reader: Headers, directory: Directory
-    ) -> None:
-        since = instant(directory.second)  # at or after
-        entries = history(client, reader, f"/fhir/Organization/_history?_since={since}")
-        assert [(e["request"]["method"], e["request"]["url"]) for e in entries] == [
-            ("PUT", "Organization/101"),
-            ("PUT", "Organization/301"),
-            ("DELETE", "Organization/300"),
-        ]
-        changed, _new, deleted = entries
-        assert changed["resource"]["name"] == "Kardiologisk Afdeling Nord"
-        assert changed["fullUrl"] == "http://testserver/fhir/Organization/101"
-        assert changed["response"]["etag"] == f'W/"{directory.second.id}"'
-        assert changed["response"]["lastModified"] == changed["resource"]["meta"]["lastUpdated"]
-        assert "resource" not in deleted
-        assert deleted["response"]["etag"] == f'W/"{directory.second.id}"'
-
-    def test_without_since_every_version_and_pages_by_next_links(
-        self, client: TestClient, reader: Headers
-    ) -> None:
-        entries = history(client, reader, "/fhir/Endpoint/_history?_count=2")
-        assert [(e["request"]["method"], e["request"]["url"]) for e in entries] == [
-            ("PUT", f"Endpoint/{EA}"),
-            ("PUT", f"Endpoint/{EB}"),
-            ("PUT", f"Endpoint/{EC}"),
-            ("PUT", f"Endpoint/{ED}"),
-            ("DELETE", f"Endpoint/{EC}"),
-        ]
-
-    def test_the_whole_directorys_history_merges_both_types_in_version_order(
-        self, client: TestClient, reader: Headers, directory: Directory
-    ) -> None:
-        since = instant(directory.second)
-        entries = history(client, reader, f"/fhir/_history?_since={since}&_count=2")
-        assert sorted(e["request"]["url"] for e in entries) == sorted(
-            ["Organization/101", "Organization/301", "Organization/300", f"Endpoint/{ED}"]
-            + [f"Endpoint/{EC}"]
-        )
-        everything = history(client, reader, "/fhir/_history?_count=1000")
-        first_versions = len(first_snapshot()["Organization"]) + len(first_snapshot()["Endpoint"])
-        assert len(everything) == first_versions + 5
-
-    def test_replaying_the_history_since_a_snapshot_leads_from_its_state_to_the_current_one(
-        self, client: TestClient, reader: Headers, directory: Directory
-    ) -> None:
-        state = {
-            (r["resourceType"], r["id"]): {k: v for k, v in r.items() if k != "meta"}
-            for resources in first_snapshot().values()
-            for r in resources
-        }
-        for entry in history(client, reader, f"/fhir/_history?_since={instant(directory.second)}"):
-            kind, rid = entry["request"]["url"].split("/")
-            if entry["request"]["method"] == "DELETE":
-                del state[(kind, rid)]
-            else:
-                state[(kind, rid)] = {k: v for k, v in entry["resource"].items() if k != "meta"}
-        current = {
-            (r["resourceType"], r["id"]): {k: v for k, v in r.items() if k != "meta"}
-            for resource_type in RESOURCE_TYPES
-            for page in page_through(client, reader, f"/fhir/{resource_type}?_count=1000")
-            for r in (e["resource"] for e in page.get("entry", []))
-        }
-        assert state == current
-
-    def test_since_now_is_empty(self, client: TestClient, reader: Headers) -> None:
-        bundle = fetch(client, "/fhir/Organization/_history?_since=2999-01-01T00:00:00Z", reader)
-        assert bundle["type"] == "history" and "entry" not in bundle
-        assert link(bundle, "next") is None
-
-    @pytest.mark.parametrize(
-        "query", ["_since=yesterday", "_since=2026-12-02T10:00:00", "_count=x", "_page=Zm9v"]
-    )
-    def test_a_malformed_value_is_400(
-        self, client: TestClient, reader: Headers, query: str
-    ) -> None:
-        response = client.get(f"/fhir/Organization/_history?{query}", headers=reader)
-        assert_outcome(response, 400, "invalid")
-
-
 # -- the index follows the stored versions ----------------------------------------------------
 
 
@@ -737,9 +566,12 @@ class TestCapabilityStatement:
         for resource in resources.values():
             assert [i["code"] for i in resource["interaction"]] == [
                 "read",
+                "vread",
                 "search-type",
+                "history-instance",
                 "history-type",
             ]
+            assert resource["readHistory"] is True
         organization_params = {
             p["name"]: p["type"] for p in resources["Organization"]["searchParam"]
         }
@@ -875,6 +707,7 @@ def _published() -> dict[str, dict[str, Any]]:
 
 PUBLISHED = _published()
 # operation -> (a request inside owner 100, outside it); what a restricted token gets for each
+# (FIRST: the id of the first snapshot, whose versions every resource read here has)
 MATRIX: dict[str, tuple[Callable[[bool], tuple[str, str, dict[str, str] | None]], str]] = {
     "GET /fhir/metadata": (lambda inside: ("GET", "/fhir/metadata", None), "public"),
     "GET /fhir/_history": (lambda inside: ("GET", "/fhir/_history", None), "unrestricted"),
@@ -888,6 +721,18 @@ MATRIX: dict[str, tuple[Callable[[bool], tuple[str, str, dict[str, str] | None]]
     ),
     "GET /fhir/Organization/_history": (
         lambda inside: ("GET", "/fhir/Organization/_history", None),
+        "unrestricted",
+    ),
+    "GET /fhir/Organization/{resource_id}/_history": (
+        lambda inside: ("GET", f"/fhir/Organization/{'101' if inside else '201'}/_history", None),
+        "unrestricted",
+    ),
+    "GET /fhir/Organization/{resource_id}/_history/{version_id}": (
+        lambda inside: (
+            "GET",
+            f"/fhir/Organization/{'101' if inside else '201'}/_history/FIRST",
+            None,
+        ),
         "unrestricted",
     ),
     "GET /fhir/Organization/{resource_id}": (
@@ -904,6 +749,14 @@ MATRIX: dict[str, tuple[Callable[[bool], tuple[str, str, dict[str, str] | None]]
     ),
     "GET /fhir/Endpoint/_history": (
         lambda inside: ("GET", "/fhir/Endpoint/_history", None),
+        "unrestricted",
+    ),
+    "GET /fhir/Endpoint/{resource_id}/_history": (
+        lambda inside: ("GET", f"/fhir/Endpoint/{EA if inside else EB}/_history", None),
+        "unrestricted",
+    ),
+    "GET /fhir/Endpoint/{resource_id}/_history/{version_id}": (
+        lambda inside: ("GET", f"/fhir/Endpoint/{EA if inside else EB}/_history/FIRST", None),
         "unrestricted",
     ),
     "GET /fhir/Endpoint/{resource_id}": (
@@ -945,6 +798,7 @@ def test_fhir_auth_matrix(
 ) -> None:
     build, rule = MATRIX[label]
     method, url, form = build(kind != "outside")
+    url = url.replace("FIRST", str(directory.first.id))  # the snapshot that made version 1
     tokens: dict[str, Callable[[], Headers]] = {
         "none": dict,
         "unknown": lambda: bearer(new_token()),
@@ -979,25 +833,22 @@ class TestAnUpdateClient:
         cli("sync", "--from-dir", str(sandbox_dir / "day-000"))
         with make_client(app) as client:
             token = bearer(issue_for("registry:read"))
+            pages = {t: page_through(client, token, f"/fhir/{t}?_count=50") for t in RESOURCE_TYPES}
             mirror = {
                 resource_type: {
                     e["resource"]["id"]: e["resource"]
-                    for page in page_through(client, token, f"/fhir/{resource_type}?_count=50")
+                    for page in pages[resource_type]
                     for e in page.get("entry", [])
                 }
                 for resource_type in RESOURCE_TYPES
             }
+            # The directory as of the first page read: where the client's history starts.
+            since = bookmark(pages["Organization"][0])
             assert mirror == _export(cli, tmp_path / "day-0")
-            since = datetime.now(UTC).isoformat().replace("+00:00", "Z")  # before the sync
             cli("sync", "--from-dir", str(sandbox_dir / "day-001"))
             changes = history(client, token, f"/fhir/_history?_since={since}&_count=40")
         assert changes
-        for entry in changes:
-            resource_type, rid = entry["request"]["url"].split("/")
-            if entry["request"]["method"] == "DELETE":
-                del mirror[resource_type][rid]
-            else:
-                mirror[resource_type][rid] = entry["resource"]
+        replay(mirror, changes)
         assert mirror == _export(cli, tmp_path / "day-1")
 
 

@@ -1,6 +1,7 @@
 """An mCSD update client against the national sandbox (about 73,000 units and 21,000 GLNs), on
 each engine, over HTTP from a served API: it pages through every Organization and Endpoint,
-the next sync comes, it follows ``_history?_since=`` from the moment before that sync, and what
+the next sync comes, it follows ``_history?_since=`` from the bookmark its first page gave
+(``Bundle.meta.lastUpdated``), applies it oldest first (FHIR lists it newest first), and what
 it holds is then exactly a fresh ``export fhir`` of the new snapshot (so nothing was missed by
 the paging either: most resources do not change on day 1)."""
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +106,12 @@ def test_an_update_client_mirrors_the_national_directory_and_follows_its_history
     ):
         base = f"http://{host}:{port}/fhir"
         mirror: Mirror = {resource_type: {} for resource_type in RESOURCE_TYPES}
+        since = None
         for resource_type in RESOURCE_TYPES:
             totals = set()
             for bundle in _pages(client, f"{base}/{resource_type}?_count=1000"):
+                # The directory as of the first page: where the client's history starts.
+                since = since or bundle["meta"]["lastUpdated"]
                 totals.add(bundle["total"])
                 for entry in bundle.get("entry", ()):
                     resource = entry["resource"]
@@ -118,7 +121,6 @@ def test_an_update_client_mirrors_the_national_directory_and_follows_its_history
             assert totals == {len(mirror[resource_type])}, resource_type
         assert len(mirror["Organization"]) > 70_000 and len(mirror["Endpoint"]) > 20_000
 
-        since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         _sync(app, national_sandbox, 1)
         changes = [
             entry
@@ -126,10 +128,10 @@ def test_an_update_client_mirrors_the_national_directory_and_follows_its_history
             for entry in bundle.get("entry", ())
         ]
     assert changes, "day 1 changes the directory"
-    for entry in changes:
+    for entry in reversed(changes):  # newest first, as FHIR lists a history
         resource_type, rid = entry["request"]["url"].split("/")
         if entry["request"]["method"] == "DELETE":
-            del mirror[resource_type][rid]
+            mirror[resource_type].pop(rid, None)  # day 0's versions come again: at or after
         else:
             assert entry["request"]["method"] == "PUT"
             mirror[resource_type][rid] = _digest(entry["resource"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -252,25 +253,58 @@ class TestSearching:
 
 
 class TestHistory:
-    def test_both_types_merged_oldest_first_and_paged(self, stored: FakeUnitOfWork) -> None:
-        everything = read_history(
-            stored, ("Organization", "Endpoint"), since=None, after_id=0, count=10_000
-        )
-        assert [v.id for v in everything.versions] == sorted(v.id for v in everything.versions)
-        assert everything.next_after is None
+    def test_both_types_merged_newest_first_and_paged_by_version(
+        self, stored: FakeUnitOfWork
+    ) -> None:
+        both = ("Organization", "Endpoint")
+        everything = read_history(stored, both, since=None, before_id=None, count=10_000)
+        ids = [v.id for v in everything.versions]
+        assert ids == sorted(ids, reverse=True)
+        assert everything.next_before is None
         first_versions = sum(len(r) for r in first_snapshot().values())
-        assert len(everything.versions) == first_versions + 5
-        page = read_history(stored, ("Organization", "Endpoint"), since=None, after_id=0, count=3)
-        assert len(page.versions) == 3 and page.next_after == page.versions[-1].id
+        assert len(ids) == first_versions + 5
+        paged, before = [], None
+        while True:
+            page = read_history(stored, both, since=None, before_id=before, count=3)
+            assert len(page.versions) <= 3
+            paged += [v.id for v in page.versions]
+            if page.next_before is None:
+                break
+            assert page.next_before == page.versions[-1].id
+            before = page.next_before
+        assert paged == ids
+
+    def test_a_page_read_after_new_versions_holds_only_older_ones(
+        self, stored: FakeUnitOfWork
+    ) -> None:
+        first = read_history(stored, ("Endpoint",), since=None, before_id=None, count=2)
+        stored.fhir.add([replace(stored.fhir.versions[-1], snapshot_id=99)])
+        assert first.next_before is not None
+        rest = read_history(
+            stored, ("Endpoint",), since=None, before_id=first.next_before, count=99
+        )
+        assert all(v.id < first.next_before for v in rest.versions)
+        assert 99 not in {v.snapshot_id for v in rest.versions}
+
+    def test_one_resources_versions_newest_first(self, stored: FakeUnitOfWork) -> None:
+        page = read_history(
+            stored, ("Endpoint",), since=None, before_id=None, count=10, resource_id=EC
+        )
+        assert [v.deleted for v in page.versions] == [True, False]
+        assert {v.resource_id for v in page.versions} == {EC}
 
     def test_since_an_instant_the_versions_made_at_or_after_it(
         self, stored: FakeUnitOfWork
     ) -> None:
         since = snapshot_info(2).taken_at
-        page = read_history(stored, ("Endpoint",), since=since, after_id=0, count=100)
-        assert [(v.resource_id, v.deleted) for v in page.versions] == [(ED, False), (EC, True)]
+        page = read_history(stored, ("Endpoint",), since=since, before_id=None, count=100)
+        assert [(v.resource_id, v.deleted) for v in page.versions] == [(EC, True), (ED, False)]
         later = read_history(
-            stored, ("Endpoint",), since=since + timedelta(microseconds=1), after_id=0, count=9
+            stored,
+            ("Endpoint",),
+            since=since + timedelta(microseconds=1),
+            before_id=None,
+            count=9,
         )
         assert later.versions == []
 
