@@ -135,6 +135,11 @@ def step_reads(database_url: str, repeat: int, since: str) -> None:
             ),
             ("history of day 1, first 1,000", f"/fhir/_history?_since={since}&_count=1000"),
             ("Organization history, first 1,000", "/fhir/Organization/_history?_count=1000"),
+            ("one Endpoint's history", f"/fhir/Endpoint/{gln}/_history"),
+            (
+                "vread: an Endpoint's version",
+                f"/fhir/Endpoint/{gln}/_history/{index.resources['Endpoint'][gln].version_id}",
+            ),
         ]
         rows = []
         with TestClient(api) as client:

@@ -207,13 +207,17 @@ class SqlAlchemyFhirRepository:
         paging), their contents as the stored JSON text: a FHIR history page."""
         v = FhirResourceVersion
         where = [v.resource_type == resource_type]
+        order = v.id.desc()
         if resource_id is not None:
             where.append(v.resource_id == resource_id)
+            # One resource's versions are one per snapshot, stored in snapshot order: by the
+            # snapshot, its unique index finds them, rather than a scan of the type's versions.
+            order = v.snapshot_id.desc()
         if before_id is not None:
             where.append(v.id < before_id)
         if since is not None:
             where.append(v.last_updated >= since)
-        return list(self._as_json(resource_type, where, v.id.desc(), limit))
+        return list(self._as_json(resource_type, where, order, limit))
 
     def version(self, resource_type: str, resource_id: str, snapshot_id: int) -> FhirVersion | None:
         """The version of a resource that snapshot ``snapshot_id`` made (its ``versionId``),
