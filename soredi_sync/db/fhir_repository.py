@@ -215,9 +215,28 @@ class SqlAlchemyFhirRepository:
             order = v.snapshot_id.desc()
         if before_id is not None:
             where.append(v.id < before_id)
-        if since is not None:
+        if since is not None and resource_id is None and self._is_sqlite():
+            # SQLite would read every version since then, JSON and all, into a temporary
+            # B-tree to sort it (0.4 s for a first national snapshot's Organizations): the
+            # oldest version since then is found on the (type, time) index instead, and the
+            # page is a range of the (type, id) index from there. Versions are stored in
+            # snapshot order and a later snapshot is taken later, so by id they are in time
+            # order too.
+            first = self.session.scalar(
+                select(v.id)
+                .where(v.resource_type == resource_type, v.last_updated >= since)
+                .order_by(v.last_updated, v.id)
+                .limit(1)
+            )
+            if first is None:
+                return []
+            where.append(v.id >= first)
+        elif since is not None:
             where.append(v.last_updated >= since)
         return list(self._as_json(resource_type, where, order, limit))
+
+    def _is_sqlite(self) -> bool:
+        return self.session.get_bind().dialect.name == "sqlite"
 
     def version(self, resource_type: str, resource_id: str, snapshot_id: int) -> FhirVersion | None:
         """The version of a resource that snapshot ``snapshot_id`` made (its ``versionId``),
