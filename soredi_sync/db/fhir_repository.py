@@ -98,7 +98,7 @@ class SqlAlchemyFhirRepository:
         them). Measured after a first national snapshot: a history page of 1,000 Endpoints
         230 ms before (every Endpoint sorted on disk), 21 ms after. SQLite's planner picks the
         (type, id) index without statistics, so it is left as it is."""
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._dialect() == "postgresql":
             self.session.execute(text(f"ANALYZE {FhirResourceVersion.__tablename__}"))
 
     def iter_latest(
@@ -119,7 +119,7 @@ class SqlAlchemyFhirRepository:
         # PostgreSQL sorts on the server; SQLite would sort the rows, JSON and all, in this
         # process (a 128 MB temporary B-tree for the national Endpoints), while its group-by
         # already reads them by resource id.
-        order = latest.c.rid if self.session.get_bind().dialect.name == "postgresql" else None
+        order = latest.c.rid if self._dialect() == "postgresql" else None
         yield from self._as_json(resource_type, where, order, None, chunk, join=latest)
 
     def _as_json(
@@ -215,7 +215,7 @@ class SqlAlchemyFhirRepository:
             order = v.snapshot_id.desc()
         if before_id is not None:
             where.append(v.id < before_id)
-        if since is not None and resource_id is None and self._is_sqlite():
+        if since is not None and resource_id is None and self._dialect() == "sqlite":
             # SQLite would read every version since then, JSON and all, into a temporary
             # B-tree to sort it (0.4 s for a first national snapshot's Organizations): the
             # oldest version since then is found on the (type, time) index instead, and the
@@ -235,8 +235,8 @@ class SqlAlchemyFhirRepository:
             where.append(v.last_updated >= since)
         return list(self._as_json(resource_type, where, order, limit))
 
-    def _is_sqlite(self) -> bool:
-        return self.session.get_bind().dialect.name == "sqlite"
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
 
     def version(self, resource_type: str, resource_id: str, snapshot_id: int) -> FhirVersion | None:
         """The version of a resource that snapshot ``snapshot_id`` made (its ``versionId``),

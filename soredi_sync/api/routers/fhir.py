@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -97,9 +98,9 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _instant(version: FhirVersion) -> str:
-    """As the version's ``meta.lastUpdated`` reads."""
-    return Version(version.snapshot_id, version.last_updated).meta()["lastUpdated"]
+def _instant(moment: datetime) -> str:
+    """A FHIR instant as a resource's ``meta.lastUpdated`` reads (``domain/mcsd.Version``)."""
+    return Version(0, moment).meta()["lastUpdated"]
 
 
 # -- metadata -----------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def _history(
         )
     bundle: dict[str, Any] = {"resourceType": "Bundle"}
     if page.versions:  # newest first: this page's newest change (the first page's: the newest)
-        bundle["meta"] = {"lastUpdated": _instant(page.versions[0])}
+        bundle["meta"] = {"lastUpdated": _instant(page.versions[0].last_updated)}
     head = _dumps({**bundle, "type": "history", "link": links})
     if page.versions:
         entries = b",".join(_history_entry(base, v) for v in page.versions)
@@ -226,7 +227,7 @@ def _history_entry(base: str, version: FhirVersion) -> bytes:
     response = {
         "status": "204 No Content" if version.deleted else "200 OK",
         "etag": f'W/"{version.snapshot_id}"',
-        "lastModified": _instant(version),
+        "lastModified": _instant(version.last_updated),
     }
     return (
         b'{"fullUrl":'
@@ -275,7 +276,7 @@ def _search_bundle(base: str, index: DirectoryIndex, page: SearchPage) -> bytes:
         links.append(link("next", page.next_page))
     head: dict[str, Any] = {"resourceType": "Bundle"}
     if index.marks.last_updated is not None:  # the directory as of its newest version
-        head["meta"] = {"lastUpdated": Version(0, index.marks.last_updated).meta()["lastUpdated"]}
+        head["meta"] = {"lastUpdated": _instant(index.marks.last_updated)}
     head |= {"type": "searchset", "total": page.total, "link": links}
     entries = [_search_entry(base, index, r, b"match") for r in page.matches]
     entries += [_search_entry(base, index, r, b"include") for r in page.included]
